@@ -1,0 +1,68 @@
+"""The ``hatl`` command: one sub-command per pipeline stage, each a thin wrapper over a library function.
+
+Sub-commands are registered by module path and imported lazily, so ``hatl --help`` stays fast and a
+stage's heavy imports (torch, mediapipe) are paid only by the stage that needs them. Each target module
+exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from hatl.errors import HatlError
+
+# name -> (module, one-line help). Modules are imported only when their command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "manifest": ("hatl.datasets.cli", "build a dataset's manifest (and split file) from its own layout"),
+    "demo-data": ("hatl.demo.cli", "write the embedded synthetic demo dataset (keypoints, clips, annotations)"),
+    "resize": ("hatl.video.cli", "decode and resize one shard of videos or frame folders"),
+    "keypoints": ("hatl.keypoints.cli", "extract MediaPipe Holistic keypoints (or convert .npy/demo) for one shard"),
+    "normalise": ("hatl.normalise", "centre, rescale and gap-fill keypoints into training-ready Parquet per split"),
+    "vocab": ("hatl.vocab", "build gloss and text vocabularies from the training split"),
+    "lm": ("hatl.lm", "train a KenLM n-gram (ARPA + binary) on the training text"),
+    "stats": ("hatl.stats", "dataset statistics (Table 3) and the keypoint quality report"),
+    "pretrain-demo": ("hatl.models.pretrain", "pretrain ST-GCN++ on a synthetic action task; save in pyskl format"),
+    "import-backbone": ("hatl.models.checkpoint", "import a pyskl ST-GCN++ checkpoint onto the configured graph"),
+    "train": ("hatl.train.cli", "train one dataset x model x task x strategy (x fold) run"),
+    "decode": ("hatl.evaluate.decode", "beam-search decode a trained run on dev and test"),
+    "score": ("hatl.evaluate.score", "score hypotheses: BLEU-1..4, ROUGE-L, chrF, WER"),
+    "table": ("hatl.evaluate.tables", "assemble a paper table (4-7) from scored runs"),
+    "figure": ("hatl.evaluate.figures", "draw a paper figure (2-10, learning curves) from run logs"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hatl", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    top, rest = parser.parse_known_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if top.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    module_name, help_text = COMMANDS[top.command]
+    module = importlib.import_module(module_name)
+    sub_parser = argparse.ArgumentParser(prog=f"hatl {top.command}", description=help_text)
+    module.add_arguments(sub_parser)
+    args = sub_parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except HatlError as err:
+        logging.getLogger("hatl").error("%s", err)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
