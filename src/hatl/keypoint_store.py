@@ -35,6 +35,7 @@ from hatl.io import atomic_path
 from hatl.landmarks import CHANNELS, Layout, layout_from_dict
 
 META_KEY = b"hatl"
+ROW_GROUP_SIZE = 32
 
 BASE_FIELDS = [
     pa.field("sample_id", pa.string(), nullable=False),
@@ -108,7 +109,8 @@ def write_keypoints(path: str | Path, records: list[KeypointRecord], layout: Lay
     """Write records atomically (temporary name, then rename)."""
     table = records_to_table(records, layout, meta)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        # Small row groups keep readers' memory bounded by ROW_GROUP_SIZE samples, not by the shard.
+        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_SIZE)
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
@@ -130,7 +132,7 @@ def iter_keypoints(path: str | Path, columns_extra: Iterable[str] | None = None)
     extra = [n for n in pf.schema_arrow.names if n not in BASE_NAMES]
     if columns_extra is not None:
         extra = [n for n in extra if n in set(columns_extra)]
-    for batch in pf.iter_batches(batch_size=64):
+    for batch in pf.iter_batches(batch_size=ROW_GROUP_SIZE):
         cols = {name: batch.column(name) for name in batch.schema.names}
         for i in range(batch.num_rows):
             sid = cols["sample_id"][i].as_py()
