@@ -1,0 +1,348 @@
+"""The sign-translation model f(x) = t(b(x)) for the three tasks (paper section 4; docs/architecture.md).
+
+- ``sign2text``: keypoints -> ST-GCN++ backbone -> per-frame features -> projection to the translator width
+  -> encoder -> text decoder. Gloss-free: CTC weight 0 (and by default no frame losses, docs/losses.md).
+- ``sign2gloss2text``: the same network; the encoder output also feeds a per-frame gloss classifier trained
+  with CTC (one model, jointly trained), and the decoder emits text.
+- ``gloss2text``: gloss tokens -> embedding -> encoder -> text decoder; no backbone (the upper-bound row).
+
+Two frame-wise gloss classifiers exist for the sign tasks: one on the encoder output (its log-softmax is
+the CTC distribution and L_enc's prediction) and one on the backbone features (L_bb). Frame axis after the
+backbone: T' = ceil(ceil(T / 2) / 2) (two stride-2 stages), and a sample with n real frames keeps
+ceil(ceil(n / 2) / 2) of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hatl.errors import InputError
+from hatl.models.adat import ADATEncoder
+from hatl.models.losses import (
+    LossConfig,
+    ctc_loss,
+    ctc_usable,
+    frame_cross_entropy,
+    frame_targets,
+    text_cross_entropy,
+)
+from hatl.models.positional import SinusoidalPositions
+from hatl.models.transformer import TextDecoder, TransformerEncoder, TranslatorConfig, lengths_to_mask
+
+PAD, BOS, EOS, UNK, BLANK = 0, 1, 2, 3, 4
+TASKS = ("sign2text", "sign2gloss2text", "gloss2text")
+TRANSLATORS = ("transformer", "adat")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The config's ``model`` section as typed values (defaults: the paper's Table 4 and docs/losses.md)."""
+
+    transformer: TranslatorConfig = field(default_factory=TranslatorConfig)
+    adat: TranslatorConfig = field(default_factory=TranslatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    max_frames: int = 1024
+    max_text_length: int = 128
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any] | None) -> "ModelConfig":
+        """Build from the ``model`` section (a dict as validated by the schema, or a partial one in tests)."""
+        section = dict(section or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"unknown model keys {unknown}; known: {sorted(known)}")
+        return cls(
+            transformer=TranslatorConfig.from_dict(section.get("transformer")),
+            adat=TranslatorConfig.from_dict(section.get("adat")),
+            loss=LossConfig.from_dict(section.get("loss")),
+            max_frames=int(section.get("max_frames", cls.max_frames)),
+            max_text_length=int(section.get("max_text_length", cls.max_text_length)),
+        )
+
+    def translator(self, name: str) -> TranslatorConfig:
+        if name not in TRANSLATORS:
+            raise ValueError(f"unknown translator {name!r}; known: {TRANSLATORS}")
+        return getattr(self, name)
+
+
+def model_config(config: Mapping[str, Any]) -> ModelConfig:
+    """The typed ``model`` section of a full (validated, effective) pipeline config."""
+    return ModelConfig.from_dict(config.get("model"))
+
+
+@dataclass
+class Encoded:
+    """Encoder output for decoding: memory (B, T, D), memory_mask (B, T) True on real positions,
+    gloss_logprobs (B, T, G) log-softmax of the encoder's frame classifier (None for gloss2text)."""
+
+    memory: torch.Tensor
+    memory_mask: torch.Tensor
+    gloss_logprobs: torch.Tensor | None = None
+
+    def index_select(self, rows: torch.Tensor) -> "Encoded":
+        """Rows in the given order (repeats allowed): beam search expands and reorders hypotheses with it."""
+        rows = rows.to(self.memory.device)
+        return Encoded(
+            memory=self.memory.index_select(0, rows),
+            memory_mask=self.memory_mask.index_select(0, rows),
+            gloss_logprobs=None if self.gloss_logprobs is None else self.gloss_logprobs.index_select(0, rows),
+        )
+
+    def repeat_interleave(self, times: int) -> "Encoded":
+        """Each row ``times`` times in a row (B*times rows): the start of a beam of width ``times``."""
+        rows = torch.arange(self.memory.shape[0], device=self.memory.device).repeat_interleave(times)
+        return self.index_select(rows)
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.memory_mask.sum(1)
+
+
+@dataclass
+class SLTOutput:
+    """What ``SLTModel.forward`` returns.
+
+    text_logits (B, S, V_text); frame_mask (B, T') True on real encoder positions; for the sign tasks also
+    gloss_logprobs (B, T', G) (log-softmax of enc_frame_logits), enc_frame_logits and bb_frame_logits (B, T', G).
+    """
+
+    text_logits: torch.Tensor
+    frame_mask: torch.Tensor
+    gloss_logprobs: torch.Tensor | None = None
+    enc_frame_logits: torch.Tensor | None = None
+    bb_frame_logits: torch.Tensor | None = None
+    encoded: Encoded | None = None
+
+
+def downsampled_lengths(lengths: torch.Tensor, stages: int = 2) -> torch.Tensor:
+    """Real frames left after ``stages`` stride-2 stages with padding: ceil(n / 2) per stage."""
+    for _ in range(stages):
+        lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
+    return lengths
+
+
+def pool_backbone_output(out: torch.Tensor) -> torch.Tensor:
+    """pyskl layout (N, M, C, T', V) -> per-frame features (N, T', C), averaged over persons and joints."""
+    if out.dim() != 5:
+        raise ValueError(f"backbone output must be (N, M, C, T, V), got shape {tuple(out.shape)}")
+    return out.mean(dim=(1, 4)).transpose(1, 2)
+
+
+def _sample_id(batch: Mapping[str, Any], row: int) -> str:
+    ids = batch.get("sample_ids")
+    return str(ids[row]) if ids is not None and row < len(ids) else f"row {row}"
+
+
+class SLTModel(nn.Module):
+    """One translation model for one task (see module docstring); the API is docs/architecture.md's.
+
+    backbone: an ST-GCN++-like module taking (N, M, T, V, C) and returning (N, M, C_out, T/4, V); may be
+    None for the sign tasks only if every batch brings precomputed ``backbone_features`` (then pass
+    ``backbone_channels``), and must be None for gloss2text. cfg: a ``ModelConfig`` or the config's
+    ``model`` section.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        translator: str,
+        backbone: nn.Module | None,
+        gloss_vocab_size: int,
+        text_vocab_size: int,
+        cfg: ModelConfig | Mapping[str, Any] | None = None,
+        backbone_channels: int | None = None,
+    ) -> None:
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; known: {TASKS}")
+        self.cfg = cfg if isinstance(cfg, ModelConfig) else ModelConfig.from_dict(cfg)
+        tcfg = self.cfg.translator(translator)
+        self.task = task
+        self.translator = translator
+        self.hidden = tcfg.hidden
+        if gloss_vocab_size <= BLANK and task != "sign2text":
+            raise ValueError(f"gloss vocabulary of size {gloss_vocab_size} has no room past the special ids")
+        if task == "gloss2text":
+            if backbone is not None:
+                raise ValueError("gloss2text reads gloss tokens and takes no backbone (pass backbone=None)")
+            self.backbone = None
+            self.gloss_embed = nn.Embedding(gloss_vocab_size, tcfg.hidden, padding_idx=PAD)
+        else:
+            channels = backbone_channels or getattr(backbone, "out_channels", None)
+            if channels is None:
+                raise ValueError("cannot tell the backbone's output channels: pass backbone_channels")
+            self.backbone = backbone
+            self.backbone_channels = int(channels)
+            self.project = nn.Linear(self.backbone_channels, tcfg.hidden)
+            self.gloss_head = nn.Linear(tcfg.hidden, gloss_vocab_size)
+            self.backbone_head = nn.Linear(self.backbone_channels, gloss_vocab_size)
+        self.positions = SinusoidalPositions(tcfg.hidden)
+        self.input_dropout = nn.Dropout(tcfg.dropout)
+        self.encoder = TransformerEncoder(tcfg) if translator == "transformer" else ADATEncoder(tcfg)
+        self.decoder = TextDecoder(tcfg, text_vocab_size, pad_id=PAD)
+
+    # ----- parameters -------------------------------------------------------------------------------
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by role, for per-group learning rates (Table 4: encoder 5e-5, decoder 1e-4; the
+        backbone's per-layer rates come from ``backbone.layers()``). The input projection / embedding and
+        the two frame classifiers belong to the encoder group."""
+        backbone = set(id(p) for p in self.backbone.parameters()) if self.backbone is not None else set()
+        decoder = set(id(p) for p in self.decoder.parameters())
+        groups: dict[str, list[nn.Parameter]] = {"backbone": [], "encoder": [], "decoder": []}
+        for param in self.parameters():
+            key = "backbone" if id(param) in backbone else "decoder" if id(param) in decoder else "encoder"
+            groups[key].append(param)
+        return groups
+
+    # ----- the sign front end -----------------------------------------------------------------------
+    def backbone_features(
+        self, keypoints: torch.Tensor, frame_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """keypoints (B, T, V, C), frame_mask (B, T) -> per-frame features (B, T', C_bb) and their mask (B, T').
+
+        Padded frames are zeroed first so their content cannot reach real frames through the temporal
+        convolutions. A fully frozen backbone runs without autograd (saves its activations' memory);
+        training may also cache this output and pass it as ``batch['backbone_features']``.
+        """
+        if self.backbone is None:
+            raise ValueError("this model has no backbone: batches must carry 'backbone_features'")
+        x = keypoints * frame_mask[:, :, None, None].to(keypoints.dtype)
+        x = x.unsqueeze(1)  # (N, M=1, T, V, C): pyskl's layout, one signer
+        trainable = any(p.requires_grad for p in self.backbone.parameters())
+        with torch.set_grad_enabled(trainable and torch.is_grad_enabled()):
+            feats = pool_backbone_output(self.backbone(x))
+        lengths = downsampled_lengths(frame_mask.sum(1))
+        return feats, lengths_to_mask(lengths.clamp(max=feats.shape[1]), feats.shape[1])
+
+    def _check_batch(self, batch: Mapping[str, Any]) -> None:
+        """Refuse samples the model cannot represent, naming them (the data stage should filter or crop)."""
+        if self.task == "gloss2text":
+            for row, n in enumerate(batch["gloss_lengths"].tolist()):
+                if n == 0:
+                    raise InputError(None, _sample_id(batch, row), "gloss2text needs glosses, this sample has none")
+        elif "backbone_features" not in batch:
+            lengths = batch["frame_mask"].sum(1).tolist()
+            for row, n in enumerate(lengths):
+                if n == 0:
+                    raise InputError(None, _sample_id(batch, row), "sample has no frames")
+                if n > self.cfg.max_frames:
+                    raise InputError(
+                        None, _sample_id(batch, row), f"{n} frames exceed model.max_frames={self.cfg.max_frames}"
+                    )
+        if "text_in" in batch and batch["text_in"].shape[1] > self.cfg.max_text_length:
+            lengths = (batch["text_in"] != PAD).sum(1)
+            row = int(lengths.argmax())
+            raise InputError(
+                None, _sample_id(batch, row),
+                f"text of {int(lengths[row])} tokens (with BOS) exceeds model.max_text_length={self.cfg.max_text_length}",
+            )
+
+    # ----- encoder -----------------------------------------------------------------------------------
+    def _encode(self, batch: Mapping[str, Any]) -> tuple[Encoded, torch.Tensor | None, torch.Tensor | None]:
+        """Encoded, plus (for the sign tasks) the backbone features and the encoder frame logits."""
+        self._check_batch(batch)
+        if self.task == "gloss2text":
+            gloss = batch["gloss"]
+            mask = lengths_to_mask(batch["gloss_lengths"].to(gloss.device), gloss.shape[1])
+            x = self.gloss_embed(gloss) * math.sqrt(self.hidden)
+            memory = self.encoder(self.input_dropout(self.positions(x)), mask)
+            return Encoded(memory, mask), None, None
+        if "backbone_features" in batch:
+            feats, mask = batch["backbone_features"], batch["backbone_mask"].bool()
+        else:
+            feats, mask = self.backbone_features(batch["keypoints"], batch["frame_mask"].bool())
+        if not bool(mask.any(1).all()):
+            row = int((~mask.any(1)).nonzero()[0, 0])
+            raise InputError(None, _sample_id(batch, row), "sample has no frames after the backbone")
+        x = self.project(feats)
+        memory = self.encoder(self.input_dropout(self.positions(x)), mask)
+        enc_logits = self.gloss_head(memory)
+        encoded = Encoded(memory, mask, F.log_softmax(enc_logits, dim=-1))
+        return encoded, feats, enc_logits
+
+    def encode(self, batch: Mapping[str, Any]) -> Encoded:
+        return self._encode(batch)[0]
+
+    def next_token_logprobs(self, encoded: Encoded, prefix: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities (B', V) of the token after ``prefix`` (B', S) (BOS first) for each encoded row."""
+        logits = self.decoder(prefix, encoded.memory, encoded.memory_mask)
+        return F.log_softmax(logits[:, -1], dim=-1)
+
+    def forward(self, batch: Mapping[str, Any]) -> SLTOutput:
+        encoded, feats, enc_logits = self._encode(batch)
+        text_logits = self.decoder(batch["text_in"], encoded.memory, encoded.memory_mask)
+        if self.task == "gloss2text":
+            return SLTOutput(text_logits=text_logits, frame_mask=encoded.memory_mask, encoded=encoded)
+        return SLTOutput(
+            text_logits=text_logits,
+            frame_mask=encoded.memory_mask,
+            gloss_logprobs=encoded.gloss_logprobs,
+            enc_frame_logits=enc_logits,
+            bb_frame_logits=self.backbone_head(feats),
+            encoded=encoded,
+        )
+
+    # ----- losses ------------------------------------------------------------------------------------
+    def frame_target_mode(self) -> str | None:
+        """How L_enc / L_bb labels are made for this task, or None when the task has no frame losses."""
+        if self.task == "gloss2text":
+            return None
+        if self.task == "sign2gloss2text":
+            return self.cfg.loss.frame_targets
+        mode = self.cfg.loss.sign2text_frame_targets
+        return None if mode == "none" else mode
+
+    def losses(self, batch: Mapping[str, Any], out: SLTOutput) -> dict[str, torch.Tensor]:
+        """total = w_ctc*ctc + w_ce*ce + w_enc*enc + w_bb*bb; terms a task does not use are 0 with weight 0.
+
+        Also returns two counts (0-dim int64) so that nothing is dropped silently, over the rows a gloss
+        term would supervise: ``skipped_no_gloss`` (rows without glosses: no CTC, no frame labels) and
+        ``skipped_too_short`` (rows with fewer encoder frames than CTC needs for their glosses).
+        """
+        lcfg = self.cfg.loss
+        ce = text_cross_entropy(out.text_logits, batch["text_out"], PAD, lcfg.label_smoothing)
+        zero = ce.new_zeros(())
+        result = {"ctc": zero, "ce": ce, "enc": zero, "bb": zero,
+                  "skipped_no_gloss": torch.zeros((), dtype=torch.long),
+                  "skipped_too_short": torch.zeros((), dtype=torch.long)}
+        uses_ctc = self.task == "sign2gloss2text"  # the paper: w_ctc = 0 for Sign2Text
+        mode = self.frame_target_mode()
+        if uses_ctc or mode is not None:
+            assert out.gloss_logprobs is not None and out.enc_frame_logits is not None
+            assert out.bb_frame_logits is not None
+            frame_lengths = out.frame_mask.sum(1)
+            gloss, gloss_lengths = _gloss_targets(batch, frame_lengths)
+            has_gloss = gloss_lengths > 0
+            feasible = ctc_usable(frame_lengths, gloss_lengths, gloss)
+            result["skipped_no_gloss"] = (~has_gloss).sum().cpu()
+            if uses_ctc or mode == "viterbi":
+                result["skipped_too_short"] = (has_gloss & ~feasible).sum().cpu()
+            if uses_ctc:
+                result["ctc"] = ctc_loss(out.gloss_logprobs, frame_lengths, gloss, gloss_lengths, BLANK, feasible)
+            if mode is not None:
+                usable = feasible if mode == "viterbi" else has_gloss & (frame_lengths > 0)
+                labels = frame_targets(mode, out.gloss_logprobs, frame_lengths, gloss, gloss_lengths, BLANK,
+                                       usable, lcfg.supervise_blank_frames)
+                result["enc"] = frame_cross_entropy(out.enc_frame_logits, labels)
+                result["bb"] = frame_cross_entropy(out.bb_frame_logits, labels)
+        w_ctc = lcfg.w_ctc if uses_ctc else 0.0
+        w_frames = 1.0 if mode is not None else 0.0
+        result["total"] = (w_ctc * result["ctc"] + lcfg.w_ce * ce
+                           + w_frames * (lcfg.w_enc * result["enc"] + lcfg.w_bb * result["bb"]))
+        return result
+
+
+def _gloss_targets(batch: Mapping[str, Any], frame_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, U) glosses and (B,) lengths; a batch without a ``gloss`` entry (no annotation) reads as all-empty."""
+    device = frame_lengths.device
+    if batch.get("gloss") is None:
+        size = frame_lengths.shape[0]
+        return torch.zeros(size, 0, dtype=torch.long, device=device), torch.zeros(size, dtype=torch.long, device=device)
+    return batch["gloss"].to(device), batch["gloss_lengths"].to(device)
