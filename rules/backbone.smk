@@ -1,0 +1,53 @@
+# Backbone: the demo's own pyskl-format pretraining (only when no checkpoint is configured), then the
+# import of a pyskl ST-GCN++ checkpoint onto each dataset's MediaPipe graph.
+
+
+rule pretrain_demo:
+    input:
+        data=lambda w: f"{RESULTS}/{demo_pretrain_source()}/normalised",
+    output:
+        f"{RESULTS}/pretrained/stgcnpp_demo.pth",
+    log:
+        "logs/pretrain_demo.log",
+    benchmark:
+        "benchmarks/pretrain_demo.tsv"
+    conda:
+        "../envs/hatl.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=lambda w, attempt: attempt_scaled(4000, attempt),
+        runtime=lambda w, attempt: attempt_scaled(30, attempt),
+    params:
+        config=lambda w: resolved_config(demo_pretrain_source()),
+        settings=lambda w: eff(demo_pretrain_source())["backbone"],
+        split=lambda w: splits_of(demo_pretrain_source())[0],
+    shell:
+        "hatl pretrain-demo --config {params.config} --data {input.data}/{params.split}.parquet"
+        " --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule import_backbone:
+    input:
+        checkpoint=backbone_checkpoint,
+    output:
+        weights=f"{RESULTS}/{{dataset}}/backbone/stgcnpp.pt",
+        report=f"{RESULTS}/{{dataset}}/backbone/import_report.json",
+    log:
+        "logs/import_backbone/{dataset}.log",
+    benchmark:
+        "benchmarks/import_backbone/{dataset}.tsv"
+    conda:
+        "../envs/hatl.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda w, attempt: attempt_scaled(2000, attempt),
+        runtime=lambda w, attempt: attempt_scaled(10, attempt),
+    params:
+        config=lambda w: resolved_config(w.dataset),
+        settings=lambda w: [
+            eff(w.dataset)["backbone"],
+            eff(w.dataset)["preprocess"]["keypoints"],
+        ],
+    shell:
+        "hatl import-backbone --config {params.config} --checkpoint {input.checkpoint}"
+        " --out {output.weights} --report {output.report} > {log} 2>&1"

@@ -1,0 +1,235 @@
+# Input functions and helpers shared by all rule files. Nothing here computes results; it only maps
+# wildcards to paths and config sections.
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from hatl.config import effective_config
+
+RESULTS = "results"
+DATASETS = list(config["datasets"])
+TEXT_ONLY_TASKS = {"gloss2text"}
+
+
+def _write_if_changed(path, text):
+    """Resolved configs are written at parse time, but only when their content changes, so their
+    modification time never makes Snakemake rerun anything by itself."""
+    path = Path(path)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return str(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return str(path)
+
+
+def resolved_config(dataset=None):
+    """Path of the validated config as `dataset` sees it (demo datasets: demo.overrides merged in)."""
+    view = config if dataset is None else effective_config(config, dataset)
+    name = "all" if dataset is None else dataset
+    text = yaml.safe_dump(
+        json.loads(json.dumps(view)), sort_keys=True, allow_unicode=True
+    )
+    return _write_if_changed(f"{RESULTS}/config/{name}.yaml", text)
+
+
+def eff(dataset):
+    return effective_config(config, dataset)
+
+
+def ds_cfg(dataset):
+    return config["datasets"][dataset]
+
+
+def is_demo(dataset):
+    return ds_cfg(dataset)["adapter"] == "demo"
+
+
+def uses_cv(dataset):
+    return ds_cfg(dataset).get("cross_validation") is not None
+
+
+def splits_of(dataset):
+    return ["trainval", "test"] if uses_cv(dataset) else ["train", "dev", "test"]
+
+
+def folds_of(dataset):
+    cv = ds_cfg(dataset).get("cross_validation")
+    if cv is None:
+        return ["main"]
+    folds = cv.get("run_folds")
+    folds = range(cv["folds"]) if folds is None else folds
+    return [f"fold{k}" for k in folds]
+
+
+def tasks_of(dataset):
+    return ds_cfg(dataset)["tasks"]
+
+
+def needs_keypoints(dataset):
+    return any(task not in TEXT_ONLY_TASKS for task in tasks_of(dataset))
+
+
+def run_dir(dataset, model, task, strategy, fold):
+    return f"{RESULTS}/runs/{dataset}/{model}/{task}/{strategy}/{fold}"
+
+
+def strategies_for(task):
+    # Gloss2Text has no backbone: its one run is the text-only upper bound, trained as 'full'.
+    return ["full"] if task in TEXT_ONLY_TASKS else config["experiments"]["strategies"]
+
+
+def runs_of(dataset, tasks=None):
+    """Every (model, task, strategy, fold) run directory of a dataset."""
+    tasks = tasks_of(dataset) if tasks is None else tasks
+    return [
+        run_dir(dataset, model, task, strategy, fold)
+        for model in config["experiments"]["models"]
+        for task in tasks
+        for strategy in strategies_for(task)
+        for fold in folds_of(dataset)
+    ]
+
+
+def lm_stem(dataset):
+    return f"{RESULTS}/{dataset}/lm/text.{eff(dataset)['lm']['order']}gram"
+
+
+# --- sharding (the manifest is a checkpoint: its shard column decides the keypoint jobs) ---
+
+
+def manifest_of(dataset):
+    return checkpoints.manifest.get(dataset=dataset).output.manifest
+
+
+def shard_kinds(dataset):
+    frame = pd.read_parquet(manifest_of(dataset), columns=["shard", "source_kind"])
+    return {
+        int(s): str(k)
+        for s, k in frame.drop_duplicates("shard").itertuples(index=False)
+    }
+
+
+def keypoint_shards(wildcards):
+    return [
+        f"{RESULTS}/{wildcards.dataset}/keypoints/shard-{shard}.parquet"
+        for shard in sorted(shard_kinds(wildcards.dataset))
+    ]
+
+
+def keypoint_inputs(wildcards):
+    inputs = {"manifest": manifest_of(wildcards.dataset)}
+    kind = shard_kinds(wildcards.dataset)[int(wildcards.shard)]
+    resized = (
+        eff(wildcards.dataset)["preprocess"]["keypoints"]["input_resolution"]
+        == "resized"
+    )
+    if kind in ("video", "frames") and resized:
+        inputs["clips"] = (
+            f"{RESULTS}/{wildcards.dataset}/clips/shard-{wildcards.shard}.npz"
+        )
+    return inputs
+
+
+def manifest_inputs(wildcards):
+    if is_demo(wildcards.dataset):
+        return {"demo": f"{RESULTS}/{wildcards.dataset}/demo"}
+    return {}
+
+
+# --- backbone ---
+
+
+def backbone_checkpoint(wildcards):
+    ckpt = eff(wildcards.dataset)["backbone"].get("checkpoint")
+    return ckpt if ckpt else f"{RESULTS}/pretrained/stgcnpp_demo.pth"
+
+
+def demo_pretrain_source():
+    """The demo dataset whose training keypoints the demo pretraining uses (the first demo dataset)."""
+    demo = [ds for ds in DATASETS if is_demo(ds)]
+    return demo[0] if demo else DATASETS[0]
+
+
+# --- training / evaluation ---
+
+
+def train_inputs(wildcards):
+    ds = wildcards.dataset
+    inputs = {"vocab": f"{RESULTS}/{ds}/vocab/text.json"}
+    if wildcards.task in TEXT_ONLY_TASKS:
+        inputs["manifest"] = f"{RESULTS}/{ds}/manifest.parquet"
+    else:
+        inputs["data"] = f"{RESULTS}/{ds}/normalised"
+        inputs["backbone"] = f"{RESULTS}/{ds}/backbone/stgcnpp.pt"
+    return inputs
+
+
+def attempt_scaled(base, attempt):
+    """Memory and runtime grow with the attempt number, so a job killed for either gets more next time."""
+    return int(base * (1 + 0.5 * (attempt - 1)))
+
+
+def dataset_for_table(number):
+    """Which configured dataset a paper table (5, 6, 7) is computed from."""
+    wanted = {5: "phoenix14t", 6: "isharah", 7: "medasl"}[number]
+    for ds in DATASETS:
+        cfg = ds_cfg(ds)
+        if (
+            ds == wanted
+            or cfg["adapter"] == wanted
+            or cfg.get("demo_profile") == wanted
+        ):
+            return ds
+    raise ValueError(f"table {number} needs a dataset for {wanted}; none is configured")
+
+
+def table_targets():
+    targets = [f"{RESULTS}/table3.csv", f"{RESULTS}/table4.csv"]
+    for number in (5, 6, 7):
+        try:
+            dataset_for_table(number)
+        except ValueError:
+            continue
+        targets.append(f"{RESULTS}/table{number}.csv")
+    return targets
+
+
+def figure_targets():
+    figures = []
+    for first in (
+        2,
+        5,
+        8,
+    ):  # 2-4 training time, 5-7 time vs unfrozen layers, 8-10 unfreezing timelines
+        for offset, table in enumerate((5, 6, 7)):
+            try:
+                dataset_for_table(table)
+            except ValueError:
+                continue
+            figures.append(f"{RESULTS}/figures/figure{first + offset}.png")
+    return figures
+
+
+def all_targets():
+    return (
+        table_targets() + figure_targets() + [f"{RESULTS}/figures/keypoint_quality.png"]
+    )
+
+
+# --- paper artefacts ---
+
+
+def table_dataset(wildcards):
+    return dataset_for_table(int(wildcards.number))
+
+
+def scores_for(dataset):
+    return [f"{d}/scores.json" for d in runs_of(dataset)]
+
+
+def summaries_for(dataset):
+    return [f"{d}/summary.json" for d in runs_of(dataset)]

@@ -1,0 +1,76 @@
+# Data stages: demo data (demo datasets only), manifest (a checkpoint: it decides the shards), resize.
+
+
+rule demo_data:
+    output:
+        directory(f"{RESULTS}/{{dataset}}/demo"),
+    log:
+        "logs/demo_data/{dataset}.log",
+    benchmark:
+        "benchmarks/demo_data/{dataset}.tsv"
+    conda:
+        "../envs/hatl.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda w, attempt: attempt_scaled(2000, attempt),
+        runtime=lambda w, attempt: attempt_scaled(10, attempt),
+    params:
+        config=lambda w: resolved_config(w.dataset),
+        settings=lambda w: [
+            ds_cfg(w.dataset),
+            eff(w.dataset)["demo"],
+            eff(w.dataset)["preprocess"]["keypoints"],
+        ],
+    shell:
+        "hatl demo-data --config {params.config} --dataset {wildcards.dataset} --out-dir {output} > {log} 2>&1"
+
+
+checkpoint manifest:
+    input:
+        unpack(manifest_inputs),
+    output:
+        manifest=f"{RESULTS}/{{dataset}}/manifest.parquet",
+        splits=f"{RESULTS}/{{dataset}}/splits.tsv",
+    log:
+        "logs/manifest/{dataset}.log",
+    benchmark:
+        "benchmarks/manifest/{dataset}.tsv"
+    conda:
+        "../envs/hatl.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda w, attempt: attempt_scaled(2000, attempt),
+        runtime=lambda w, attempt: attempt_scaled(10, attempt),
+    params:
+        config=lambda w: resolved_config(w.dataset),
+        settings=lambda w: [
+            ds_cfg(w.dataset),
+            config["seed"],
+            eff(w.dataset)["preprocess"]["shard_size"],
+        ],
+    shell:
+        "hatl manifest --config {params.config} --dataset {wildcards.dataset}"
+        " --out {output.manifest} --splits-out {output.splits} > {log} 2>&1"
+
+
+rule resize:
+    input:
+        manifest=lambda w: manifest_of(w.dataset),
+    output:
+        f"{RESULTS}/{{dataset}}/clips/shard-{{shard}}.npz",
+    log:
+        "logs/resize/{dataset}/shard-{shard}.log",
+    benchmark:
+        "benchmarks/resize/{dataset}/shard-{shard}.tsv"
+    conda:
+        "../envs/hatl.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda w, attempt: attempt_scaled(2000, attempt),
+        runtime=lambda w, attempt: attempt_scaled(30, attempt),
+    params:
+        config=lambda w: resolved_config(w.dataset),
+        settings=lambda w: eff(w.dataset)["preprocess"]["resize"],
+    shell:
+        "hatl resize --config {params.config} --dataset {wildcards.dataset} --manifest {input.manifest}"
+        " --shard {wildcards.shard} --out {output} > {log} 2>&1"
