@@ -8,6 +8,7 @@ for demo datasets the ``demo.overrides`` section is merged over the top level.
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,17 @@ def _with_defaults(validator_class):  # the documented jsonschema recipe for fil
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+# libyaml's loader when present: the schema is read by every command, and the pure-Python one takes ~1 s.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.lru_cache(maxsize=4)
+def _schema_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return yaml.load(_schema_text(Path(path)), Loader=_Loader)
 
 
 def _describe(err: jsonschema.ValidationError) -> str:
@@ -58,7 +67,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         with open(path, encoding="utf-8") as fh:
-            config = yaml.safe_load(fh) or {}
+            config = yaml.load(fh, Loader=_Loader) or {}
     except FileNotFoundError as err:
         raise ConfigError(f"{path}: config file does not exist") from err
     except yaml.YAMLError as err:

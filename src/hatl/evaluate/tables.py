@@ -1,0 +1,423 @@
+"""``hatl table``: the paper's Table 4 (hyperparameters) and Tables 5-7 (translation quality) from scored runs.
+
+    hatl table --config config/config.yaml --table 5 --dataset phoenix14t \
+        --scores results/runs/phoenix14t/*/*/*/*/scores.json --out results/table5.csv
+
+writes ``table5.csv``, ``table5.md`` and ``table5.json`` (sidecar: ROUGE variant, sacrebleu signature,
+bootstrap settings, the runs used, anything skipped, provenance). Without ``--scores`` the command globs
+``<runs-root>/<dataset>/*/*/*/*/scores.json``. A run's dataset/model/task/strategy/fold is read from its path
+(``.../runs/<dataset>/<model>/<task>/<strategy>/<fold>/scores.json``) or from the ``run`` block of scores.json.
+
+Rows per task group (Sign2Gloss2Text, Sign2Text, then Gloss2Text when such runs exist): the paper's
+literature rows and its own rows (``source=reported``, ``data=real``), then ours (``source=measured``,
+``data=demo`` or ``real`` from the dataset's adapter). Measured values are means over folds with the sample
+standard deviation in ``*_sd`` columns (MedASL: 5 folds on the held-out test). ``p_<metric>`` is the
+one-sided paired-bootstrap p-value that the row's own model/task HATL run beats this baseline on test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hatl.config import effective_config, is_demo, load_config
+from hatl.errors import InputError
+from hatl.evaluate.bootstrap import paired_bootstrap, sentence_stats
+from hatl.evaluate.metrics import ROUGE_VARIANT, BleuSettings
+from hatl.evaluate.paper_numbers import METRICS, MODEL_NAMES, PAPER_TABLE4, STRATEGY_NAMES, TABLE_DATASET, rows_for
+from hatl.evaluate.score import RUN_KEYS, parse_run_dir, read_decoded
+from hatl.io import read_json, write_json, write_text
+from hatl.provenance import provenance
+
+log = logging.getLogger(__name__)
+
+TASK_ORDER = ("sign2gloss2text", "sign2text", "gloss2text")
+TASK_NAMES = {"sign2gloss2text": "Sign2Gloss2Text", "sign2text": "Sign2Text", "gloss2text": "Gloss2Text"}
+MODEL_ORDER = ("transformer", "adat")
+STRATEGY_ORDER = ("classical", "full", "hatl")
+SPLITS = ("dev", "test")
+VALUE_COLUMNS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
+METRIC_LABELS = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4", "rouge": "ROUGE"}
+COLUMNS = (
+    ["table", "dataset", "task", "name", "model", "strategy", "source", "data", "n_folds"]
+    + VALUE_COLUMNS
+    + [f"{c}_sd" for c in VALUE_COLUMNS]
+    + ["dev_wer", "test_wer", "p_bleu4", "p_rouge", "runs"]
+)
+
+
+# ------------------------------------------------------------------------------------------ run loading
+@dataclasses.dataclass
+class ScoredRun:
+    path: Path  # scores.json
+    run: dict[str, str]
+    scores: dict[str, Any]
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+    def decoded_path(self, split: str) -> Path:
+        return self.run_dir / f"decoded.{split}.jsonl"
+
+
+def load_scored_run(path: str | Path) -> ScoredRun:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, "scores file does not exist")
+    try:
+        scores = read_json(path)
+    except json.JSONDecodeError as err:
+        raise InputError(path, None, f"not valid JSON: {err}") from err
+    run = scores.get("run") or parse_run_dir(path.parent)
+    if not run or any(k not in run for k in RUN_KEYS):
+        raise InputError(path, "run", "cannot tell the run (expected .../runs/<ds>/<model>/<task>/<strategy>/<fold>/scores.json)")
+    if "splits" not in scores:
+        raise InputError(path, "splits", "scores.json has no 'splits' block")
+    return ScoredRun(path, {k: str(run[k]) for k in RUN_KEYS}, scores)
+
+
+def find_scores(runs_root: str | Path, dataset: str) -> list[Path]:
+    return sorted(Path(runs_root).glob(f"{dataset}/*/*/*/*/scores.json"))
+
+
+# ------------------------------------------------------------------------------------------ measured rows
+def _mean_sd(values: list[float | None]) -> tuple[float | None, float | None]:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return None, None
+    mean = float(np.mean(vals))
+    sd = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+    return mean, sd
+
+
+def _split_value(run: ScoredRun, split: str, metric: str) -> float | None:
+    block = run.scores["splits"].get(split)
+    return None if block is None else block.get(metric)
+
+
+def _aligned_rows(a: ScoredRun, b: ScoredRun, split: str) -> tuple[list[dict], list[dict]]:
+    pa, pb = a.decoded_path(split), b.decoded_path(split)
+    ra, rb = read_decoded(pa), read_decoded(pb)
+    ids_a, by_b = [r["id"] for r in ra], {r["id"]: r for r in rb}
+    if set(ids_a) != set(by_b):
+        raise InputError(pb, None, f"sample ids differ from {pa}: the paired bootstrap needs the same sentences")
+    return ra, [by_b[i] for i in ids_a]
+
+
+def significance(
+    hatl: list[ScoredRun], baseline: list[ScoredRun], settings: BleuSettings, boot: dict[str, Any]
+) -> dict[str, float]:
+    """p-values (test split) for each configured metric; folds are paired by name."""
+    folds = sorted(set(r.run["fold"] for r in hatl) & set(r.run["fold"] for r in baseline))
+    if not folds:
+        raise ValueError("no fold in common")
+    h_by, b_by = {r.run["fold"]: r for r in hatl}, {r.run["fold"]: r for r in baseline}
+    h_stats, b_stats = [], []
+    for fold in folds:
+        rh, rb = _aligned_rows(h_by[fold], b_by[fold], "test")
+        refs = [r["ref"] for r in rh]
+        h_stats.append(sentence_stats([r["hyp"] for r in rh], refs, settings))
+        b_stats.append(sentence_stats([r["hyp"] for r in rb], refs, settings))
+    out = {}
+    for metric in boot.get("metrics", ["bleu4", "rouge"]):
+        res = paired_bootstrap(h_stats, b_stats, metric, boot.get("samples", 1000), boot.get("seed", 1234), settings)
+        out[f"p_{metric}"] = res["p_value"]
+    return out
+
+
+def measured_rows(
+    runs: list[ScoredRun], table: int, dataset: str, data_kind: str, settings: BleuSettings, boot: dict[str, Any],
+    skipped: list[dict[str, str]],
+) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str, str], list[ScoredRun]] = defaultdict(list)
+    for run in runs:
+        groups[(run.run["task"], run.run["model"], run.run["strategy"])].append(run)
+    rows = []
+    for (task, model, strategy), members in groups.items():
+        members.sort(key=lambda r: r.run["fold"])
+        row: dict[str, Any] = {
+            "table": table, "dataset": dataset, "task": task,
+            "name": f"{MODEL_NAMES.get(model, model)} ({STRATEGY_NAMES.get(strategy, strategy)})",
+            "model": model, "strategy": strategy, "source": "measured", "data": data_kind, "n_folds": len(members),
+            "runs": ";".join(str(m.run_dir) for m in members),
+        }
+        for split in SPLITS:
+            for metric in [*METRICS, "wer"]:
+                mean, sd = _mean_sd([_split_value(m, split, metric) for m in members])
+                row[f"{split}_{metric}"] = mean
+                if metric != "wer":
+                    row[f"{split}_{metric}_sd"] = sd
+        hatl = groups.get((task, model, "hatl"))
+        if strategy != "hatl" and hatl:
+            try:
+                row.update(significance(hatl, members, settings, boot))
+            except (ValueError, InputError) as err:
+                skipped.append({"record": row["name"] + f" [{task}]", "reason": f"no p-value: {err}"})
+                log.warning("no p-value for %s [%s]: %s", row["name"], task, err)
+        rows.append(row)
+    return rows
+
+
+def reported_rows(table: int, dataset: str) -> list[dict[str, Any]]:
+    rows = []
+    for paper in rows_for(table):
+        row: dict[str, Any] = {
+            "table": table, "dataset": dataset, "task": paper.task, "name": paper.name,
+            "model": paper.model or "", "strategy": paper.strategy or "",
+            "source": "reported" if paper.model else "reported (literature)", "data": "real", "n_folds": None,
+            "runs": "",
+        }
+        for split, values in (("dev", paper.dev), ("test", paper.test)):
+            for metric, value in zip(METRICS, values):
+                row[f"{split}_{metric}"] = value
+        rows.append(row)
+    return rows
+
+
+def _sort_key(row: dict[str, Any]) -> tuple:
+    literature = row["source"] == "reported (literature)"
+    return (
+        TASK_ORDER.index(row["task"]) if row["task"] in TASK_ORDER else len(TASK_ORDER),
+        0 if literature else (1 if row["source"] == "reported" else 2),
+        0 if literature else MODEL_ORDER.index(row["model"]) if row["model"] in MODEL_ORDER else 9,
+        0 if literature else STRATEGY_ORDER.index(row["strategy"]) if row["strategy"] in STRATEGY_ORDER else 9,
+    )
+
+
+def results_table(
+    table: int, dataset: str, runs: list[ScoredRun], data_kind: str, settings: BleuSettings, boot: dict[str, Any],
+) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """Rows of Table 5/6/7 (reported + measured) in the paper's order, and the list of skipped items."""
+    for run in runs:
+        if run.run["dataset"] != dataset:
+            raise InputError(run.path, "run.dataset", f"run belongs to dataset '{run.run['dataset']}', not '{dataset}'")
+    skipped: list[dict[str, str]] = []
+    rows = reported_rows(table, dataset) + measured_rows(runs, table, dataset, data_kind, settings, boot, skipped)
+    measured_tasks = {r.run["task"] for r in runs}
+    # Gloss2Text has no reported rows: it appears only when we have such runs.
+    rows = [r for r in rows if r["task"] != "gloss2text" or r["task"] in measured_tasks]
+    rows.sort(key=_sort_key)
+    frame = pd.DataFrame(rows)
+    for col in COLUMNS:
+        if col not in frame:
+            frame[col] = None
+    return frame[COLUMNS], skipped
+
+
+# ------------------------------------------------------------------------------------------ table 4
+def _get(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _model_default(config, dotted)
+        node = node[part]
+    return node
+
+
+def _model_default(config: dict[str, Any], dotted: str) -> Any:
+    """Model sizes the config leaves out resolve to hatl.models' defaults (what training actually builds)."""
+    if not dotted.startswith("model."):
+        return None
+    try:
+        from hatl.models.slt import model_config
+
+        node: Any = model_config(config)
+        for part in dotted.split(".")[1:]:
+            node = getattr(node, part)
+        return node
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "(not in config)"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "(" + ", ".join(_fmt(v) for v in value) + ")"
+    return str(value)
+
+
+def table4_rows(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Paper value vs the value resolved from the (effective) config, one row per Table 4 line."""
+    g = lambda key: _get(config, key)  # noqa: E731 - a short local alias keeps the table readable
+    per_model = lambda key: {m: g(f"model.{m}.{key}") for m in MODEL_ORDER}  # noqa: E731
+    spec: list[tuple[str, str, Any, str]] = [
+        ("HATL: warmup epochs", "training.hatl.warmup_epochs", g("training.hatl.warmup_epochs"), "2"),
+        ("HATL: warmup scheduler", "training.lr.warmup_min_steps, training.lr.warmup_fraction",
+         f"max({_fmt(g('training.lr.warmup_min_steps'))}, {_fmt(g('training.lr.warmup_fraction'))} x training steps)", None),
+        ("HATL: patience for unfreezing the first layer", "training.hatl.patience_first", g("training.hatl.patience_first"), "4"),
+        ("HATL: moving average window", "training.hatl.window", g("training.hatl.window"), "3"),
+        ("HATL: unfreeze threshold (CTC)", "training.hatl.thresholds.ctc_loss", g("training.hatl.thresholds.ctc_loss"), "0.003"),
+        ("HATL: unfreeze threshold (BLEU-4)", "training.hatl.thresholds.bleu4", g("training.hatl.thresholds.bleu4"), "0.002"),
+        ("HATL: unfreeze threshold decay", "training.hatl.delta_decay, training.hatl.delta_decay_every",
+         f"x{_fmt(g('training.hatl.delta_decay'))} every {_fmt(g('training.hatl.delta_decay_every'))} epochs", None),
+        ("HATL: cooldown after unfreeze", "training.hatl.cooldown_epochs", g("training.hatl.cooldown_epochs"), "3"),
+        ("HATL: early stopping", "training.early_stopping.patience", g("training.early_stopping.patience"), "5"),
+        ("HATL: optimizer", "training.optimizer",
+         f"AdamW, {_fmt(g('training.optimizer.betas'))}, eps={_fmt(g('training.optimizer.eps'))}", None),
+        ("HATL: backbone learning rate", "training.lr.backbone", g("training.lr.backbone"), "1e-5"),
+        ("HATL: layer-wise learning rate decay", "training.lr.layer_decay",
+         f"backbone lr x {_fmt(g('training.lr.layer_decay'))}^(n-m)", None),
+        ("Translation: encoder layers", "model.{transformer,adat}.encoder_layers", per_model("encoder_layers"), "3"),
+        ("Translation: decoder layers", "model.{transformer,adat}.decoder_layers", per_model("decoder_layers"), "1"),
+        ("Translation: hidden size", "model.{transformer,adat}.hidden", per_model("hidden"), "512"),
+        ("Translation: attention heads", "model.{transformer,adat}.heads", per_model("heads"), "8"),
+        ("Translation: dropout rate", "model.{transformer,adat}.dropout", per_model("dropout"), "0.1"),
+        ("Translation: optimizer", "training.optimizer",
+         f"AdamW, {_fmt(g('training.optimizer.betas'))}, eps={_fmt(g('training.optimizer.eps'))}", None),
+        ("Translation: encoder learning rate", "training.lr.encoder", g("training.lr.encoder"), "5e-5"),
+        ("Translation: decoder learning rate", "training.lr.decoder", g("training.lr.decoder"), "1e-4"),
+        ("Translation: CTC gloss alignment", "model.loss.w_ctc",
+         f"w_CTC = {_fmt(g('model.loss.w_ctc'))} in Sign2Gloss2Text, 0 in Sign2Text", None),
+        ("Decoding: CTC blank bias (Sign2Gloss2Text)", "decoding.ctc.blank_bias", g("decoding.ctc.blank_bias"), "0.4"),
+        ("Decoding: CTC temperature (Sign2Gloss2Text)", "decoding.ctc.temperature", g("decoding.ctc.temperature"), "0.9"),
+        ("Decoding: beam width", "decoding.beam_width", g("decoding.beam_width"), "8"),
+        ("Decoding: KenLM language model", "lm.order", f"{_fmt(g('lm.order'))}-gram", None),
+        ("Decoding: KenLM weight", "decoding.lm_weight", g("decoding.lm_weight"), "0.7"),
+    ]
+    rows = []
+    for name, key, value, paper_number in spec:
+        values = list(value.values()) if isinstance(value, dict) else [value]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if paper_number is not None and numeric:
+            same = all(math.isclose(float(v), float(paper_number), rel_tol=1e-9) for v in values)
+            matches = "yes" if same else "no"
+        elif paper_number is not None and any(v is None for v in values):
+            matches = "not configured"
+        else:
+            matches = "see values"  # composite values: compare the text
+        shown = "; ".join(f"{m}: {_fmt(v)}" for m, v in value.items()) if isinstance(value, dict) else _fmt(value)
+        rows.append({"hyperparameter": name, "paper": PAPER_TABLE4[name], "configured": shown,
+                     "config_key": key, "matches": matches})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ rendering
+def _cell(row: pd.Series, col: str) -> str:
+    value = row.get(col)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    sd = row.get(f"{col}_sd")
+    if sd is not None and not (isinstance(sd, float) and math.isnan(sd)):
+        return f"{value:.1f} ± {sd:.1f}"
+    return f"{value:.1f}"
+
+
+def _signature_text(signature: Any) -> str:
+    """One signature when BLEU-1..4 share it (they differ only in max order, which the name says)."""
+    if isinstance(signature, dict) and len(set(signature.values())) == 1:
+        return next(iter(signature.values()))
+    return json.dumps(signature)
+
+
+def _p(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.3f}"
+
+
+def results_markdown(frame: pd.DataFrame, table: int, meta: dict[str, Any]) -> str:
+    lines = [
+        f"<!-- Table {table}: {TABLE_DATASET[table]} ({meta['dataset']}). ROUGE: {meta['rouge_variant']}. "
+        f"BLEU-1..4 sacrebleu signature: {_signature_text(meta['bleu_signature'])}. code {meta['code_version']}. -->",
+        "",
+        f"**Table {table}.** Translation quality on {TABLE_DATASET[table]} (dataset `{meta['dataset']}`, our data: "
+        f"{meta['data']}). Reported rows are the paper's; measured rows are ours (mean ± sd over folds where "
+        "there are several). p = one-sided paired bootstrap p-value that HATL beats that baseline on test.",
+        "",
+        "| Model | Source | Data | " + " | ".join(f"Dev {METRIC_LABELS[m]}" for m in METRICS) + " | "
+        + " | ".join(f"Test {METRIC_LABELS[m]}" for m in METRICS) + " | p (BLEU-4) | p (ROUGE) |",
+        "|" + "---|" * (3 + 2 * len(METRICS) + 2),
+    ]
+    current = None
+    for _, row in frame.iterrows():
+        if row["task"] != current:
+            current = row["task"]
+            lines.append(f"| **{TASK_NAMES.get(current, current)}** |" + " |" * (2 + 2 * len(METRICS) + 2))
+        cells = [row["name"], row["source"], row["data"]] + [_cell(row, c) for c in VALUE_COLUMNS]
+        cells += [_p(row.get("p_bleu4")), _p(row.get("p_rouge"))]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines.append("")
+    lines.append("BLEU-1..4 are cumulative sacrebleu scores; " + meta["rouge_variant"] + ".")
+    return "\n".join(lines) + "\n"
+
+
+def table4_markdown(rows: list[dict[str, Any]], dataset: str, code_version: str) -> str:
+    lines = [
+        f"<!-- Table 4 as resolved from the config for dataset '{dataset}'. code {code_version}. -->",
+        "",
+        f"**Table 4.** Hyperparameters: the paper's values beside those resolved from the config (dataset `{dataset}`).",
+        "",
+        "| Hyperparameter | Paper | Configured | Config key | Matches |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {r['hyperparameter']} | {r['paper']} | {r['configured']} | `{r['config_key']}` | {r['matches']} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    from hatl.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.4f")
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="pipeline config")
+    parser.add_argument("--table", required=True, type=int, choices=[4, 5, 6, 7])
+    parser.add_argument("--dataset", required=True, help="dataset name in the config (its runs fill the measured rows)")
+    parser.add_argument("--scores", nargs="*", type=Path, default=None,
+                        help="scores.json files of the runs (default: glob <runs-root>/<dataset>/*/*/*/*/scores.json)")
+    parser.add_argument("--runs-root", type=Path, default=Path("results/runs"))
+    parser.add_argument("--out", required=True, type=Path, help="tableN.csv (tableN.md and tableN.json are written beside)")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    eff = effective_config(config, args.dataset)
+    data_kind = "demo" if is_demo(config, args.dataset) else "real"
+    prov = provenance(eff, dataset=args.dataset, table=args.table)
+    md_path, json_path = args.out.with_suffix(".md"), args.out.with_suffix(".json")
+    if args.table == 4:
+        rows = table4_rows(eff)
+        _write_csv(args.out, pd.DataFrame(rows))
+        write_text(md_path, table4_markdown(rows, args.dataset, prov["code_version"]))
+        write_json(json_path, {"table": 4, "dataset": args.dataset, "data": data_kind, "rows": rows, "provenance": prov})
+        log.info("wrote %s (%d hyperparameters)", args.out, len(rows))
+        return 0
+    paths = list(args.scores) if args.scores is not None else find_scores(args.runs_root, args.dataset)
+    runs = [load_scored_run(p) for p in paths]
+    settings = BleuSettings.from_config(eff.get("evaluation", {}))
+    boot = eff.get("evaluation", {}).get("bootstrap", {})
+    frame, skipped = results_table(args.table, args.dataset, runs, data_kind, settings, boot)
+    # the signatures the runs were scored with (normally one; several would mean mixed scoring settings)
+    signatures = [json.loads(s) for s in sorted({json.dumps(r.scores.get("bleu_signature"), sort_keys=True) for r in runs})]
+    meta = {
+        "dataset": args.dataset, "data": data_kind, "rouge_variant": ROUGE_VARIANT,
+        "bleu_signature": signatures[0] if len(signatures) == 1 else signatures,
+        "code_version": prov["code_version"],
+    }
+    _write_csv(args.out, frame)
+    write_text(md_path, results_markdown(frame, args.table, meta))
+    write_json(json_path, {
+        "table": args.table, "dataset": args.dataset, "paper_dataset": TABLE_DATASET[args.table], "data": data_kind,
+        "rouge_variant": ROUGE_VARIANT, "bleu_signature": meta["bleu_signature"], "bleu_settings": dataclasses.asdict(settings),
+        "bootstrap": boot, "p_value": "one-sided paired bootstrap on test: (1 + #{baseline >= HATL}) / (1 + samples)",
+        "aggregation": "mean over folds; *_sd = sample standard deviation (ddof=1) when there are >= 2 folds",
+        "scores": [str(p) for p in paths], "skipped": skipped, "provenance": prov,
+    })
+    log.info("wrote %s: %d measured run(s), %d row(s), %d skipped", args.out, len(runs), len(frame), len(skipped))
+    return 0
