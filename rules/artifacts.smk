@@ -38,3 +38,129 @@ rule stats:
         "hatl stats --config {params.config} --datasets {params.datasets} --manifests {input.manifests}"
         " --normalised-dirs {input.normalised} --out-table {output.table}"
         " --out-quality {output.quality} --out-figure {output.figure} > {log} 2>&1"
+
+
+rule table4:
+    output:
+        csv=report(
+            f"{RESULTS}/table4.csv",
+            caption="../workflow/report/table4.rst",
+            category="Tables",
+        ),
+        markdown=f"{RESULTS}/table4.md",
+        sidecar=f"{RESULTS}/table4.json",
+    log:
+        "logs/table4.log",
+    benchmark:
+        "benchmarks/table4.tsv"
+    conda:
+        "../envs/hatl.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda w, attempt: attempt_scaled(1000, attempt),
+        runtime=lambda w, attempt: attempt_scaled(10, attempt),
+    params:
+        dataset=lambda w: dataset_for_table(5),
+        config=lambda w: resolved_config(dataset_for_table(5)),
+        settings=lambda w: [
+            eff(dataset_for_table(5))[k]
+            for k in ("model", "training", "decoding", "backbone")
+        ],
+    shell:
+        "hatl table --config {params.config} --table 4 --dataset {params.dataset} --out {output.csv} > {log} 2>&1"
+
+
+rule results_table:
+    input:
+        scores=lambda w: scores_for(table_dataset(w)),
+        decoded=lambda w: decoded_tests_for(table_dataset(w)),
+    output:
+        csv=report(
+            f"{RESULTS}/table{{number}}.csv",
+            caption="../workflow/report/table{number}.rst",
+            category="Tables",
+        ),
+        markdown=f"{RESULTS}/table{{number}}.md",
+        sidecar=f"{RESULTS}/table{{number}}.json",
+    log:
+        "logs/table{number}.log",
+    benchmark:
+        "benchmarks/table{number}.tsv"
+    wildcard_constraints:
+        number="5|6|7",
+    conda:
+        "../envs/hatl.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda w, attempt: attempt_scaled(2000, attempt),
+        runtime=lambda w, attempt: attempt_scaled(20, attempt),
+    params:
+        dataset=table_dataset,
+        config=lambda w: resolved_config(table_dataset(w)),
+        settings=lambda w: eff(table_dataset(w))["evaluation"],
+    shell:
+        "hatl table --config {params.config} --table {wildcards.number} --dataset {params.dataset}"
+        " --scores {input.scores} --out {output.csv} > {log} 2>&1"
+
+
+rule figure:
+    input:
+        summaries=lambda w: summaries_for(figure_dataset(w)),
+        logs=lambda w: logs_for(figure_dataset(w)),
+    output:
+        png=report(
+            f"{RESULTS}/figures/figure{{number}}.png",
+            caption="../workflow/report/figure{number}.rst",
+            category="Figures",
+        ),
+        pdf=f"{RESULTS}/figures/figure{{number}}.pdf",
+        sidecar=f"{RESULTS}/figures/figure{{number}}.json",
+    log:
+        "logs/figure{number}.log",
+    benchmark:
+        "benchmarks/figure{number}.tsv"
+    wildcard_constraints:
+        number=r"\d+",
+    conda:
+        "../envs/hatl.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda w, attempt: attempt_scaled(2000, attempt),
+        runtime=lambda w, attempt: attempt_scaled(10, attempt),
+    params:
+        dataset=figure_dataset,
+        config=lambda w: resolved_config(figure_dataset(w)),
+        runs=lambda w: runs_of(figure_dataset(w)),
+    shell:
+        "hatl figure --config {params.config} --figure {wildcards.number} --dataset {params.dataset}"
+        " --runs {params.runs} --out {output.png} > {log} 2>&1"
+
+
+rule learning_curves:
+    input:
+        summaries=lambda w: summaries_for(w.dataset),
+        logs=lambda w: logs_for(w.dataset),
+    output:
+        png=report(
+            f"{RESULTS}/figures/learning_curves_{{dataset}}.png",
+            caption="../workflow/report/learning_curves.rst",
+            category="Figures",
+        ),
+        pdf=f"{RESULTS}/figures/learning_curves_{{dataset}}.pdf",
+        sidecar=f"{RESULTS}/figures/learning_curves_{{dataset}}.json",
+    log:
+        "logs/learning_curves/{dataset}.log",
+    benchmark:
+        "benchmarks/learning_curves/{dataset}.tsv"
+    conda:
+        "../envs/hatl.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda w, attempt: attempt_scaled(2000, attempt),
+        runtime=lambda w, attempt: attempt_scaled(10, attempt),
+    params:
+        config=lambda w: resolved_config(w.dataset),
+        runs=lambda w: runs_of(w.dataset),
+    shell:
+        "hatl figure --config {params.config} --figure curves --dataset {wildcards.dataset}"
+        " --runs {params.runs} --out {output.png} > {log} 2>&1"

@@ -198,6 +198,22 @@ def table_targets():
     return targets
 
 
+FIGURE_TABLE = {2: 5, 3: 6, 4: 7, 5: 5, 6: 6, 7: 7, 8: 5, 9: 6, 10: 7}
+
+
+def figure_dataset(wildcards):
+    """Figures 2-4, 5-7 and 8-10 each cover PHOENIX14T, Isharah and MedASL in turn."""
+    return dataset_for_table(FIGURE_TABLE[int(wildcards.number)])
+
+
+def decoded_tests_for(dataset):
+    return [f"{d}/decoded.test.jsonl" for d in runs_of(dataset)]
+
+
+def logs_for(dataset):
+    return [f"{d}/log.jsonl" for d in runs_of(dataset)]
+
+
 def figure_targets():
     figures = []
     for first in (

@@ -27,9 +27,8 @@ rule decode:
         settings=lambda w: eff(w.dataset)["decoding"],
         run_dir=lambda w, input: str(Path(input.best).parent),
         vocab_dir=lambda w, input: str(Path(input.vocab).parent),
-        data=lambda w, input: f"--data-dir {input.data}" if input.data else "",
     shell:
-        "hatl decode --config {params.config} --run-dir {params.run_dir} {params.data}"
+        "hatl decode --config {params.config} --run-dir {params.run_dir} --data-dir {input.data}"
         " --vocab-dir {params.vocab_dir} --lm {input.lm} --out-dir {params.run_dir} > {log} 2>&1"
 
 
