@@ -9,7 +9,8 @@ word n-gram over subword pieces would need far more context to be useful.
 KenLM's ``lmplz`` estimates the model (modified Kneser-Ney, ``--discount_fallback`` so that tiny demo
 corpora, whose count-of-counts cannot give discounts, still work; ``-S lm.memory`` because lmplz
 otherwise claims 80% of RAM) and ``build_binary`` converts the ARPA file for fast loading. The binary is
-then loaded with the ``kenlm`` Python module to check it and to log its perplexity on the dev text.
+then loaded with the ``kenlm`` Python module to check it and to log its perplexity on held-out text (the
+``dev`` split; ``test`` under cross-validation, where every fold's dev is part of the training text).
 Both executables are looked up on PATH and then beside the running Python (the virtualenv's bin).
 """
 
@@ -99,6 +100,19 @@ def _strip_reserved(sentences: Sequence[str]) -> tuple[list[str], int]:
     return out, n
 
 
+def held_out_split(splits: set[str], training: str) -> str | None:
+    """The split the LM's perplexity is measured on: text the LM was not trained on.
+
+    ``dev`` when the dataset has one. Under cross-validation the LM is trained on all of ``trainval``
+    (every fold's dev included), so only ``test`` is held out; measuring there is a report, not a choice
+    made on test. None when no split besides the training one exists.
+    """
+    for split in ("dev", "test"):
+        if split in splits and split != training:
+            return split
+    return None
+
+
 def _run(cmd: list[str], what: str) -> None:
     log.info("running %s", " ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -165,7 +179,7 @@ def build_lm(
     sentences, n_reserved = _strip_reserved(sentences)
     if n_reserved:
         log.warning("removed %d occurrence(s) of the reserved words <s>, </s>, <unk> from the training text", n_reserved)
-    dev_split = "dev" if "dev" in set(manifest["split"]) else None
+    dev_split = held_out_split(set(manifest["split"]), split)
     dev = [norm.apply(t) for t in manifest.loc[manifest["split"] == dev_split, "text"]] if dev_split else []
     dev = [s for s in _strip_reserved(dev)[0] if s]
 
@@ -189,7 +203,11 @@ def build_lm(
         "text_normalisation": norm.to_dict(),
         "unit": "words (also with a sentencepiece text vocabulary: fusion happens at word boundaries)",
         "training": {"split": split, "sentences": len(sentences), "words": words, "reserved_words_removed": n_reserved},
-        "evaluation": {"split": dev_split or f"{split} (first 100 sentences; no dev split)", **check},
+        "evaluation": {
+            "split": dev_split or f"{split} (first 100 sentences; no held-out split, so not a held-out figure)",
+            "held_out": bool(dev),
+            **check,
+        },
         "provenance": provenance(cfg, dataset=dataset),
     }
     write_json(report_path, report)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,6 +204,23 @@ def normalise_sample(
 # --------------------------------------------------------------------------------------------- dataset
 
 
+# What pyarrow raises on a file that is not (or no longer) valid Parquet: truncated, overwritten, half-copied.
+_UNREADABLE = (pa.ArrowException, OSError)
+
+
+def _unreadable(shard: Path, err: Exception) -> InputError:
+    return InputError(shard, None, f"keypoint shard is not a readable Parquet file ({type(err).__name__}: {err}); "
+                                   "re-create it with `hatl keypoints`")
+
+
+def _shard_records(shard: Path) -> Iterator[KeypointRecord]:
+    """``iter_keypoints`` with a damaged file reported as an InputError naming the shard, not a traceback."""
+    try:
+        yield from iter_keypoints(shard)
+    except _UNREADABLE as err:
+        raise _unreadable(shard, err) from err
+
+
 def _shard_index(shards: Sequence[Path]) -> tuple[Layout, dict[str, Any], dict[str, tuple[Path, str]]]:
     """Check that the shards share one layout and hold each sample once; map sample_id -> (shard, split)."""
     layout: Layout | None = None
@@ -212,7 +229,11 @@ def _shard_index(shards: Sequence[Path]) -> tuple[Layout, dict[str, Any], dict[s
     for shard in shards:
         if not shard.exists():
             raise InputError(shard, None, "keypoint shard does not exist")
-        meta = read_meta(shard)
+        try:
+            meta = read_meta(shard)
+            table = pq.read_table(shard, columns=["sample_id", "split"])
+        except _UNREADABLE as err:
+            raise _unreadable(shard, err) from err
         try:
             shard_layout = layout_from_dict(meta["layout"])
         except (KeyError, ValueError) as err:
@@ -221,7 +242,6 @@ def _shard_index(shards: Sequence[Path]) -> tuple[Layout, dict[str, Any], dict[s
             layout, first_meta = shard_layout, meta
         elif shard_layout != layout:
             raise InputError(shard, "layout", f"landmark layout differs from {shards[0]}'s")
-        table = pq.read_table(shard, columns=["sample_id", "split"])
         for sid, split in zip(table.column("sample_id").to_pylist(), table.column("split").to_pylist()):
             if sid in where:
                 raise InputError(shard, sid, f"sample also appears in {where[sid][0]}")
@@ -300,7 +320,7 @@ def normalise_dataset(
         writers: dict[str, _SplitWriter] = {}
         try:
             for shard in shards:
-                for rec in iter_keypoints(shard):
+                for rec in _shard_records(shard):
                     if not np.isfinite(rec.landmarks).all():
                         raise InputError(shard, rec.sample_id, "landmarks contain NaN or infinite values")
                     row = rows[rec.sample_id]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,8 +229,29 @@ def quality_rows(name: str, data: str, normalised_dir: str | Path) -> list[dict[
     return rows
 
 
+QUALITY_TITLE = "Keypoint detection rate per landmark group (MediaPipe Holistic)"
+
+
+def figure_title(text: str, width_in: float) -> str:
+    """``text`` wrapped to a figure ``width_in`` inches wide: one panel (a single dataset, e.g. real MedASL)
+    is narrower than the title, which tight_layout does not shrink, so it was cut off at both edges."""
+    chars = max(20, int(width_in * 8.5))  # ~8.5 characters per inch at matplotlib's default title size
+    return "\n".join(textwrap.wrap(text, chars)) or text
+
+
 def quality_figure(quality: pd.DataFrame, png: str | Path, pdf: str | Path) -> None:
     """Grouped bars (one bar per split within each landmark group), one panel per dataset; PNG and PDF."""
+    import matplotlib.pyplot as plt
+
+    fig = draw_quality_figure(quality)
+    for out in (png, pdf):
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=150)
+    plt.close(fig)
+
+
+def draw_quality_figure(quality: pd.DataFrame) -> Any:
+    """The quality figure (a matplotlib Figure, Agg backend), not yet saved."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -262,12 +284,9 @@ def quality_figure(quality: pd.DataFrame, png: str | Path, pdf: str | Path) -> N
         axes[0][0].text(0.5, 0.5, "no keypoint data (text-only datasets)", ha="center", va="center")
         axes[0][0].set_axis_off()
     axes[0][0].set_ylabel("frames with the group detected")
-    fig.suptitle("Keypoint detection rate per landmark group (MediaPipe Holistic)")
+    fig.suptitle(figure_title(QUALITY_TITLE, fig.get_figwidth()))
     fig.tight_layout()
-    for out in (png, pdf):
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=150)
-    plt.close(fig)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------- CLI

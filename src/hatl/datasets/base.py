@@ -92,7 +92,9 @@ def require_root(dataset: str, ds_cfg: dict[str, Any]) -> Path:
         raise ConfigError(
             f"config key 'datasets.{dataset}.root': adapter '{ds_cfg['adapter']}' needs the dataset's release folder"
         )
-    path = Path(root).expanduser().absolute()
+    # abspath, not Path.absolute(): it also folds "..", so a root written as ../MedASL gives clean source
+    # paths in the manifest; unlike resolve() it keeps symlinks the user chose (e.g. a data mount)
+    path = Path(os.path.abspath(Path(root).expanduser()))
     if not path.exists():
         raise InputError(path, f"dataset {dataset}", "dataset root does not exist")
     return path

@@ -11,6 +11,7 @@ Readers for later stages: :func:`read_manifest`, :func:`manifest_meta`, :func:`s
 
 from __future__ import annotations
 
+import os
 import contextlib
 import json
 import logging
@@ -125,7 +126,7 @@ def build_manifest(config: dict[str, Any], dataset: str) -> Manifest:
     ds_cfg = dataset_config(eff, dataset)
     adapter = ds_cfg["adapter"]
     rows, skipped = get_adapter(adapter).build_rows(dataset, ds_cfg, eff)
-    root = str(Path(ds_cfg["root"]).expanduser().absolute()) if ds_cfg.get("root") else None
+    root = os.path.abspath(os.path.expanduser(ds_cfg["root"])) if ds_cfg.get("root") else None
     check_rows(rows, root, adapter)
     if not rows:
         reasons = ", ".join(f"{k} x{v}" for k, v in summarise_skipped(skipped).items()) or "the annotations hold none"

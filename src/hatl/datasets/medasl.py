@@ -7,7 +7,14 @@ Keypoints: ``<root>/Videos/<folder>/<i>.npy`` (``videos`` overrides the ``Videos
 
 Folder resolution from ``NpyFilesRoot``: keep the last path component before ``/*.npy`` (some rows carry an
 absolute path from the authors' machine) and look it up under ``Videos``; some folder names on disk lack a '?'
-the CSV has (or the reverse), so a second lookup compares names with every '?' removed.
+the CSV has (or the reverse), so a second lookup compares names with every '?' removed. (In the public 500-row
+release all 500 names match exactly, the absolute-path row included; MedASL2000's ``NpyFilesRoot`` values drop
+the '?' that its glosses and the folders carry.)
+
+Nested takes: three folders of the public release also hold sub-folders ``1/``, ``2/``, ``3/`` with their own
+``<i>.npy`` frames (other recordings of the sentence; the top-level frames are byte-identical to the last
+one). ``NpyFilesRoot``'s ``<folder>/*.npy`` names only the top-level files, so those are the sample; each
+nested take is listed as a skipped item (reason ``unused nested take``) so that nothing is left out silently.
 
 Sample ids are the data-row number (``0001``...; the ``#`` column when present), so they stay stable when rows
 are skipped. Only the first ``.npy`` of each folder is shape-checked here (the manifest needs just the frame
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +70,22 @@ def resolve_folder(videos: Path, name: str, names: set[str], stripped: dict[str,
         return videos / name
     alt = stripped.get(name.replace("?", ""))
     return videos / (alt if alt is not None else name)
+
+
+def nested_takes(folder: Path) -> list[tuple[Path, int]]:
+    """Sub-folders of a sentence folder that hold ``.npy`` frames of their own, with their frame counts.
+
+    Only direct sub-folders are looked at (the release nests one level); sorted by name for stable reports.
+    """
+    out: list[tuple[Path, int]] = []
+    with os.scandir(folder) as entries:
+        subdirs = sorted(Path(e.path) for e in entries if e.is_dir())
+    for sub in subdirs:
+        with os.scandir(sub) as entries:
+            n = sum(1 for e in entries if e.is_file() and e.name.lower().endswith(".npy"))
+        if n:
+            out.append((sub, n))
+    return out
 
 
 def read_annotations(path: Path, tasks: list[str], skipped: list[dict[str, str]]) -> list[dict[str, Any]]:
@@ -141,6 +165,11 @@ def build_rows(dataset: str, ds_cfg: dict[str, Any], config: dict[str, Any]) -> 
                 continue
             base.check_npy_frame(files[0], record)
             n_frames = len(files)
+            for sub, n_sub in nested_takes(folder):
+                skipped.append(base.skip(
+                    f"{record} take {sub.name}/", "unused nested take",
+                    f"{sub} ({n_sub} frames; NpyFilesRoot names only the {n_frames} top-level frames)",
+                ))
         present.append(item)
         rows.append(base.make_row(item["id"], "", SIGNER, item["gloss"], item["text"], str(folder), "npy", fps,
                                   n_frames))
