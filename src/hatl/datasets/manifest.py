@@ -11,10 +11,10 @@ Readers for later stages: :func:`read_manifest`, :func:`manifest_meta`, :func:`s
 
 from __future__ import annotations
 
-import os
 import contextlib
 import json
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
