@@ -1,0 +1,340 @@
+"""Import a pyskl ST-GCN++ checkpoint onto the configured MediaPipe graph (``hatl import-backbone``).
+
+Reads mmcv training files ``{'meta', 'state_dict', 'optimizer'}`` and flat state dicts, keys with or without
+the ``backbone.`` prefix, in pyskl's coco (V=17) and nturgb+d (V=25) layouts (detected from the adjacency
+shape and ``data_bn``). Every key goes through an explicit map (:data:`PYSKL_TO_HATL`, torchtune style:
+block/branch numbers abstracted to ``{}``); a key the map does not know is refused, ``cls_head.*`` is ignored
+with a note, and a shape that does not fit is an error naming the key.
+
+The joint-dependent tensors (each block's learned adjacency ``A`` and the input norm ``data_bn``) are rebuilt
+from the target graph; joints that exist in both skeletons (:data:`hatl.models.graph.POSE_EQUIVALENTS`) carry
+their pretrained entries over. Everything else loads unchanged. The result is a torch file holding the
+adapted state dict, the architecture, the graph and layout it was adapted to, and the import report;
+:func:`load_backbone` turns it back into an :class:`~hatl.models.stgcnpp.STGCNPP`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hatl.config import effective_config, load_config
+from hatl.errors import ConfigError, InputError
+from hatl.io import atomic_path, write_json
+from hatl.landmarks import Layout, build_layout
+from hatl.models.graph import Graph, mediapipe_graph, pyskl_graph, shared_joints
+from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
+from hatl.provenance import provenance
+
+log = logging.getLogger(__name__)
+
+FORMAT = "hatl.stgcnpp/1"
+DEMO_CHECKPOINT = "results/pretrained/stgcnpp_demo.pth"
+IGNORED_PREFIXES = ("cls_head.",)  # the action classifier: the translator replaces it
+_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+_CONV = ("weight", "bias")
+
+
+def _entries(prefix: str, suffixes: tuple[str, ...]) -> dict[str, str]:
+    return {f"{prefix}.{s}": f"{prefix}.{s}" for s in suffixes}
+
+
+# pyskl key template -> hatl key template ("{}" = a block or branch number). Identity on names by design
+# (hatl uses pyskl's module names), but explicit: a key outside this table is refused.
+PYSKL_TO_HATL: dict[str, str] = {
+    **_entries("data_bn", _BN),
+    "gcn.{}.gcn.A": "gcn.{}.gcn.A",
+    **_entries("gcn.{}.gcn.conv", _CONV),
+    **_entries("gcn.{}.gcn.bn", _BN),
+    **_entries("gcn.{}.gcn.down.0", _CONV),
+    **_entries("gcn.{}.gcn.down.1", _BN),
+    **_entries("gcn.{}.tcn.branches.{}.0", _CONV),  # branch entry 1x1 conv
+    **_entries("gcn.{}.tcn.branches.{}.1", _BN),
+    **_entries("gcn.{}.tcn.branches.{}.3.conv", _CONV),  # dilated temporal conv
+    **_entries("gcn.{}.tcn.branches.{}", _CONV),  # the bare 1x1 branch
+    **_entries("gcn.{}.tcn.transform.0", _BN),
+    **_entries("gcn.{}.tcn.transform.2", _CONV),
+    **_entries("gcn.{}.tcn.bn", _BN),
+    **_entries("gcn.{}.residual.conv", _CONV),
+    **_entries("gcn.{}.residual.bn", _BN),
+}
+JOINT_KEYS = re.compile(r"^(data_bn\.(weight|bias|running_mean|running_var)|gcn\.\d+\.gcn\.A)$")
+# only the block number (gcn.{}) and the branch number (branches.{}) vary; sub-module indices stay literal
+_NUMBER = re.compile(r"(?<=^gcn\.)\d+(?=\.)|(?<=\.branches\.)\d+(?=\.)")
+
+
+def map_key(key: str) -> str | None:
+    """hatl name of a pyskl backbone key (prefix already stripped), or None when the map does not know it."""
+    numbers = _NUMBER.findall(key)
+    template = _NUMBER.sub("{}", key)
+    target = PYSKL_TO_HATL.get(template)
+    return None if target is None else target.format(*numbers)
+
+
+@dataclass
+class ImportReport:
+    """What happened to every key: loaded, adapted (joint carry-over), reinitialised or ignored."""
+
+    source: str
+    source_format: str
+    source_layout: str
+    target_graph: str
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, key: str, action: str, source_key: str | None = None, shape: tuple[int, ...] | None = None,
+            note: str = "") -> None:
+        self.entries.append({"key": key, "action": action, "source_key": source_key,
+                             "shape": None if shape is None else list(shape), "note": note})
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for e in self.entries:
+            out[e["action"]] = out.get(e["action"], 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "source_format": self.source_format, "source_layout": self.source_layout,
+                "target_graph": self.target_graph, "counts": self.counts(), "notes": self.notes, "keys": self.entries}
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_checkpoint(path: str | Path, sha256: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
+    """The backbone state dict of a pyskl checkpoint (``backbone.`` prefix kept if present) and its format.
+
+    Loads with ``weights_only=True``; only a file whose sha256 was verified may fall back to full unpickling
+    (mmcv metadata sometimes holds objects the safe loader refuses), since unpickling runs code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, None, "checkpoint file does not exist")
+    if sha256:
+        actual = sha256_of(path)
+        if actual.lower() != sha256.lower():
+            raise InputError(path, None, f"sha256 mismatch: expected {sha256.lower()}, file has {actual}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # the safe loader's refusal (a corrupt zip is a RuntimeError)
+        if not sha256:
+            raise InputError(path, None, "the safe loader refused this file (it holds pickled objects beyond tensors); "
+                             "set backbone.sha256 (or --sha256) to the file's checksum to allow a full load") from err
+        log.warning("%s: safe load refused (%s); full unpickling of the sha256-verified file", path, err)
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # zip/pickle corruption: say which file
+        raise InputError(path, None, f"not a readable torch checkpoint: {err}") from err
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        state, fmt = obj["state_dict"], "mmcv"
+    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state, fmt = obj, "flat"
+    else:
+        raise InputError(path, None, "neither an mmcv checkpoint {'state_dict': ...} nor a flat state dict of tensors")
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise InputError(path, bad[0], "state dict entry is not a tensor")
+    return dict(state), fmt
+
+
+def split_backbone(state: dict[str, torch.Tensor], path: str | Path, report: ImportReport) -> dict[str, torch.Tensor]:
+    """Strip ``backbone.`` and set aside ignored keys (recorded in the report)."""
+    prefixed = any(k.startswith("backbone.") for k in state)
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.startswith(IGNORED_PREFIXES):
+            report.add(key, "ignored", key, tuple(value.shape), "classification head: not part of the backbone")
+            continue
+        if prefixed:
+            if not key.startswith("backbone."):
+                raise InputError(path, key, "unknown key: neither backbone.* nor cls_head.*")
+            key = key[len("backbone."):]
+        out[key] = value
+    if any(e["action"] == "ignored" for e in report.entries):
+        report.notes.append("cls_head.* ignored: the translator replaces pyskl's action classifier")
+    return out
+
+
+def detect_layout(state: dict[str, torch.Tensor], path: str | Path) -> tuple[str, int, int]:
+    """(pyskl layout, V, in_channels) from the adjacency shape and the data_bn size."""
+    if "gcn.0.gcn.A" not in state or "data_bn.weight" not in state:
+        raise InputError(path, "gcn.0.gcn.A", "not an ST-GCN++ backbone: gcn.0.gcn.A or data_bn.weight is missing")
+    A = state["gcn.0.gcn.A"]
+    if A.ndim != 3 or A.shape[1] != A.shape[2]:
+        raise InputError(path, "gcn.0.gcn.A", f"adjacency must be (K, V, V), got {tuple(A.shape)}")
+    v = int(A.shape[1])
+    layouts = {17: "coco", 25: "nturgb+d"}
+    if v not in layouts:
+        raise InputError(path, "gcn.0.gcn.A", f"{v} joints: only pyskl's coco (17) and nturgb+d (25) layouts are known")
+    n_bn = int(state["data_bn.weight"].numel())
+    if n_bn % v:
+        raise InputError(path, "data_bn.weight", f"size {n_bn} is not a multiple of V={v} (data_bn over V*C expected)")
+    return layouts[v], v, n_bn // v
+
+
+def _carry_adjacency(old: torch.Tensor, source: Graph, target: Graph, pairs: list[tuple[int, int]]) -> torch.Tensor:
+    new = torch.as_tensor(target.adjacency(), dtype=old.dtype)
+    src = torch.tensor([s for s, _ in pairs], dtype=torch.long)
+    dst = torch.tensor([t for _, t in pairs], dtype=torch.long)
+    new[:, dst[:, None], dst[None, :]] = old[:, src[:, None], src[None, :]]
+    return new
+
+
+def _carry_data_bn(old: torch.Tensor, fresh: torch.Tensor, channels: int, pairs: list[tuple[int, int]]) -> torch.Tensor:
+    new = fresh.clone()
+    for s, t in pairs:
+        new[t * channels:(t + 1) * channels] = old[s * channels:(s + 1) * channels]
+    return new
+
+
+def adapt_state_dict(state: dict[str, torch.Tensor], path: str | Path, model: STGCNPP, source: Graph, target: Graph,
+                     channels: int, report: ImportReport) -> dict[str, torch.Tensor]:
+    """Map every key onto ``model``'s names and shapes; rebuild joint-dependent tensors for ``target``."""
+    expected = model.state_dict()
+    pairs = shared_joints(source, target)
+    same_graph = source.joint_names == target.joint_names and source.inward == target.inward
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        name = map_key(key)
+        if name is None:
+            raise InputError(path, key, "unknown key: not in the pyskl ST-GCN++ key map")
+        if name not in expected:
+            raise InputError(path, key, f"key maps to '{name}', which this architecture ({model.config}) does not have")
+        want = expected[name]
+        if JOINT_KEYS.match(name) and not same_graph:
+            if name.endswith(".A"):
+                out[name] = _carry_adjacency(value, source, target, pairs)
+            else:
+                out[name] = _carry_data_bn(value, want, channels, pairs)
+            report.add(name, "adapted", key, tuple(want.shape),
+                       f"rebuilt for {target.name}; {len(pairs)} shared joints carried over from {source.name}")
+            continue
+        if tuple(value.shape) != tuple(want.shape):
+            raise InputError(path, key, f"shape {tuple(value.shape)} does not fit '{name}' {tuple(want.shape)} "
+                             f"(backbone.base_channels={model.config.base_channels}, in_channels={model.config.in_channels})")
+        out[name] = value.to(want.dtype)
+        report.add(name, "loaded", key, tuple(want.shape))
+    for name, want in expected.items():
+        if name in out:
+            continue
+        if name.endswith("num_batches_tracked"):  # absent from checkpoints written before PyTorch 0.4.1
+            out[name] = want.clone()
+            report.add(name, "reinitialised", None, tuple(want.shape), "absent from the checkpoint (a counter only)")
+            continue
+        raise InputError(path, f"backbone.{name}", "key missing from the checkpoint (different depth or a non-ST-GCN++ model?)")
+    return out
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    model: STGCNPP
+    graph: Graph
+    layout: Layout | None  # None when the checkpoint's own pyskl graph was kept
+    report: ImportReport
+
+
+def target_layout(config: dict[str, Any]) -> Layout:
+    kp = config.get("preprocess", {}).get("keypoints", {})
+    return build_layout(tuple(kp.get("groups", ("pose", "face", "iris", "left_hand", "right_hand"))),
+                        kp.get("face_subset", "reduced"))
+
+
+def backbone_config(config: dict[str, Any]) -> STGCNPPConfig:
+    bb = config.get("backbone", {})
+    return STGCNPPConfig(in_channels=int(bb.get("in_channels", 3)), base_channels=int(bb.get("base_channels", 64)))
+
+
+def import_checkpoint(path: str | Path, arch: STGCNPPConfig, layout: Layout | None, sha256: str | None = None) -> ImportResult:
+    """Read a pyskl checkpoint and adapt it to ``layout``'s MediaPipe graph (``None``: keep its own graph,
+    which is how the parity tests compare with pyskl on the checkpoint's skeleton)."""
+    state, fmt = read_checkpoint(path, sha256)
+    report = ImportReport(str(path), fmt, "?", "?")
+    state = split_backbone(state, path, report)
+    layout_name, _, channels = detect_layout(state, path)
+    report.source_layout = layout_name
+    if channels != arch.in_channels:
+        raise InputError(path, "data_bn.weight", f"checkpoint has {channels} input channels per joint, "
+                         f"backbone.in_channels is {arch.in_channels}")
+    source = pyskl_graph(layout_name)
+    target = source if layout is None else mediapipe_graph(layout)
+    report.target_graph = target.name
+    torch.manual_seed(0)  # construction draws random weights, all overwritten; keep it deterministic anyway
+    model = STGCNPP(target.adjacency(), arch)
+    adapted = adapt_state_dict(state, path, model, source, target, channels, report)
+    model.load_state_dict(adapted, strict=True)
+    if target is not source:
+        pairs = shared_joints(source, target)
+        report.notes.append(f"joints carried over ({len(pairs)}): "
+                            + ", ".join(source.joint_names[s] for s, _ in pairs))
+    return ImportResult(model, target, layout, report)
+
+
+def save_backbone(path: str | Path, result: ImportResult) -> None:
+    blob = {"format": FORMAT, "config": result.model.config.to_dict(), "graph": result.graph.to_dict(),
+            "layout": None if result.layout is None else result.layout.to_dict(), "state_dict": result.model.state_dict(),
+            "report": result.report.to_dict()}
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+
+
+def load_backbone(path: str | Path) -> STGCNPP:
+    """The imported backbone (``results/backbone/stgcnpp.pt``) as a ready STGCNPP on its MediaPipe graph."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise InputError(path, None, "backbone file does not exist (run `hatl import-backbone`)") from err
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise InputError(path, None, f"not a {FORMAT} file written by `hatl import-backbone`")
+    graph = Graph.from_dict(blob["graph"])
+    model = STGCNPP(graph.adjacency(), STGCNPPConfig.from_dict(blob["config"]))
+    model.load_state_dict(blob["state_dict"], strict=True)
+    model.graph = graph  # type: ignore[attr-defined]  # kept for callers that want the joint names
+    return model
+
+
+def new_backbone(config: dict[str, Any]) -> STGCNPP:
+    """A randomly initialised backbone on the configured MediaPipe graph (the no-pretraining baseline)."""
+    graph = mediapipe_graph(target_layout(config))
+    return STGCNPP(graph.adjacency(), backbone_config(config))
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="pipeline config YAML")
+    parser.add_argument("--dataset", default=None, help="dataset whose effective config applies (demo overrides)")
+    parser.add_argument("--checkpoint", default=None,
+                        help=f"pyskl checkpoint (default: backbone.checkpoint, or {DEMO_CHECKPOINT} when that is null)")
+    parser.add_argument("--sha256", default=None, help="expected sha256 of the checkpoint (default: backbone.sha256)")
+    parser.add_argument("--out", required=True, help="adapted backbone, e.g. results/backbone/stgcnpp.pt")
+    parser.add_argument("--report", required=True, help="import report JSON, e.g. results/backbone/import_report.json")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if args.dataset:
+        config = effective_config(config, args.dataset)
+    bb = config.get("backbone", {})
+    checkpoint = args.checkpoint or bb.get("checkpoint") or DEMO_CHECKPOINT
+    sha = args.sha256 or bb.get("sha256")
+    if sha and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
+        raise ConfigError(f"backbone.sha256 / --sha256 must be 64 hex digits, got {sha!r}")
+    result = import_checkpoint(checkpoint, backbone_config(config), target_layout(config), sha)
+    counts = result.report.counts()
+    log.info("imported %s (%s, %s layout) onto %s: %s", checkpoint, result.report.source_format,
+             result.report.source_layout, result.graph.name, counts)
+    save_backbone(args.out, result)
+    write_json(args.report, {**result.report.to_dict(), "sha256": sha256_of(checkpoint),
+                             "provenance": provenance(config)})
+    return 0

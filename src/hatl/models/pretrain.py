@@ -1,0 +1,285 @@
+"""Demo pretraining of ST-GCN++ on a synthetic skeleton-action task (``hatl pretrain-demo``).
+
+The real pipeline starts from a released pyskl checkpoint (trained on NTU RGB+D). Without one, the demo
+pretrains briefly on its own data and writes the result in pyskl's checkpoint format, so the default run
+goes through exactly the import path (:mod:`hatl.models.checkpoint`) a real checkpoint takes.
+
+Task: the demo's MediaPipe pose joints are mapped to pyskl's coco-17 skeleton (nose, eyes, ears, shoulders,
+elbows, wrists, hips; knees and ankles are not in the upper-body layout, so they are synthesised as fixed
+points one and two torso lengths below each hip). Windows of ``window`` frames are cropped at half-window
+steps and each is classified:
+
+* ``target: gloss``: the gloss that dominates the window. Glosses are assumed evenly spread over the
+  sample (the normalised data has no gloss timing), so the dominant one is the gloss covering the window's
+  centre frame. Only the ``max_classes`` most frequent glosses are classes; other windows are skipped.
+* ``target: signer``: the signer of the sample.
+
+Every skipped sample or window is counted with its reason and reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from hatl.config import effective_config, load_config
+from hatl.errors import InputError
+from hatl.io import atomic_path, write_json
+from hatl.keypoint_store import iter_keypoints, read_layout
+from hatl.landmarks import Layout
+from hatl.models.graph import coco_graph
+from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
+from hatl.provenance import provenance
+
+log = logging.getLogger(__name__)
+
+# MediaPipe pose indices of coco joints 0-12 (nose, l/r eye, l/r ear, l/r shoulder, l/r elbow, l/r wrist, l/r hip)
+COCO_FROM_POSE = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24)
+L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 11, 12, 23, 24
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """``backbone.pretrain_demo`` (see config/README.md)."""
+
+    target: str = "gloss"
+    window: int = 32
+    epochs: int = 3
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    max_classes: int = 20
+    max_windows: int = 1024
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> PretrainConfig:
+        section = dict(config.get("backbone", {}).get("pretrain_demo", {}) or {})
+        return cls(**section)
+
+
+def pose_to_coco(landmarks: np.ndarray, layout: Layout) -> np.ndarray:
+    """(T, V, 3) MediaPipe layout -> (T, 17, 3) coco: 13 mapped joints + synthetic knees and ankles."""
+    idx = [layout.index("pose", i) for i in COCO_FROM_POSE]
+    out = np.zeros((landmarks.shape[0], 17, 3), dtype=np.float32)
+    out[:, :13] = landmarks[:, idx]
+    hips = landmarks[:, [layout.index("pose", L_HIP), layout.index("pose", R_HIP)]]
+    shoulders = landmarks[:, [layout.index("pose", L_SHOULDER), layout.index("pose", R_SHOULDER)]]
+    torso = hips.mean(axis=1) - shoulders.mean(axis=1)  # shoulder-mid -> hip-mid, "down" the body
+    # fixed in the body frame: the legs of a standing signer do not move while signing
+    out[:, 13:15] = hips + torso[:, None, :]  # knees (left, right)
+    out[:, 15:17] = hips + 2.0 * torso[:, None, :]  # ankles
+    return out
+
+
+def window_starts(num_frames: int, window: int) -> list[int]:
+    """Crops at half-window steps; the last crop is aligned to the end so no frame is left out."""
+    if num_frames <= window:
+        return [0]
+    step = max(1, window // 2)
+    starts = list(range(0, num_frames - window + 1, step))
+    if starts[-1] != num_frames - window:
+        starts.append(num_frames - window)
+    return starts
+
+
+def crop(seq: np.ndarray, start: int, window: int) -> np.ndarray:
+    """A window of ``window`` frames; short sequences repeat their last frame (edge padding)."""
+    piece = seq[start:start + window]
+    if len(piece) < window:
+        piece = np.concatenate([piece, np.repeat(piece[-1:], window - len(piece), axis=0)])
+    return piece
+
+
+def dominant_gloss(glosses: list[str], num_frames: int, start: int, window: int) -> str:
+    """Gloss covering the window's centre frame under an even spread of glosses over the sample."""
+    centre = min(start + window / 2.0, num_frames - 1e-6)
+    pos = int(centre * len(glosses) / max(num_frames, 1))
+    return glosses[min(pos, len(glosses) - 1)]
+
+
+@dataclass
+class WindowSet:
+    x: np.ndarray  # (W, window, 17, 3)
+    y: np.ndarray  # (W,)
+    classes: list[str]
+    skipped: Counter
+    samples: int
+
+
+def build_windows(paths: list[Path], cfg: PretrainConfig) -> WindowSet:
+    """Read normalised training Parquets and cut labelled coco windows (deterministic order)."""
+    if cfg.target not in ("gloss", "signer"):
+        raise ValueError(f"backbone.pretrain_demo.target must be gloss or signer, got {cfg.target!r}")
+    raw: list[tuple[np.ndarray, list[tuple[int, str]]]] = []
+    skipped: Counter = Counter()
+    samples = 0
+    for path in paths:
+        layout = read_layout(path)
+        if "pose" not in layout.groups:
+            raise InputError(path, None, "layout has no pose group: the coco mapping needs the pose joints")
+        for rec in iter_keypoints(path, columns_extra=("gloss", "signer")):
+            samples += 1
+            if rec.n_frames == 0:
+                skipped["sample: no frames"] += 1
+                continue
+            if cfg.target == "gloss":
+                glosses = str(rec.extra.get("gloss") or "").split()
+                if not glosses:
+                    skipped["sample: no gloss"] += 1
+                    continue
+                labels = [(s, dominant_gloss(glosses, rec.n_frames, s, cfg.window))
+                          for s in window_starts(rec.n_frames, cfg.window)]
+            else:
+                signer = rec.extra.get("signer")
+                if signer in (None, ""):
+                    skipped["sample: no signer"] += 1
+                    continue
+                labels = [(s, str(signer)) for s in window_starts(rec.n_frames, cfg.window)]
+            if rec.n_frames < cfg.window:
+                skipped["sample: shorter than the window (edge-padded, kept)"] += 1
+            raw.append((pose_to_coco(rec.landmarks, layout), labels))
+    freq = Counter(label for _, labels in raw for _, label in labels)
+    classes = sorted(freq, key=lambda c: (-freq[c], c))[: cfg.max_classes]
+    class_id = {c: i for i, c in enumerate(classes)}
+    xs, ys = [], []
+    for seq, labels in raw:
+        for start, label in labels:
+            if label not in class_id:
+                skipped[f"window: label outside the {cfg.max_classes} most frequent"] += 1
+                continue
+            xs.append(crop(seq, start, cfg.window))
+            ys.append(class_id[label])
+    if len(xs) > cfg.max_windows:
+        # keep an evenly spaced subset so every part of the data stays represented
+        keep = np.linspace(0, len(xs) - 1, cfg.max_windows).round().astype(int)
+        skipped["window: beyond max_windows"] += len(xs) - len(keep)
+        xs, ys = [xs[i] for i in keep], [ys[i] for i in keep]
+    if len(classes) < 2 or not xs:
+        where = paths[0] if paths else None
+        raise InputError(where, None, f"need at least 2 classes of '{cfg.target}' windows to pretrain; "
+                         f"found {len(classes)} classes, {len(xs)} windows (skipped: {dict(skipped)})")
+    return WindowSet(np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64), classes, skipped, samples)
+
+
+class _Classifier(nn.Module):
+    """Backbone + pyskl's GCNHead (mean over persons, time and joints, then ``fc_cls``)."""
+
+    def __init__(self, backbone: STGCNPP, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.fc_cls = nn.Linear(backbone.out_channels, num_classes)
+        nn.init.normal_(self.fc_cls.weight, std=0.01)  # GCNHead's init_std
+        nn.init.zeros_(self.fc_cls.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.backbone(x)  # (N, M, C, T, V)
+        return self.fc_cls(feats.mean(dim=(3, 4)).mean(dim=1))
+
+
+def pretrain(windows: WindowSet, arch: STGCNPPConfig, cfg: PretrainConfig, seed: int) -> tuple[_Classifier, list[dict]]:
+    """Train backbone + head on the windows; returns the model and one history row per epoch."""
+    torch.manual_seed(seed)
+    model = _Classifier(STGCNPP(coco_graph().adjacency(), arch), len(windows.classes))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    x = torch.from_numpy(windows.x).unsqueeze(1)  # M = 1
+    y = torch.from_numpy(windows.y)
+    steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps_per_epoch))
+    gen = torch.Generator().manual_seed(seed)
+    history = []
+    bar = tqdm(range(cfg.epochs), desc="pretrain-demo", disable=not sys.stderr.isatty())
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(y), generator=gen)
+        total, correct, seen = 0.0, 0, 0
+        t0 = time.perf_counter()
+        for i in range(0, len(y), cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            if len(idx) < 2:  # BatchNorm needs more than one value per channel in training mode
+                continue
+            logits = model(x[idx])
+            loss = F.cross_entropy(logits, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == y[idx]).sum())
+            seen += len(idx)
+        row = {"epoch": epoch + 1, "loss": total / max(seen, 1), "accuracy": correct / max(seen, 1),
+               "seconds": round(time.perf_counter() - t0, 3)}
+        history.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}")
+        log.info("epoch %d/%d: loss %.4f, train accuracy %.3f (chance %.3f), %.1fs", epoch + 1, cfg.epochs,
+                 row["loss"], row["accuracy"], 1.0 / len(windows.classes), row["seconds"])
+    model.eval()
+    return model, history
+
+
+def pyskl_state_dict(model: _Classifier) -> dict[str, torch.Tensor]:
+    """Keys as in a pyskl RecognizerGCN checkpoint: backbone.* and cls_head.fc_cls.*."""
+    out = {f"backbone.{k}": v.detach().clone() for k, v in model.backbone.state_dict().items()}
+    out["cls_head.fc_cls.weight"] = model.fc_cls.weight.detach().clone()
+    out["cls_head.fc_cls.bias"] = model.fc_cls.bias.detach().clone()
+    return out
+
+
+def save_pyskl_checkpoint(path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"meta": meta, "state_dict": state_dict}, tmp)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="pipeline config YAML")
+    parser.add_argument("--dataset", default=None, help="dataset whose effective config applies (demo overrides)")
+    parser.add_argument("--data", required=True, nargs="+", help="normalised training Parquet(s), e.g. results/DS/normalised/train.parquet")
+    parser.add_argument("--out", required=True, help="pyskl-format checkpoint, e.g. results/pretrained/stgcnpp_demo.pth")
+    parser.add_argument("--report", default=None, help="optional JSON summary (history, classes, skipped counts)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own choice); pass the job's core count")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = load_config(args.config)
+    if args.dataset:
+        config = effective_config(config, args.dataset)
+    cfg = PretrainConfig.from_config(config)
+    bb = config.get("backbone", {})
+    arch = STGCNPPConfig(in_channels=int(bb.get("in_channels", 3)), base_channels=int(bb.get("base_channels", 64)))
+    paths = [Path(p) for p in args.data]
+    for p in paths:
+        if not p.is_file():
+            raise InputError(p, None, "normalised training Parquet does not exist")
+    windows = build_windows(paths, cfg)
+    log.info("pretrain-demo: %d windows of %d frames from %d samples, %d '%s' classes; skipped: %s",
+             len(windows.y), cfg.window, windows.samples, len(windows.classes), cfg.target, dict(windows.skipped) or "none")
+    seed = int(config.get("seed", 1234))
+    model, history = pretrain(windows, arch, cfg, seed)
+    summary = {
+        "task": f"classify the {cfg.target} of {cfg.window}-frame coco windows", "layout": "coco",
+        "architecture": arch.to_dict(), "pretrain_demo": asdict(cfg), "classes": windows.classes,
+        "windows": int(len(windows.y)), "samples": windows.samples, "skipped": dict(windows.skipped),
+        "history": history, "data": [str(p) for p in paths],
+    }
+    meta = {"hatl": summary, "provenance": provenance(config)}
+    save_pyskl_checkpoint(args.out, pyskl_state_dict(model), meta)
+    if args.report:
+        write_json(args.report, {**summary, "provenance": provenance(config)})
+    log.info("wrote %s", args.out)
+    return 0

@@ -1,0 +1,163 @@
+"""Demo pretraining: coco mapping, labelled windows, a pyskl-format checkpoint that the importer accepts.
+
+The end-to-end test runs on the three real MedASL keypoint sequences in ../shared/data (real_data_path)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import real_data_path
+from hatl.cli import main
+from hatl.errors import InputError
+from hatl.keypoint_store import KeypointRecord, write_keypoints
+from hatl.landmarks import build_layout, groups_from_flat1662, select_from_groups
+from hatl.models.checkpoint import load_backbone
+from hatl.models.pretrain import (
+    PretrainConfig,
+    build_windows,
+    dominant_gloss,
+    pose_to_coco,
+    pretrain,
+    window_starts,
+)
+from hatl.models.stgcnpp import STGCNPPConfig
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: thread hand-off costs more than it saves, and CI shares its 2 cores with other jobs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+REPO = Path(__file__).resolve().parents[1]
+LAYOUT = build_layout()
+
+
+def medasl_parquet(tmp_path: Path) -> Path:
+    """The real MedASL sequences as a normalised-style Parquet (gloss = folder name, one signer)."""
+    root = real_data_path("medasl", "Videos")
+    records = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        frames = np.stack([np.load(f) for f in sorted(folder.glob("*.npy"), key=lambda f: int(f.stem))])
+        coords, mask = select_from_groups(LAYOUT, groups_from_flat1662(frames), len(frames))
+        records.append(KeypointRecord(folder.name.replace(" ", "_"), "train", coords, mask, 30.0,
+                                      extra={"gloss": folder.name, "signer": "medasl", "text": "", "fold": -1}))
+    path = tmp_path / "train.parquet"
+    write_keypoints(path, records, LAYOUT, {"stage": "normalised"})
+    return path
+
+
+def synthetic_parquet(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    records = []
+    for i, (gloss, signer) in enumerate([("A B", "s1"), ("B C", "s2"), ("", "s1"), ("C A B", "s2")]):
+        t = 10 + 4 * i
+        records.append(KeypointRecord(f"x{i}", "train", rng.normal(size=(t, LAYOUT.num_joints, 3)).astype(np.float32),
+                                      np.ones((t, len(LAYOUT.groups)), bool), 25.0,
+                                      extra={"gloss": gloss, "signer": signer, "text": "t", "fold": -1}))
+    path = tmp_path / "syn.parquet"
+    write_keypoints(path, records, LAYOUT, {"stage": "normalised"})
+    return path
+
+
+def test_window_helpers():
+    assert window_starts(5, 8) == [0]
+    assert window_starts(20, 8) == [0, 4, 8, 12]
+    assert window_starts(21, 8) == [0, 4, 8, 12, 13]  # last crop aligned to the end
+    glosses = ["A", "B", "C", "D"]
+    assert dominant_gloss(glosses, 40, 0, 8) == "A"  # centre 4 -> first quarter
+    assert dominant_gloss(glosses, 40, 12, 8) == "B"  # centre 16
+    assert dominant_gloss(glosses, 40, 32, 8) == "D"
+
+
+@pytest.mark.real_data
+def test_pose_to_coco_on_real_keypoints(tmp_path):
+    root = real_data_path("medasl", "Videos")
+    folder = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    frames = np.stack([np.load(f) for f in sorted(folder.glob("*.npy"), key=lambda f: int(f.stem))])
+    coords, _ = select_from_groups(LAYOUT, groups_from_flat1662(frames), len(frames))
+    coco = pose_to_coco(coords, LAYOUT)
+    assert coco.shape == (len(frames), 17, 3)
+    pose = frames[:, :132].reshape(len(frames), 33, 4)[:, :, :3]
+    np.testing.assert_allclose(coco[:, 5], pose[:, 11], rtol=1e-6)  # left shoulder
+    np.testing.assert_allclose(coco[:, 10], pose[:, 16], rtol=1e-6)  # right wrist
+    # synthetic knees below the hips (image y grows downwards), ankles below the knees
+    assert np.all(coco[:, 13, 1] > coco[:, 11, 1]) and np.all(coco[:, 15, 1] > coco[:, 13, 1])
+
+
+def test_build_windows_counts_skips(tmp_path):
+    path = synthetic_parquet(tmp_path)
+    ws = build_windows([path], PretrainConfig(window=8, max_classes=2))
+    assert ws.samples == 4 and ws.x.shape[1:] == (8, 17, 3)
+    assert ws.skipped["sample: no gloss"] == 1
+    assert ws.skipped["window: label outside the 2 most frequent"] >= 1
+    assert len(ws.classes) == 2 and set(ws.y.tolist()) <= {0, 1}
+    signer = build_windows([path], PretrainConfig(window=8, target="signer"))
+    assert signer.classes == ["s1", "s2"] or signer.classes == ["s2", "s1"]
+    assert not signer.skipped.get("sample: no gloss")
+
+
+def test_build_windows_needs_two_classes(tmp_path):
+    rec = KeypointRecord("only", "train", np.zeros((9, LAYOUT.num_joints, 3), np.float32),
+                         np.ones((9, len(LAYOUT.groups)), bool), 25.0, extra={"gloss": "A", "signer": "s"})
+    path = tmp_path / "one.parquet"
+    write_keypoints(path, [rec], LAYOUT, {"stage": "normalised"})
+    with pytest.raises(InputError, match="at least 2 classes"):
+        build_windows([path], PretrainConfig(window=8))
+
+
+def test_pretrain_is_deterministic(tmp_path):
+    ws = build_windows([synthetic_parquet(tmp_path)], PretrainConfig(window=8))
+    cfg = PretrainConfig(window=8, epochs=1, batch_size=4)
+    a, hist_a = pretrain(ws, STGCNPPConfig(base_channels=6), cfg, seed=3)
+    b, hist_b = pretrain(ws, STGCNPPConfig(base_channels=6), cfg, seed=3)
+    assert hist_a[0]["loss"] == hist_b[0]["loss"]
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+@pytest.mark.real_data
+def test_pretrain_demo_cli_then_import(tmp_path):
+    data = medasl_parquet(tmp_path)
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["backbone"].update(base_channels=6, pretrain_demo={"window": 16, "epochs": 3, "batch_size": 8, "lr": 0.01})
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    ck, rep = tmp_path / "pretrained" / "stgcnpp_demo.pth", tmp_path / "pretrained" / "report.json"
+    assert main(["pretrain-demo", "--config", str(cfg_path), "--data", str(data), "--out", str(ck), "--report", str(rep)]) == 0
+
+    blob = torch.load(ck, weights_only=True)
+    assert set(blob) == {"meta", "state_dict"}
+    keys = set(blob["state_dict"])
+    assert {"cls_head.fc_cls.weight", "cls_head.fc_cls.bias"} <= keys
+    assert all(k.startswith(("backbone.", "cls_head.fc_cls.")) for k in keys)
+    assert blob["state_dict"]["backbone.gcn.0.gcn.A"].shape == (3, 17, 17)  # coco layout
+    summary = json.loads(rep.read_text())
+    assert summary["samples"] == 3 and summary["windows"] > 10 and len(summary["history"]) == 3
+    assert summary["history"][-1]["loss"] < summary["history"][0]["loss"]  # it learns something
+    assert "provenance" in summary and blob["meta"]["hatl"]["classes"] == summary["classes"]
+
+    out, ir = tmp_path / "backbone" / "stgcnpp.pt", tmp_path / "backbone" / "import_report.json"
+    assert main(["import-backbone", "--config", str(cfg_path), "--checkpoint", str(ck),
+                 "--out", str(out), "--report", str(ir)]) == 0
+    report = json.loads(ir.read_text())
+    assert report["source_layout"] == "coco" and report["counts"]["ignored"] == 2
+    model = load_backbone(out)
+    pre = blob["state_dict"]["backbone.gcn.6.tcn.transform.2.weight"]
+    assert torch.equal(model.state_dict()["gcn.6.tcn.transform.2.weight"], pre)
+
+
+def test_pretrain_demo_missing_data_exits_2(tmp_path):
+    out = tmp_path / "ck.pth"
+    code = main(["pretrain-demo", "--config", str(REPO / "config" / "config.yaml"),
+                 "--data", str(tmp_path / "nope.parquet"), "--out", str(out)])
+    assert code == 2 and not out.exists()
