@@ -1,0 +1,52 @@
+"""``hatl train``: one dataset × model × task × strategy (× fold) run; see docs/training.md."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+from pathlib import Path
+
+from hatl.config import dataset_config, effective_config, load_config, validate_config
+from hatl.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="pipeline config YAML")
+    parser.add_argument("--dataset", required=True, help="dataset name (a key of `datasets`)")
+    parser.add_argument("--model", required=True, choices=["transformer", "adat"], help="translator")
+    parser.add_argument("--task", required=True, choices=["sign2text", "sign2gloss2text", "gloss2text"])
+    parser.add_argument("--strategy", required=True, choices=["classical", "full", "hatl"])
+    parser.add_argument("--fold", default="main", help="'main' (train/dev/test) or 'foldK' (cross-validation fold K)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="normalised keypoints, e.g. results/DS/normalised (sign tasks)")
+    parser.add_argument("--manifest", type=Path, default=None,
+                        help="gloss2text without keypoints: glosses and texts from results/DS/manifest.parquet")
+    parser.add_argument("--vocab-dir", required=True, type=Path, help="vocabularies, e.g. results/DS/vocab")
+    parser.add_argument("--backbone", type=Path, default=None, help="imported backbone, e.g. results/backbone/stgcnpp.pt (not used by gloss2text)")
+    parser.add_argument("--out-dir", required=True, type=Path, help="run outputs: best.pt, log.jsonl, summary.json")
+    parser.add_argument("--resume-dir", required=True, type=Path, help="resume state (kept across reruns; never a declared output)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (overrides training.threads)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hatl.train.trainer import RunSpec, train_run  # torch is imported only when the command runs
+
+    config = effective_config(load_config(args.config), args.dataset)
+    dataset_config(config, args.dataset)  # unknown dataset → ConfigError naming the known ones
+    # demo.overrides is merged after validation: check the merged view too, so a mistyped override key
+    # (e.g. training.max_epoch) is an error instead of silently falling back to a default.
+    validate_config(copy.deepcopy(config))
+    tasks = config["datasets"][args.dataset].get("tasks") or []
+    if args.task != "gloss2text" and args.task not in tasks:
+        log.warning("task %s is not in datasets.%s.tasks %s; training it anyway", args.task, args.dataset, tasks)
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError("--threads must be >= 1")
+    spec = RunSpec(
+        dataset=args.dataset, model=args.model, task=args.task, strategy=args.strategy, fold=args.fold,
+        data_dir=args.data_dir, vocab_dir=args.vocab_dir, backbone=args.backbone,
+        out_dir=args.out_dir, resume_dir=args.resume_dir, threads=args.threads, manifest=args.manifest,
+    )
+    train_run(spec, config)
+    return 0

@@ -1,0 +1,118 @@
+"""Parameter groups, layer-wise learning-rate decay (LLRD), the AdamW (re)build and the linear LR warm-up.
+
+Groups: ``encoder`` (everything of the translator that is not the decoder: input projection, encoder,
+gloss/frame heads), ``decoder`` (text embedding, decoder, output projection) and one group per backbone
+layer ``L1``..``Ln``. Backbone layer m gets LR_m = lr_backbone · α^(n−m): Ln (nearest the translator)
+gets ``lr_backbone`` and every step towards the input multiplies by α (docs/training.md explains how this
+reads Table 4's "0.1 × (1/2^d)").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr_encoder: float = 5e-5
+    lr_decoder: float = 1e-4
+    lr_backbone: float = 1e-5
+    layer_decay: float = 0.5  # α
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+    warmup_min_steps: int = 200
+    warmup_fraction: float = 0.02
+
+
+@dataclass
+class ParamGroup:
+    name: str
+    params: list[nn.Parameter]
+    lr: float
+
+
+def layer_lr(lr_backbone: float, alpha: float, n_layers: int, m: int) -> float:
+    """LR_m = lr_backbone · α^(n−m), m in 1..n (Ln nearest the translator gets lr_backbone)."""
+    if not 1 <= m <= n_layers:
+        raise ValueError(f"layer {m} outside L1..L{n_layers}")
+    return lr_backbone * alpha ** (n_layers - m)
+
+
+def is_decoder_param(name: str) -> bool:
+    """Decoder-side parameters by module name: any path component that names the text decoder."""
+    return any(part.startswith(("decoder", "text_decoder", "text_embed", "generator", "output_proj")) for part in name.split("."))
+
+
+def backbone_layer_of(model: nn.Module, layers: Sequence[nn.Module]) -> dict[int, int]:
+    """id(parameter) -> layer index (1-based) for every parameter inside a backbone layer."""
+    owner: dict[int, int] = {}
+    for m, layer in enumerate(layers, start=1):
+        for p in layer.parameters():
+            owner.setdefault(id(p), m)
+    return owner
+
+
+def build_groups(model: nn.Module, layers: Sequence[nn.Module], cfg: OptimConfig) -> list[ParamGroup]:
+    """Every trainable parameter in exactly one named group (frozen ones are left out of the optimizer)."""
+    n = len(layers)
+    owner = backbone_layer_of(model, layers)
+    backbone_ids = {id(p) for p in model.backbone.parameters()} if getattr(model, "backbone", None) is not None else set()
+    # SLTModel says itself which parameters are the decoder's; name matching is the fallback.
+    roles = model.parameter_groups() if hasattr(model, "parameter_groups") else None
+    decoder_ids = {id(p) for p in roles["decoder"]} if roles is not None else None
+    enc: list[nn.Parameter] = []
+    dec: list[nn.Parameter] = []
+    per_layer: dict[int, list[nn.Parameter]] = {m: [] for m in range(1, n + 1)}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if id(p) in owner:
+            per_layer[owner[id(p)]].append(p)
+        elif id(p) in backbone_ids:
+            raise ValueError(f"backbone parameter {name} belongs to no layer of backbone.layers(); cannot give it a learning rate")
+        elif (id(p) in decoder_ids) if decoder_ids is not None else is_decoder_param(name):
+            dec.append(p)
+        else:
+            enc.append(p)
+    groups = [ParamGroup("encoder", enc, cfg.lr_encoder), ParamGroup("decoder", dec, cfg.lr_decoder)]
+    groups += [ParamGroup(f"L{m}", per_layer[m], layer_lr(cfg.lr_backbone, cfg.layer_decay, n, m)) for m in range(1, n + 1)]
+    return [g for g in groups if g.params]
+
+
+def build_optimizer(groups: Sequence[ParamGroup], cfg: OptimConfig) -> torch.optim.AdamW:
+    """A fresh AdamW over the given groups; ``initial_lr`` keeps each group's target LR for the warm-up."""
+    param_groups = [{"params": g.params, "lr": g.lr, "initial_lr": g.lr, "name": g.name} for g in groups]
+    # foreach=False: the per-parameter loop gives the same bits on every run and after a resume.
+    return torch.optim.AdamW(param_groups, lr=cfg.lr_decoder, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, foreach=False)
+
+
+def warmup_steps(total_steps: int, cfg: OptimConfig) -> int:
+    """Table 4: max(200, 0.02 × training steps)."""
+    return max(cfg.warmup_min_steps, math.ceil(cfg.warmup_fraction * total_steps))
+
+
+def warmup_factor(step: int, n_warmup: int) -> float:
+    """Linear warm-up: the k-th update (step = k-1) uses k/n_warmup of the target LR, then 1."""
+    if n_warmup <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / n_warmup)
+
+
+def apply_lr(optimizer: torch.optim.Optimizer, step: int, n_warmup: int) -> None:
+    factor = warmup_factor(step, n_warmup)
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * factor
+
+
+def current_lrs(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    return {g["name"]: float(g["lr"]) for g in optimizer.param_groups}
+
+
+def count_params(params: Sequence[nn.Parameter]) -> int:
+    return int(sum(p.numel() for p in params))

@@ -1,0 +1,104 @@
+"""Resume state: everything a killed run needs to finish with exactly the result of an uninterrupted one.
+
+One file, ``state.pt``, written atomically (temporary name, then rename), so a kill at any moment leaves
+either the previous complete state or the new one. It holds the model, the optimizer, the warm-up
+position, the controller, the RNG states of python/numpy/torch, the position in the epoch's batch order,
+the running loss sums of the current epoch, the best checkpoint's weights and the log so far.
+A small ``progress.json`` beside it says where the run stands, for people (and tests) to read.
+
+The state carries a fingerprint of everything that defines the run (effective config, dataset, model,
+task, strategy, fold, input files); a state with another fingerprint is not resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hatl.errors import InputError
+from hatl.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.pt"
+PROGRESS_FILE = "progress.json"
+FORMAT_VERSION = 1
+
+
+def fingerprint(spec: dict[str, Any]) -> str:
+    """sha256 of a canonical JSON of the run's defining facts."""
+    blob = json.dumps(spec, sort_keys=True, default=str, ensure_ascii=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def file_identity(path: str | Path) -> dict[str, Any]:
+    """Size and content hash of an input file (a rebuilt input invalidates the resume state)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"name": path.name, "size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def capture_rng() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy (the live tensors keep training; the copy is what gets saved or restored)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+def save_state(resume_dir: str | Path, state: dict[str, Any]) -> None:
+    resume_dir = Path(resume_dir)
+    resume_dir.mkdir(parents=True, exist_ok=True)
+    state = {**state, "format_version": FORMAT_VERSION}
+    with atomic_path(resume_dir / STATE_FILE) as tmp:
+        torch.save(state, tmp)
+    write_json(
+        resume_dir / PROGRESS_FILE,
+        {
+            "epoch": state["epoch"],
+            "step_in_epoch": state["step_in_epoch"],
+            "epoch_done": state["epoch_done"],
+            "finished": state.get("finished", False),
+            "global_step": state["global_step"],
+            "fingerprint": state["fingerprint"],
+        },
+    )
+
+
+def load_state(resume_dir: str | Path, expected_fingerprint: str) -> dict[str, Any] | None:
+    """The saved state, or None when there is none or it belongs to another run definition."""
+    path = Path(resume_dir) / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise InputError(path, None, f"resume state is unreadable ({err}); delete it to start the run afresh") from err
+    if state.get("format_version") != FORMAT_VERSION:
+        raise InputError(path, "format_version", f"resume state format {state.get('format_version')} != {FORMAT_VERSION}; delete it to start afresh")
+    if state.get("fingerprint") != expected_fingerprint:
+        log.warning("%s: resume state belongs to another run definition (config or inputs changed); starting afresh", path)
+        return None
+    return state

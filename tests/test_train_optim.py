@@ -1,0 +1,72 @@
+"""Parameter groups, layer-wise LR decay, the AdamW build and the LR warm-up."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hatl.train.optim import (
+    OptimConfig,
+    apply_lr,
+    build_groups,
+    build_optimizer,
+    current_lrs,
+    layer_lr,
+    warmup_factor,
+    warmup_steps,
+)
+from test_train_data import LAYOUT, TINY_MODEL
+
+
+def tiny_model():
+    from hatl.models.graph import mediapipe_graph
+    from hatl.models.slt import SLTModel
+    from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
+
+    torch.manual_seed(0)
+    backbone = STGCNPP(mediapipe_graph(LAYOUT).adjacency(), STGCNPPConfig(base_channels=6))
+    return SLTModel("sign2gloss2text", "transformer", backbone, 12, 14, cfg={"transformer": TINY_MODEL["transformer"]})
+
+
+def test_layer_wise_decay_reads_table4():
+    # Ln gets the backbone LR (1e-5 = 0.1 x the decoder's 1e-4); each layer further down halves it.
+    assert layer_lr(1e-5, 0.5, 10, 10) == pytest.approx(1e-5)
+    assert layer_lr(1e-5, 0.5, 10, 9) == pytest.approx(5e-6)
+    assert layer_lr(1e-5, 0.5, 10, 1) == pytest.approx(1e-5 / 2**9)
+    with pytest.raises(ValueError):
+        layer_lr(1e-5, 0.5, 10, 11)
+
+
+def test_groups_cover_trainable_parameters_once():
+    model = tiny_model()
+    layers = model.backbone.layers()
+    assert len(layers) == 10
+    for m, layer in enumerate(layers, start=1):
+        for p in layer.parameters():
+            p.requires_grad_(m in (9, 10))
+    cfg = OptimConfig()
+    groups = build_groups(model, layers, cfg)
+    assert [g.name for g in groups] == ["encoder", "decoder", "L9", "L10"]
+    ids = [id(p) for g in groups for p in g.params]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {id(p) for p in model.parameters() if p.requires_grad}
+    assert {id(p) for p in model.decoder.parameters()} == {id(p) for p in groups[1].params}
+    lrs = {g.name: g.lr for g in groups}
+    assert lrs == {"encoder": 5e-5, "decoder": 1e-4, "L9": pytest.approx(5e-6), "L10": pytest.approx(1e-5)}
+    opt = build_optimizer(groups, cfg)
+    assert opt.defaults["betas"] == (0.9, 0.98) and opt.defaults["eps"] == 1e-8
+    assert current_lrs(opt)["L10"] == pytest.approx(1e-5)
+
+
+def test_warmup_schedule():
+    cfg = OptimConfig()
+    assert warmup_steps(1000, cfg) == 200  # max(200, 0.02 x 1000 = 20)
+    assert warmup_steps(50_000, cfg) == 1000  # 0.02 x 50000
+    assert warmup_factor(0, 4) == 0.25 and warmup_factor(3, 4) == 1.0 and warmup_factor(10, 4) == 1.0
+    assert warmup_factor(0, 0) == 1.0
+    model = tiny_model()
+    opt = build_optimizer(build_groups(model, model.backbone.layers(), cfg), cfg)
+    apply_lr(opt, 0, 200)
+    assert current_lrs(opt)["decoder"] == pytest.approx(1e-4 / 200)
+    apply_lr(opt, 500, 200)
+    assert current_lrs(opt)["decoder"] == pytest.approx(1e-4)
