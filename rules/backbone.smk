@@ -13,7 +13,7 @@ rule pretrain_demo:
         "benchmarks/pretrain_demo.tsv"
     conda:
         "../envs/hatl.yaml"
-    threads: workflow.cores
+    threads: 1
     resources:
         mem_mb=lambda w, attempt: attempt_scaled(4000, attempt),
         runtime=lambda w, attempt: attempt_scaled(30, attempt),

@@ -6,10 +6,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from hatl.config import effective_config
+from hatl.config import effective_config, validate_config
 
 RESULTS = "results"
 DATASETS = list(config["datasets"])
+for _dataset in DATASETS:  # a mistyped key in demo.overrides is refused here, not deep inside a job
+    validate_config(effective_config(config, _dataset))
 TEXT_ONLY_TASKS = {"gloss2text"}
 
 
@@ -42,6 +44,11 @@ def eff(dataset):
 
 def ds_cfg(dataset):
     return config["datasets"][dataset]
+
+
+def demo_settings(dataset):
+    """The demo generator's own settings: `demo.overrides` changes models, not data."""
+    return {k: v for k, v in config.get("demo", {}).items() if k != "overrides"}
 
 
 def is_demo(dataset):

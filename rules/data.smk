@@ -18,7 +18,7 @@ rule demo_data:
         config=lambda w: resolved_config(w.dataset),
         settings=lambda w: [
             ds_cfg(w.dataset),
-            eff(w.dataset)["demo"],
+            demo_settings(w.dataset),
             eff(w.dataset)["preprocess"]["keypoints"],
         ],
     shell:

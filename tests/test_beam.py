@@ -309,3 +309,26 @@ def test_decode_cli_on_tiny_gloss2text_run(tmp_path):
                  "--data-dir", str(data_dir), "--vocab-dir", str(vocab_dir), "--lm", str(tmp_path / "nope.bin"),
                  "--out-dir", str(out)]) == 2
     assert not out.exists()
+
+
+def test_min_length_bars_an_immediate_eos() -> None:
+    """A model that prefers EOS at once still emits one token when min_length is 1 (LM fusion's empty-output trap)."""
+    import math
+
+    import torch
+
+    from hatl.evaluate.beam import BeamConfig, beam_search, greedy_search
+
+    vocab = 6
+
+    def eos_first(rows: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        logits = torch.full((len(rows), vocab), -5.0)
+        logits[:, 2] = 0.0  # EOS
+        logits[:, 5] = -1.0
+        return torch.log_softmax(logits, dim=1)
+
+    assert greedy_search(eos_first, 1, max_length=5, min_length=0) == [[]]
+    assert greedy_search(eos_first, 1, max_length=5, min_length=1) == [[5]]
+    [best] = beam_search(eos_first, 1, BeamConfig(beam_width=3, max_length=5, min_length=1, lm_weight=0.0))
+    assert best.tokens == [5]
+    assert math.isfinite(best.score)

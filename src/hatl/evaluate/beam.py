@@ -49,6 +49,7 @@ class BeamConfig:
 
     beam_width: int = 8
     max_length: int = 60
+    min_length: int = 1  # EOS is barred before this many tokens: LM fusion must never prefer an empty output
     length_penalty: float = 1.0
     lm_weight: float = 0.7
     lm_candidates: int = 16
@@ -58,6 +59,8 @@ class BeamConfig:
             raise ValueError(f"beam_width must be >= 1, got {self.beam_width}")
         if self.max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {self.max_length}")
+        if not 0 <= self.min_length <= self.max_length:
+            raise ValueError(f"min_length must be in [0, max_length], got {self.min_length}")
         if self.lm_candidates < 1:
             raise ValueError(f"lm_candidates must be >= 1, got {self.lm_candidates}")
 
@@ -66,6 +69,7 @@ class BeamConfig:
         return cls(
             beam_width=decoding.get("beam_width", cls.beam_width),
             max_length=decoding.get("max_length", cls.max_length),
+            min_length=decoding.get("min_length", cls.min_length),
             length_penalty=decoding.get("length_penalty", cls.length_penalty),
             lm_weight=decoding.get("lm_weight", cls.lm_weight),
             lm_candidates=decoding.get("lm_candidates", cls.lm_candidates),
@@ -154,6 +158,8 @@ def beam_search(
         logp = next_logprobs(active.repeat_interleave(k), prefix).to(torch.float64)
         logp[:, special.pad] = -math.inf
         logp[:, special.bos] = -math.inf
+        if step < cfg.min_length:
+            logp[:, special.eos] = -math.inf
         if step == cfg.max_length:  # out of length: every alive beam must end here
             forced = torch.full_like(logp, -math.inf)
             forced[:, special.eos] = logp[:, special.eos]
@@ -225,7 +231,11 @@ def beam_search(
 
 @torch.no_grad()
 def greedy_search(
-    next_logprobs: NextLogprobs, batch_size: int, max_length: int, special: SpecialIds = SpecialIds()
+    next_logprobs: NextLogprobs,
+    batch_size: int,
+    max_length: int,
+    special: SpecialIds = SpecialIds(),
+    min_length: int = 1,
 ) -> list[list[int]]:
     """Argmax decoding (no LM): the reference that beam width 1 must reproduce."""
     rows = torch.arange(batch_size)
@@ -236,6 +246,8 @@ def greedy_search(
         logp = next_logprobs(rows, prefix).to(torch.float64)
         logp[:, special.pad] = -math.inf
         logp[:, special.bos] = -math.inf
+        if step < min_length:
+            logp[:, special.eos] = -math.inf
         nxt = logp.argmax(dim=1) if step < max_length else torch.full((batch_size,), special.eos)
         for i, tok in enumerate(nxt.tolist()):
             if done[i]:

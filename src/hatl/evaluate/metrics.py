@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
 ROUGE_VARIANT = (
@@ -96,6 +95,8 @@ class WhitespaceTokenizer:
 def rouge_l_sentences(hyps: Sequence[str], refs: Sequence[str], lowercase: bool = False) -> list[float]:
     """Sentence ROUGE-L F1 values in [0, 1] (reference first, as rouge-score expects)."""
     _check_parallel(hyps, refs)
+    from rouge_score import rouge_scorer  # imported here: it pulls in nltk, seconds per process
+
     scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=WhitespaceTokenizer(lowercase))
     return [float(scorer.score(ref, hyp)["rougeL"].fmeasure) for hyp, ref in zip(hyps, refs)]
 
