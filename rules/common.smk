@@ -10,7 +10,11 @@ from hatl.config import effective_config, validate_config
 
 RESULTS = "results"
 DATASETS = list(config["datasets"])
-for _dataset in DATASETS:  # a mistyped key in demo.overrides is refused here, not deep inside a job
+for (
+    _dataset
+) in (
+    DATASETS
+):  # a mistyped key in demo.overrides is refused here, not deep inside a job
     validate_config(effective_config(config, _dataset))
 TEXT_ONLY_TASKS = {"gloss2text"}
 
