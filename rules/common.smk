@@ -1,5 +1,6 @@
 # Input functions and helpers shared by all rule files. Nothing here computes results; it only maps
 # wildcards to paths and config sections.
+import functools
 import json
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def _write_if_changed(path, text):
     return str(path)
 
 
+@functools.lru_cache(maxsize=None)  # one YAML dump per dataset, not one per job: the config is fixed once parsed
 def resolved_config(dataset=None):
     """Path of the validated config as `dataset` sees it (demo datasets: demo.overrides merged in)."""
     view = config if dataset is None else effective_config(config, dataset)
@@ -42,6 +44,7 @@ def resolved_config(dataset=None):
     return _write_if_changed(f"{RESULTS}/config/{name}.yaml", text)
 
 
+@functools.lru_cache(maxsize=None)
 def eff(dataset):
     return effective_config(config, dataset)
 
