@@ -33,7 +33,9 @@ def _write_if_changed(path, text):
     return str(path)
 
 
-@functools.lru_cache(maxsize=None)  # one YAML dump per dataset, not one per job: the config is fixed once parsed
+@functools.lru_cache(
+    maxsize=None
+)  # one YAML dump per dataset, not one per job: the config is fixed once parsed
 def resolved_config(dataset=None):
     """Path of the validated config as `dataset` sees it (demo datasets: demo.overrides merged in)."""
     view = config if dataset is None else effective_config(config, dataset)
