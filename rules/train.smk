@@ -27,6 +27,7 @@ rule train:
         ],
         out_dir=lambda w, output: str(Path(output.best).parent),
         resume_dir="resume/{dataset}/{model}/{task}/{strategy}/{fold}",
+        nproc=lambda w, resources: max(1, int(resources.gpu)),
         vocab_dir=lambda w, input: str(Path(input.vocab).parent),
         data=lambda w, input: (
             f"--data-dir {input.data} --backbone {input.backbone}"
@@ -37,4 +38,4 @@ rule train:
         "hatl train --config {params.config} --dataset {wildcards.dataset} --model {wildcards.model}"
         " --task {wildcards.task} --strategy {wildcards.strategy} --fold {wildcards.fold}"
         " {params.data} --vocab-dir {params.vocab_dir} --out-dir {params.out_dir}"
-        " --resume-dir {params.resume_dir} --threads {threads} > {log} 2>&1"
+        " --resume-dir {params.resume_dir} --threads {threads} --nproc {params.nproc} > {log} 2>&1"

@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", required=True, type=Path, help="run outputs: best.pt, log.jsonl, summary.json")
     parser.add_argument("--resume-dir", required=True, type=Path, help="resume state (kept across reruns; never a declared output)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (overrides training.threads)")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="processes (one per GPU) on this node: N > 1 re-runs this command under "
+                             "`torchrun --standalone --nproc_per_node N` with DDP; the global batch stays training.batch_size")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,10 +46,41 @@ def run(args: argparse.Namespace) -> int:
         log.warning("task %s is not in datasets.%s.tasks %s; training it anyway", args.task, args.dataset, tasks)
     if args.threads is not None and args.threads < 1:
         raise ConfigError("--threads must be >= 1")
+    if args.nproc < 1:
+        raise ConfigError("--nproc must be >= 1")
     spec = RunSpec(
         dataset=args.dataset, model=args.model, task=args.task, strategy=args.strategy, fold=args.fold,
         data_dir=args.data_dir, vocab_dir=args.vocab_dir, backbone=args.backbone,
         out_dir=args.out_dir, resume_dir=args.resume_dir, threads=args.threads, manifest=args.manifest,
     )
+    if args.nproc > 1:
+        return launch_distributed(args, config)
     train_run(spec, config)
+    return 0
+
+
+def launch_distributed(args: argparse.Namespace, config: dict) -> int:
+    """Re-run this command as ``--nproc`` torchrun workers on this node (the config and flags were checked
+    above, so a typo fails here with exit 2 rather than in N workers)."""
+    import os
+    import subprocess
+
+    from hatl.errors import HatlError
+    from hatl.train.distributed import DDPConfig, context_from_env, relaunch_command
+
+    if context_from_env().enabled:
+        raise ConfigError("--nproc > 1 inside a torchrun worker: launch either with torchrun or with --nproc, not both")
+    DDPConfig.from_config(config)  # a bad training.ddp section fails before any worker starts
+    batch = int((config.get("training") or {}).get("batch_size", 32))
+    if batch < args.nproc:
+        raise ConfigError(f"training.batch_size {batch} is smaller than --nproc {args.nproc}: some ranks would get no samples")
+    argv = relaunch_command(args, args.nproc)
+    log.info("launching %d DDP workers: %s", args.nproc, " ".join(argv))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if args.threads:  # torchrun would otherwise set OMP_NUM_THREADS=1 for every worker (and say so)
+        env.setdefault("OMP_NUM_THREADS", str(args.threads))
+    done = subprocess.run(argv, env=env, check=False)
+    if done.returncode != 0:
+        raise HatlError(f"{args.nproc} torchrun worker(s) of `hatl train` failed (torchrun exit status {done.returncode}); "
+                        "the worker log above names the cause")
     return 0

@@ -268,27 +268,35 @@ def eval_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 
 # -- collate ------------------------------------------------------------------------------------
-def _pad_ids(seqs: Iterable[np.ndarray], prefix: int | None = None, suffix: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _pad_ids(seqs: Iterable[np.ndarray], prefix: int | None = None, suffix: int | None = None,
+             min_width: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     seqs = [np.concatenate([[prefix] if prefix is not None else [], s, [suffix] if suffix is not None else []]).astype(np.int64) for s in seqs]
-    width = max(1, max(len(s) for s in seqs))
+    width = max(1, min_width, max(len(s) for s in seqs))
     out = torch.full((len(seqs), width), PAD, dtype=torch.long)
     for i, s in enumerate(seqs):
         out[i, : len(s)] = torch.from_numpy(s)
     return out, torch.tensor([len(s) for s in seqs], dtype=torch.long)
 
 
-def collate(samples: Sequence[Sample]) -> dict[str, Any]:
-    """Pad a list of samples into the batch dict of docs/architecture.md."""
-    t_max = max(s.n_frames for s in samples)
+def collate(samples: Sequence[Sample], pad_like: Sequence[Sample] | None = None) -> dict[str, Any]:
+    """Pad a list of samples into the batch dict of docs/architecture.md.
+
+    ``pad_like``: pad to the widths of this larger batch instead (a DDP rank's shard is padded like the
+    global batch it belongs to, so its rows are exactly the rows the single-process batch would hold).
+    """
+    ref = list(samples) + list(pad_like or ())
+    t_max = max(s.n_frames for s in ref)
+    g_width = max(len(s.gloss_ids) for s in ref)
+    s_width = max(len(s.text_ids) for s in ref) + 1
     v, c = samples[0].keypoints.shape[1:]
     keypoints = torch.zeros((len(samples), t_max, v, c), dtype=torch.float32)
     frame_mask = torch.zeros((len(samples), t_max), dtype=torch.bool)
     for i, s in enumerate(samples):
         keypoints[i, : s.n_frames] = torch.from_numpy(s.keypoints)
         frame_mask[i, : s.n_frames] = True
-    gloss, gloss_lengths = _pad_ids(s.gloss_ids for s in samples)
-    text_in, _ = _pad_ids((s.text_ids for s in samples), prefix=BOS)
-    text_out, _ = _pad_ids((s.text_ids for s in samples), suffix=EOS)
+    gloss, gloss_lengths = _pad_ids((s.gloss_ids for s in samples), min_width=g_width)
+    text_in, _ = _pad_ids((s.text_ids for s in samples), prefix=BOS, min_width=s_width)
+    text_out, _ = _pad_ids((s.text_ids for s in samples), suffix=EOS, min_width=s_width)
     return {
         "keypoints": keypoints,
         "frame_mask": frame_mask,

@@ -35,6 +35,8 @@ from hatl.errors import ConfigError, HatlError, InputError
 from hatl.io import atomic_path, write_json, write_text
 from hatl.provenance import provenance
 from hatl.train import data as D
+from hatl.train.gpu_claim import claim_gpu, should_claim
+from hatl.train import distributed as DU
 from hatl.train.controller import ControllerConfig, ControllerState, HatlController, default_release_order
 from hatl.train.optim import (
     OptimConfig,
@@ -54,6 +56,7 @@ TASKS = ("sign2text", "sign2gloss2text", "gloss2text")
 TRANSLATORS = ("transformer", "adat")
 METRIC_MODE = {"bleu4": "max", "ctc_loss": "min", "wer": "min"}
 LOSS_KEYS = ("total", "ctc", "ce", "enc", "bb")
+TERM_KEYS = ("ctc", "ce", "enc", "bb")  # the mean-reduced terms whose weighted sum is "total"
 COUNT_KEYS = ("skipped_no_gloss", "skipped_too_short")
 BEST_FORMAT = "hatl.run/1"
 
@@ -292,6 +295,21 @@ def release_value(metric: str, dev: Mapping[str, float | None]) -> float:
 ModelFactory = Callable[["Trainer"], nn.Module]
 
 
+class LossForward(nn.Module):
+    """What DDP wraps in a multi-process run: the model's forward and its losses in one call, returning
+    (losses, counts of each term's averaging unit). Only tensors that feed a loss are returned, so DDP's
+    search for unused parameters sees exactly the parameters the step trains."""
+
+    def __init__(self, model: nn.Module, count_terms: Callable[[dict[str, Any], Any], list[float]]) -> None:
+        super().__init__()
+        self.model = model
+        self.count_terms = count_terms
+
+    def forward(self, batch: dict[str, Any]) -> tuple[dict[str, torch.Tensor], list[float]]:
+        out = self.model(batch)
+        return self.model.losses(batch, out), self.count_terms(batch, out)
+
+
 def default_model_factory(trainer: Trainer) -> nn.Module:
     from hatl.models.slt import SLTModel
 
@@ -308,12 +326,23 @@ def default_model_factory(trainer: Trainer) -> nn.Module:
 
 
 class Trainer:
-    def __init__(self, spec: RunSpec, config: dict[str, Any], model_factory: ModelFactory | None = None) -> None:
+    def __init__(self, spec: RunSpec, config: dict[str, Any], model_factory: ModelFactory | None = None,
+                 dist: DU.DistContext | None = None) -> None:
         self.spec = spec
         self.config = config
         self.tc = TrainConfig.from_config(config, spec.task)
         self.model_factory = model_factory or default_model_factory
+        self.dist = dist or DU.DistContext()
+        self.ddp_config = DU.DDPConfig.from_config(config)
+        self.ddp_model: nn.Module | None = None  # the DistributedDataParallel wrapper (multi-process runs only)
         self.device = resolve_device(self.tc.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)  # one GPU per rank
+        elif self.device.type == "cuda" and should_claim(torch.cuda.device_count()):
+            claimed = claim_gpu(torch.cuda.device_count())  # concurrent trainings on one workstation
+            if claimed is not None:
+                self.device = torch.device("cuda", claimed)
+                torch.cuda.set_device(claimed)
         self.amp = self.device.type == "cuda"
         threads = spec.threads if spec.threads else self.tc.threads
         if threads:
@@ -321,6 +350,12 @@ class Trainer:
         self._load_data()
         self._seed_all()
         self.model = self.model_factory(self).to(self.device)
+        if self.dist.enabled and self.ddp_config.sync_batchnorm:
+            import torch.distributed as torch_dist
+
+            # Its own process group: the statistics' all-reduces run inside forward/backward, beside DDP's.
+            n_bn = DU.globalise_batchnorm(self.model, group=torch_dist.new_group())
+            log.info("batch norm: %d layer(s) use global-batch statistics across %d ranks", n_bn, self.dist.world_size)
         self.layers: list[nn.Module] = list(self.model.backbone.layers()) if getattr(self.model, "backbone", None) is not None else []
         self.n_layers = len(self.layers)
         self.controller = HatlController(self.tc.controller_config(spec.strategy, self.n_layers))
@@ -400,6 +435,22 @@ class Trainer:
         for m, layer in enumerate(self.layers, start=1):
             for p in layer.parameters():
                 p.requires_grad_(m in keep)
+        if self.dist.enabled:
+            self._wrap_ddp()
+
+    def _wrap_ddp(self) -> None:
+        """(Re)build the DDP wrapper: DDP fixes its parameter set when built, so every change of the
+        trainable set (a HATL release, a resume) needs a new one. Building it also broadcasts rank 0's
+        parameters and buffers, which puts every rank on the same weights after a restore."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        # find_unused_parameters: heads a task does not use (e.g. frame heads of gloss-free sign2text) get no
+        # gradient. DDP finds them by walking back from what forward returns, so the wrapped module returns
+        # the losses (LossForward), not the model outputs (which hold those heads' unused logits).
+        self.ddp_model = DistributedDataParallel(
+            LossForward(self.model, self._term_counts), device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
 
     def backbone_frozen(self) -> bool:
         return self.n_layers > 0 and not self.trainable
@@ -410,7 +461,7 @@ class Trainer:
 
     def set_train_mode(self) -> None:
         """Train mode, except frozen backbone layers: eval, so their batch-norm statistics never move."""
-        self.model.train()
+        (self.ddp_model or self.model).train()
         keep = set(self.trainable)
         for m, layer in enumerate(self.layers, start=1):
             if m not in keep:
@@ -512,14 +563,15 @@ class Trainer:
         out_len = downsampled_lengths(lengths).clamp(max=feats.shape[1])
         return feats, lengths_to_mask(out_len, feats.shape[1])
 
-    def make_batch(self, name: str, idxs: Sequence[int]) -> dict[str, Any]:
+    def make_batch(self, name: str, idxs: Sequence[int], pad_like: Sequence[int] = ()) -> dict[str, Any]:
+        """The batch of samples ``idxs``; ``pad_like`` (a DDP shard's global batch) sets the padded widths."""
         split = self.train if name == "train" else self.dev
-        batch = D.collate([split.samples[i] for i in idxs])
+        batch = D.collate([split.samples[i] for i in idxs], [split.samples[i] for i in pad_like] or None)
         k = self.frozen_prefix()
         cache = self._prefix_cache(name, k) if k else None
         if cache is not None:
             acts = [cache[i] for i in idxs]
-            t_max = max(a.shape[1] for a in acts)
+            t_max = max(cache[i].shape[1] for i in [*idxs, *pad_like])
             padded = acts[0].new_zeros((len(acts), acts[0].shape[0], t_max, acts[0].shape[2]))
             for row, a in enumerate(acts):
                 padded[row, :, : a.shape[1]] = a
@@ -532,7 +584,7 @@ class Trainer:
             return batch
         if self._use_cache():
             feats = [self._cache(name)[i] for i in idxs]
-            t_max = max(f.shape[0] for f in feats)
+            t_max = max(self._cache(name)[i].shape[0] for i in [*idxs, *pad_like])
             padded = feats[0].new_zeros((len(feats), t_max, feats[0].shape[1]))
             mask = torch.zeros((len(feats), t_max), dtype=torch.bool, device=padded.device)
             for row, f in enumerate(feats):
@@ -555,8 +607,14 @@ class Trainer:
         self.set_train_mode()
         params = [p for p in self.model.parameters() if p.requires_grad]
         t0 = time.perf_counter()
-        bar = tqdm(total=len(batches), initial=start_step, desc=f"epoch {epoch}", leave=False, disable=None)
+        bar = tqdm(total=len(batches), initial=start_step, desc=f"epoch {epoch}", leave=False,
+                   disable=None if self.dist.is_main else True)
         for step in range(start_step, len(batches)):
+            if self.dist.enabled:
+                self._distributed_step(epoch, step, batches, params, sums)
+                bar.update(1)
+                self._after_step(epoch, step, batches, sums, epoch_time + time.perf_counter() - t0, events, bar)
+                continue
             batch = self.make_batch("train", batches[step])
             with self._autocast():
                 out = self.model(batch)
@@ -588,15 +646,115 @@ class Trainer:
                 if k in losses:
                     sums[k] += int(losses[k])
             bar.update(1)
-            every = self.tc.checkpoint_every_steps
-            if step + 1 < len(batches) and (self.terminate_requested or (every and self.global_step % every == 0)):
-                self.save(epoch, step + 1, False, sums, epoch_time + time.perf_counter() - t0, events)
-            if self.terminate_requested and step + 1 < len(batches):  # at the last step the epoch end saves
-                bar.close()
-                raise HatlError(f"terminated by signal at epoch {epoch}, step {step + 1}/{len(batches)}; "
-                                f"state saved in {self.spec.resume_dir}: rerun the same command to resume")
+            self._after_step(epoch, step, batches, sums, epoch_time + time.perf_counter() - t0, events, bar)
         bar.close()
         return sums, epoch_time + time.perf_counter() - t0
+
+    def _after_step(self, epoch: int, step: int, batches: list[list[int]], sums: dict[str, float], elapsed: float,
+                    events: list[dict[str, Any]], bar: Any) -> None:
+        """Periodic resume state, and the stop a SIGTERM asked for (saved first)."""
+        every = self.tc.checkpoint_every_steps
+        if step + 1 < len(batches) and (self.terminate_requested or (every and self.global_step % every == 0)):
+            self.save(epoch, step + 1, False, sums, elapsed, events)
+        if self.terminate_requested and step + 1 < len(batches):  # at the last step the epoch end saves
+            bar.close()
+            raise HatlError(f"terminated by signal at epoch {epoch}, step {step + 1}/{len(batches)}; "
+                            f"state saved in {self.spec.resume_dir}: rerun the same command to resume")
+
+    # -- one distributed step ----------------------------------------------------------------------
+    def _term_weights(self) -> list[float]:
+        """w_k of total = Σ w_k·term_k, as SLTModel.losses combines them (checked every step)."""
+        lcfg = self.model.cfg.loss
+        frames = 1.0 if self.model.frame_target_mode() is not None else 0.0
+        w_ctc = lcfg.w_ctc if self.spec.task == "sign2gloss2text" else 0.0
+        return [float(w_ctc), float(lcfg.w_ce), frames * float(lcfg.w_enc), frames * float(lcfg.w_bb)]
+
+    def _term_counts(self, batch: dict[str, Any], out: Any) -> list[float]:
+        """What each loss term averages over in this batch: CTC usable rows, text tokens, labelled frames
+        (twice: L_enc and L_bb share the labels). Mirrors SLTModel.losses' normalisers."""
+        from hatl.models.losses import IGNORE, ctc_usable, frame_targets
+
+        n_tokens = float((batch["text_out"] != D.PAD).sum())
+        mode = self.model.frame_target_mode()
+        uses_ctc = self.spec.task == "sign2gloss2text"
+        if not uses_ctc and mode is None:
+            return [0.0, n_tokens, 0.0, 0.0]
+        frame_lengths = out.frame_mask.sum(1)
+        device = frame_lengths.device
+        if batch.get("gloss") is None:
+            gloss = torch.zeros(frame_lengths.shape[0], 0, dtype=torch.long, device=device)
+            gloss_lengths = torch.zeros(frame_lengths.shape[0], dtype=torch.long, device=device)
+        else:
+            gloss, gloss_lengths = batch["gloss"].to(device), batch["gloss_lengths"].to(device)
+        feasible = ctc_usable(frame_lengths, gloss_lengths, gloss)
+        n_ctc = float(feasible.sum()) if uses_ctc else 0.0
+        n_frames = 0.0
+        if mode is not None:
+            usable = feasible if mode == "viterbi" else (gloss_lengths > 0) & (frame_lengths > 0)
+            with torch.no_grad():
+                labels = frame_targets(mode, out.gloss_logprobs.detach(), frame_lengths, gloss, gloss_lengths, D.BLANK,
+                                       usable, self.model.cfg.loss.supervise_blank_frames)
+            n_frames = float((labels != IGNORE).sum())
+        return [n_ctc, n_tokens, n_frames, n_frames]
+
+    def _distributed_step(self, epoch: int, step: int, batches: list[list[int]], params: list[nn.Parameter],
+                          sums: dict[str, float]) -> None:
+        """One optimizer step of the global batch ``batches[step]``, this rank holding its shard.
+
+        Each term's local mean is rescaled by this rank's share of the term's global count, so the
+        gradient DDP averages equals the single-process gradient of the global batch. A rank whose shard is
+        empty (a global batch smaller than the world) runs one real sample with weight 0, because every
+        rank must take part in DDP's gradient all-reduce.
+        """
+        world = self.dist.world_size
+        idxs = batches[step]
+        mine = DU.shard(idxs, self.dist.rank, world)
+        batch = self.make_batch("train", mine or idxs[:1], pad_like=idxs)
+        assert self.ddp_model is not None
+        with self._autocast():
+            losses, counts = self.ddp_model(batch)
+        if not mine:
+            counts = [0.0] * len(TERM_KEYS)
+        finite = bool(torch.isfinite(losses["total"].detach()))
+        reduced = DU.all_reduce_sum([*counts, 0.0 if finite else 1.0, 1.0 if self.terminate_requested else 0.0])
+        global_counts, bad_ranks, stop = reduced[: len(TERM_KEYS)], reduced[-2], reduced[-1]
+        if bad_ranks > 0:  # every rank raises together, so none is left waiting in a collective
+            values = {k: float(losses[k].detach()) for k in LOSS_KEYS if k in losses}
+            raise HatlError(
+                f"non-finite training loss at epoch {epoch}, step {step + 1}/{len(batches)} on {int(bad_ranks)} rank(s) "
+                f"(this rank {self.dist.rank}: samples {batch['sample_ids'][:4]}..., {values}); the resume state in "
+                f"{self.spec.resume_dir} keeps the last good state"
+            )
+        self.terminate_requested = stop > 0
+        weights = self._term_weights()
+        terms = [losses[k] for k in TERM_KEYS]
+        combined = sum(w * t.detach().float() for w, t in zip(weights, terms))
+        if not torch.allclose(combined, losses["total"].detach().float(), rtol=1e-4, atol=1e-6):
+            raise HatlError(f"the model's total loss {float(losses['total']):.6g} is not Σ w_k·term_k = {float(combined):.6g}; "
+                            "multi-process training cannot rescale it to the global batch")
+        scales = DU.term_scales(counts, global_counts, world)
+        total = sum(w * s * t for w, s, t in zip(weights, scales, terms))
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()  # DDP all-reduces and averages the gradients here
+        if self.tc.grad_clip > 0:
+            try:
+                torch.nn.utils.clip_grad_norm_(params, self.tc.grad_clip, error_if_nonfinite=True)
+            except RuntimeError as err:
+                raise HatlError(f"non-finite gradient at epoch {epoch}, step {step + 1}: {err}; the resume state keeps the last good state") from err
+        apply_lr(self.optimizer, self.opt_step, self.n_warmup)
+        self.optimizer.step()
+        self.opt_step += 1
+        self.global_step += 1
+        # Sums whose total over ranks is what the single process adds for this global batch.
+        n_global = len(idxs)
+        sums["n"] += len(mine)
+        sums["total"] += float(total.detach().float()) / world * n_global
+        for k, s, t in zip(TERM_KEYS, scales, terms):
+            sums[k] += float(t.detach().float()) * s / world * n_global
+        if mine:
+            for k in COUNT_KEYS:
+                if k in losses:
+                    sums[k] += int(losses[k])
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float | None]:
@@ -635,6 +793,12 @@ class Trainer:
     # -- state ---------------------------------------------------------------------------------------
     def save(self, epoch: int, step_in_epoch: int, epoch_done: bool, sums: dict[str, float], epoch_time: float,
              events: list[dict[str, Any]], finished: bool = False) -> None:
+        rng_ranks = None
+        if self.dist.enabled:  # a collective: every rank calls save at the same points; rank 0 writes
+            rng_ranks = DU.gather_objects(capture_rng())
+            sums = self._reduce_sums(sums)
+            if not self.dist.is_main:
+                return
         state = {
             "fingerprint": self.fingerprint,
             "epoch": epoch,
@@ -648,6 +812,8 @@ class Trainer:
             "trainable": list(self.trainable),
             "controller": self.controller.state.to_dict(),
             "rng": capture_rng(),
+            "rng_ranks": rng_ranks,  # per rank (dropout masks differ by rank); None for a single process
+            "world_size": self.dist.world_size,
             "epoch_sums": dict(sums),
             "epoch_time_s": epoch_time,
             "epoch_events": list(events),
@@ -669,7 +835,18 @@ class Trainer:
         self.best_state = state["best_state"]
         self.log_lines = list(state["log"])
         self.wall_time_s = float(state["wall_time_s"]) - (0.0 if state["epoch_done"] else float(state["epoch_time_s"]))
-        restore_rng(state["rng"])
+        ranks = state.get("rng_ranks")
+        # A state from another world size resumes too (the run is defined by the global batch); only the
+        # per-rank random streams cannot carry over then, and each rank continues rank 0's.
+        same_world = ranks is not None and len(ranks) == self.dist.world_size
+        restore_rng(ranks[self.dist.rank] if same_world else state["rng"])
+
+    def _reduce_sums(self, sums: dict[str, float]) -> dict[str, float]:
+        """The epoch's running sums over all ranks (identity for a single process)."""
+        if not self.dist.enabled:
+            return sums
+        keys = sorted(sums)
+        return dict(zip(keys, DU.all_reduce_sum([float(sums[k]) for k in keys])))
 
     # -- the run -------------------------------------------------------------------------------------
     def _epoch_start(self, epoch: int) -> list[dict[str, Any]]:
@@ -723,6 +900,8 @@ class Trainer:
             else:
                 epoch, start_step = int(state["epoch"]), int(state["step_in_epoch"])
                 sums, epoch_time, events = dict(state["epoch_sums"]), float(state["epoch_time_s"]), list(state["epoch_events"])
+                if not self.dist.is_main:  # the saved sums are already the sum over ranks: rank 0 carries them
+                    sums = self._new_sums()
                 resumed_mid_epoch = True
             log.info("resuming %s at epoch %d, step %d", self.spec.resume_dir, epoch, start_step)
         while epoch <= self.tc.max_epochs and not self.controller.stopped:
@@ -730,6 +909,7 @@ class Trainer:
                 events = self._epoch_start(epoch)
             resumed_mid_epoch = False
             sums, epoch_time = self.train_epoch(epoch, start_step, sums, epoch_time, events)
+            sums = self._reduce_sums(sums)
             t_eval = time.perf_counter()
             line = self._end_epoch(epoch, sums, events)
             epoch_time += time.perf_counter() - t_eval
@@ -739,6 +919,8 @@ class Trainer:
             self.log_lines.append(line)
             self._log_epoch(line)
             self.save(epoch, 0, True, self._new_sums(), 0.0, [])
+            if self.dist.enabled:  # a SIGTERM may have reached only some ranks during the evaluation
+                self.terminate_requested = DU.all_reduce_sum([float(self.terminate_requested)])[0] > 0
             if self.terminate_requested and not self.controller.stopped and epoch < self.tc.max_epochs:
                 raise HatlError(f"terminated by signal after epoch {epoch}; state saved in {self.spec.resume_dir}: "
                                 "rerun the same command to resume")
@@ -759,7 +941,10 @@ class Trainer:
         metric = avg = delta = None
         events = list(events)
         if evaluated:
-            dev = self.evaluate()
+            if self.dist.enabled:  # rank 0 evaluates; every rank takes the controller step on its numbers
+                dev = DU.broadcast_object(self.evaluate() if self.dist.is_main else None)
+            else:
+                dev = self.evaluate()
             metric = release_value(self.tc.metric, dev)
             end = self.controller.end_epoch(self.controller.state.last_epoch + 1, metric)
             avg, delta = end.metric_avg, end.delta
@@ -817,6 +1002,8 @@ class Trainer:
             "stop_reason": st.stop_reason,
             "final_trainable_layers": sorted(self.trainable),
             "samples": {"train": len(self.train.samples), "dev": len(self.dev.samples)},
+            "world_size": self.dist.world_size,
+            "global_batch_size": self.tc.batch_size,
             "skipped": {"train": self.train.skipped, "dev": self.dev.skipped},
             "provenance": provenance(self.config, run=self.spec.identity(), fingerprint=self.fingerprint),
         }
@@ -830,6 +1017,8 @@ class Trainer:
             raise HatlError(f"run {self.spec.identity()} ended without any evaluated epoch: no best checkpoint")
         self.save(len(self.log_lines), 0, True, self._new_sums(), 0.0, [], finished=True)
         summary = self.summary()
+        if not self.dist.is_main:  # rank 0 alone writes the outputs
+            return summary
         out = self.spec.out_dir
         out.mkdir(parents=True, exist_ok=True)
         blob = {
@@ -895,8 +1084,25 @@ def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> 
 
 
 def train_run(spec: RunSpec, config: dict[str, Any], model_factory: ModelFactory | None = None) -> dict[str, Any]:
-    """Train one run to completion (resuming if a state exists) and write its outputs; returns the summary."""
-    return Trainer(spec, config, model_factory).run()
+    """Train one run to completion (resuming if a state exists) and write its outputs; returns the summary.
+
+    Under torchrun (WORLD_SIZE > 1) every process calls this; it joins the process group (nccl on CUDA,
+    gloo on CPU), trains its shard of every global batch, and rank 0 writes the outputs.
+    """
+    ctx = DU.context_from_env()
+    if not ctx.enabled:
+        return Trainer(spec, config, model_factory).run()
+    ddp = DU.DDPConfig.from_config(config)
+    device = resolve_device(TrainConfig.from_config(config, spec.task).device)
+    if device.type == "cuda":
+        torch.cuda.set_device(ctx.local_rank)
+    if not ctx.is_main:  # one readable log: the other ranks report only warnings and errors
+        logging.getLogger("hatl").setLevel(logging.WARNING)
+    DU.init_process_group(ctx, DU.pick_backend(ddp.backend, device), ddp.timeout_min)
+    try:
+        return Trainer(spec, config, model_factory, dist=ctx).run()
+    finally:
+        DU.destroy_process_group()
 
 
 __all__ = ["RunSpec", "TrainConfig", "Trainer", "train_run", "load_trained", "greedy_decode", "release_value"]
