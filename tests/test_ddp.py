@@ -286,7 +286,7 @@ def test_sigterm_stops_every_rank_at_the_same_step_and_the_rerun_resumes_exactly
         time.sleep(0.01)
     stderr = proc.communicate(timeout=120)[1]
     assert proc.returncode != 0, "the run finished before it could be stopped"
-    stops = [line for line in stderr.splitlines() if "terminated by signal at epoch 2" in line]
+    stops = [line for line in stderr.splitlines() if "terminated by signal at epoch" in line]  # the epoch depends on load
     assert len(stops) == 2 and stops[0].split("ERROR")[1] == stops[1].split("ERROR")[1]  # both ranks, same step
     state = json.loads(progress.read_text())
     assert not state["epoch_done"] and not state["finished"]
