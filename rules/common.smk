@@ -184,6 +184,13 @@ def train_inputs(wildcards):
     return inputs
 
 
+def decode_source(wildcards):
+    """Gloss2Text reads glosses and references from the manifest; the sign tasks from normalised keypoints."""
+    if wildcards.task in TEXT_ONLY_TASKS:
+        return f"{RESULTS}/{wildcards.dataset}/manifest.parquet"
+    return f"{RESULTS}/{wildcards.dataset}/normalised"
+
+
 def attempt_scaled(base, attempt):
     """Memory and runtime grow with the attempt number, so a job killed for either gets more next time."""
     return int(base * (1 + 0.5 * (attempt - 1)))

@@ -6,12 +6,11 @@ rule decode:
         best=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/best.pt",
         lm=lambda w: f"{lm_stem(w.dataset)}.bin",
         vocab=f"{RESULTS}/{{dataset}}/vocab/text.json",
-        data=lambda w: (
-            [] if w.task in TEXT_ONLY_TASKS else f"{RESULTS}/{w.dataset}/normalised"
-        ),
+        source=decode_source,
     output:
         dev=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/decoded.dev.jsonl",
         test=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/decoded.test.jsonl",
+        summary=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/decoded.summary.json",
     log:
         "logs/decode/{dataset}/{model}/{task}/{strategy}/{fold}.log",
     benchmark:
@@ -27,8 +26,13 @@ rule decode:
         settings=lambda w: eff(w.dataset)["decoding"],
         run_dir=lambda w, input: str(Path(input.best).parent),
         vocab_dir=lambda w, input: str(Path(input.vocab).parent),
+        source=lambda w, input: (
+            f"--manifest {input.source}"
+            if w.task in TEXT_ONLY_TASKS
+            else f"--data-dir {input.source}"
+        ),
     shell:
-        "hatl decode --config {params.config} --run-dir {params.run_dir} --data-dir {input.data}"
+        "hatl decode --config {params.config} --run-dir {params.run_dir} {params.source}"
         " --vocab-dir {params.vocab_dir} --lm {input.lm} --out-dir {params.run_dir} > {log} 2>&1"
 
 

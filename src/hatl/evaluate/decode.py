@@ -2,6 +2,8 @@
 
     hatl decode --config config/config.yaml --run-dir RUN --data-dir results/DS/normalised \
         --vocab-dir results/DS/vocab --lm results/DS/lm/text.4gram.bin --out-dir RUN
+    hatl decode --config CFG --run-dir RUN --manifest results/DS/manifest.parquet \
+        --vocab-dir results/DS/vocab --lm results/DS/lm/text.4gram.bin --out-dir RUN      (gloss2text only)
 
 writes ``decoded.dev.jsonl`` and ``decoded.test.jsonl`` (one line per sample: ``id``, ``ref`` (normalised
 reference text), ``hyp`` (beam with KenLM fusion), ``hyp_nolm`` (the same beam without fusion, so the effect
@@ -10,6 +12,10 @@ plus ``decoded.summary.json`` (settings, counts, skipped samples with reasons, p
 
 The model is rebuilt from ``RUN/best.pt`` (``hatl.train.trainer.load_trained``); dev/test come from the same
 loader training uses (``hatl.train.data``), so references are normalised exactly as the training targets.
+Gloss2Text needs no keypoints: with ``--manifest`` (instead of ``--data-dir``) the gloss inputs and the references
+are read from the dataset manifest, exactly as ``hatl train --manifest`` reads them (annotation-only datasets such
+as PHOENIX14T without video have no normalised keypoints at all). For gloss2text, ``gloss_ref`` holds the
+normalised input gloss sequence (there is no gloss hypothesis, so ``gloss_hyp`` stays null and no WER is scored).
 ``--lm`` may be omitted (or ``decoding.lm_weight: 0``): then ``hyp`` equals ``hyp_nolm``.
 """
 
@@ -75,7 +81,8 @@ def decode_samples(
     plain_cfg = dataclasses.replace(settings.beam, lm_weight=0.0)
     fuse = lm is not None and settings.beam.lm_weight > 0
     rows: dict[int, dict[str, Any]] = {}
-    batches = eval_batches([s.n_frames for s in samples], settings.batch_size)
+    # sort by frames, or by gloss length for text-only samples (n_frames 0): less padding in either case
+    batches = eval_batches([s.n_frames or len(s.gloss_ids) for s in samples], settings.batch_size)
     for idxs in _progress(batches, desc):
         batch = collate([samples[i] for i in idxs])
         encoded = model.encode(batch)
@@ -93,7 +100,7 @@ def decode_samples(
                 "ref": sample.text,
                 "hyp": text_vocab.decode(fused[j].tokens),
                 "hyp_nolm": text_vocab.decode(plain[j].tokens),
-                "gloss_ref": sample.gloss if task == "sign2gloss2text" else None,
+                "gloss_ref": sample.gloss if task in ("sign2gloss2text", "gloss2text") else None,
                 "gloss_hyp": glosses[j],
                 "score": fused[j].score,
             }
@@ -110,12 +117,33 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="pipeline config (decoding section)")
     parser.add_argument("--run-dir", required=True, type=Path, help="finished run folder with best.pt")
-    parser.add_argument("--data-dir", required=True, type=Path, help="results/<ds>/normalised")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data-dir", type=Path, help="results/<ds>/normalised (keypoint tasks, and gloss2text trained on it)")
+    source.add_argument("--manifest", type=Path,
+                        help="results/<ds>/manifest.parquet: gloss inputs and references for gloss2text without keypoints")
     parser.add_argument("--vocab-dir", required=True, type=Path, help="results/<ds>/vocab (gloss.json, text.json)")
     parser.add_argument("--lm", type=Path, default=None, help="KenLM model (ARPA or binary) for shallow fusion")
     parser.add_argument("--out-dir", required=True, type=Path, help="where decoded.{dev,test}.jsonl go (normally the run folder)")
     parser.add_argument("--splits", nargs="+", default=["dev", "test"], choices=["dev", "test"])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def split_sources_for(args: argparse.Namespace, task: str | None, fold: str) -> dict[str, Any]:
+    """dev/test sources: normalised keypoints (``--data-dir``) or, for gloss2text only, the manifest.
+
+    A sign task cannot be decoded from the manifest (it holds no keypoints), so that combination is refused
+    by name instead of failing later inside the model.
+    """
+    from hatl.train import data as D
+
+    if getattr(args, "manifest", None) is not None:
+        if task != "gloss2text":
+            raise InputError(args.manifest, f"run task {task}",
+                             "--manifest carries no keypoints: only gloss2text runs can be decoded from it (use --data-dir)")
+        if not Path(args.manifest).is_file():
+            raise InputError(args.manifest, None, "manifest does not exist")
+        return D.manifest_sources(args.manifest, fold)
+    return D.split_sources(args.data_dir, fold)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,8 +176,10 @@ def run(args: argparse.Namespace) -> int:
     elif settings.beam.lm_weight > 0:
         log.warning("no --lm given: decoding without LM fusion although decoding.lm_weight=%s", settings.beam.lm_weight)
     ds_text = eff["datasets"][dataset].get("text", {})
-    sources = D.split_sources(args.data_dir, fold)
-    summary: dict[str, Any] = {"run": identity, "settings": {"beam": dataclasses.asdict(settings.beam),
+    sources = split_sources_for(args, task, fold)
+    summary: dict[str, Any] = {"run": identity, "inputs": {"data_dir": str(args.data_dir) if args.data_dir else None,
+                                                          "manifest": str(args.manifest) if args.manifest else None},
+                               "settings": {"beam": dataclasses.asdict(settings.beam),
                                "ctc": dataclasses.asdict(settings.ctc), "batch_size": settings.batch_size},
                                "lm": str(args.lm) if lm is not None else None, "splits": {}}
     outputs: dict[str, list[dict[str, Any]]] = {}

@@ -135,6 +135,32 @@ def significance(
     return out
 
 
+def measured_name(model: str, task: str, strategy: str) -> str:
+    """Display name of a measured row. Gloss2Text has no backbone, so "fine-tuning" strategies do not apply:
+    every such run trains the translator from scratch on the gloss/text pairs."""
+    if task == "gloss2text":
+        return f"{MODEL_NAMES.get(model, model)} (from scratch)"
+    return f"{MODEL_NAMES.get(model, model)} ({STRATEGY_NAMES.get(strategy, strategy)})"
+
+
+def nolm_row(row: dict[str, Any], members: list[ScoredRun]) -> dict[str, Any] | None:
+    """The same runs scored on the beam without KenLM fusion (``hyp_nolm``), or None when a run lacks it.
+
+    Only Gloss2Text gets this row: it is the real-data check of LM fusion, where the effect can be compared
+    with the literature without any sign-recognition error in between.
+    """
+    out = {k: v for k, v in row.items() if not k.startswith(("dev_", "test_", "p_"))}
+    out["name"] = row["name"] + ", no LM fusion"
+    for split in SPLITS:
+        blocks = [m.scores["splits"].get(split) or {} for m in members]
+        if any(not isinstance(b.get("nolm"), dict) for b in blocks):
+            return None
+        for metric in METRICS:
+            mean, sd = _mean_sd([b["nolm"].get(metric) for b in blocks])
+            out[f"{split}_{metric}"], out[f"{split}_{metric}_sd"] = mean, sd
+    return out
+
+
 def measured_rows(
     runs: list[ScoredRun], table: int, dataset: str, data_kind: str, settings: BleuSettings, boot: dict[str, Any],
     skipped: list[dict[str, str]],
@@ -147,7 +173,7 @@ def measured_rows(
         members.sort(key=lambda r: r.run["fold"])
         row: dict[str, Any] = {
             "table": table, "dataset": dataset, "task": task,
-            "name": f"{MODEL_NAMES.get(model, model)} ({STRATEGY_NAMES.get(strategy, strategy)})",
+            "name": measured_name(model, task, strategy),
             "model": model, "strategy": strategy, "source": "measured", "data": data_kind, "n_folds": len(members),
             "runs": ";".join(str(m.run_dir) for m in members),
         }
@@ -165,6 +191,9 @@ def measured_rows(
                 skipped.append({"record": row["name"] + f" [{task}]", "reason": f"no p-value: {err}"})
                 log.warning("no p-value for %s [%s]: %s", row["name"], task, err)
         rows.append(row)
+        extra = nolm_row(row, members) if task == "gloss2text" else None
+        if extra is not None:
+            rows.append(extra)
     return rows
 
 
@@ -204,7 +233,8 @@ def results_table(
     skipped: list[dict[str, str]] = []
     rows = reported_rows(table, dataset) + measured_rows(runs, table, dataset, data_kind, settings, boot, skipped)
     measured_tasks = {r.run["task"] for r in runs}
-    # Gloss2Text has no reported rows: it appears only when we have such runs.
+    # The paper has no Gloss2Text rows (its literature rows for it come from VL-Transfer): the group appears
+    # only when we have such runs.
     rows = [r for r in rows if r["task"] != "gloss2text" or r["task"] in measured_tasks]
     rows.sort(key=_sort_key)
     frame = pd.DataFrame(rows)

@@ -1,0 +1,223 @@
+"""PHOENIX14T Gloss2Text on the real annotations, the whole chain on CPU, timed stage by stage (issue 7, item 1).
+
+    .venv/bin/python bench/phoenix_gloss2text.py [--config config/examples/phoenix14t_gloss2text.yaml]
+        [--results /work/phoenix_results] [--threads 2] [--from-stage train] [--to-stage table]
+
+Runs ``hatl manifest -> vocab -> lm -> train -> decode -> score -> table --table 5`` exactly as a user would
+(each stage is the ``hatl`` command in a subprocess, from the project root), into a results folder outside
+the repository, and prints dev/test BLEU-1..4 and ROUGE-L with and without KenLM fusion plus the wall time
+of each stage. The reference is VL-Transfer's from-scratch Gloss2Text transformer: test BLEU-4 22.57.
+
+Stages whose outputs exist are run again unless ``--from-stage`` says where to start (a finished training run
+is also reused by ``hatl train`` itself through its resume state). A benchmark, not a test: the training run
+takes tens of minutes on two CPU cores.
+
+``--train-budget-min M`` caps training by wall time on a shared machine: after M minutes the trainer gets
+SIGTERM (it saves its resume state at the next step and exits), and the best dev checkpoint so far (the
+trainer keeps it in the resume state) is exported as ``best.pt`` in the format ``hatl train`` writes, with
+``budget_stop.json`` beside it saying so. Later stages then run on that checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HATL = [sys.executable, "-m", "hatl.cli"]
+STAGES = ("manifest", "vocab", "lm", "train", "decode", "score", "table")
+DATASET = "phoenix14t"
+REFERENCE = {"name": "VL-Transfer Table 4, mBART from scratch", "test_bleu4": 22.57, "dev_bleu4": 22.71}
+METRICS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge")
+
+
+def stage_commands(config: Path, res: Path, threads: int) -> dict[str, list[str]]:
+    """The hatl command line of every stage (what the Snakemake rules run for this dataset)."""
+    ds = res / DATASET
+    run = res / "runs" / DATASET / "transformer" / "gloss2text" / "full" / "main"
+    resume = res / "resume" / DATASET / "transformer" / "gloss2text" / "full" / "main"
+    manifest, vocab, lm = ds / "manifest.parquet", ds / "vocab", ds / "lm" / "text.4gram.bin"
+    common = ["--config", str(config)]
+    return {
+        "manifest": ["manifest", *common, "--dataset", DATASET, "--out", str(manifest), "--splits-out", str(ds / "splits.tsv")],
+        "vocab": ["vocab", *common, "--dataset", DATASET, "--manifest", str(manifest), "--out-dir", str(vocab)],
+        "lm": ["lm", *common, "--dataset", DATASET, "--manifest", str(manifest), "--out-arpa", str(ds / "lm" / "text.4gram.arpa"),
+               "--out-binary", str(lm)],
+        "train": ["train", *common, "--dataset", DATASET, "--model", "transformer", "--task", "gloss2text", "--strategy", "full",
+                  "--manifest", str(manifest), "--vocab-dir", str(vocab), "--out-dir", str(run), "--resume-dir", str(resume),
+                  "--threads", str(threads)],
+        "decode": ["decode", *common, "--run-dir", str(run), "--manifest", str(manifest), "--vocab-dir", str(vocab),
+                   "--lm", str(lm), "--out-dir", str(run), "--threads", str(threads)],
+        "score": ["score", *common, "--decoded", str(run / "decoded.dev.jsonl"), str(run / "decoded.test.jsonl"),
+                  "--out", str(run / "scores.json")],
+        "table": ["table", *common, "--table", "5", "--dataset", DATASET, "--scores", str(run / "scores.json"),
+                  "--out", str(res / "table5.csv")],
+    }
+
+
+def run_stage(name: str, argv: list[str], log_dir: Path, budget_s: float = 0.0) -> tuple[float, bool]:
+    """Run one stage, its output teed to log_dir/<name>.log: (wall time in seconds, stopped by the budget).
+
+    With ``budget_s`` > 0 the stage gets SIGTERM once that much wall time has passed (``hatl train`` then
+    saves its resume state at the next step and exits non-zero: that exit is expected, not a failure).
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: hatl {' '.join(argv)}", flush=True)
+    start = time.perf_counter()
+    stopped = threading.Event()
+    with open(log_dir / f"{name}.log", "w", encoding="utf-8") as log:
+        proc = subprocess.Popen([*HATL, *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+        def stop() -> None:
+            if proc.poll() is None:
+                stopped.set()
+                print(f"    [{time.strftime('%H:%M:%S')}] {name}: wall-time budget of {budget_s / 60:.0f} min reached, "
+                      "sending SIGTERM", flush=True)
+                proc.send_signal(signal.SIGTERM)
+
+        timer = threading.Timer(budget_s, stop) if budget_s > 0 else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            if " INFO " in line or " WARNING " in line or " ERROR " in line:
+                print("    " + line.rstrip(), flush=True)
+        rc = proc.wait()
+        if timer is not None:
+            timer.cancel()
+    seconds = time.perf_counter() - start
+    if rc != 0 and not stopped.is_set():
+        raise SystemExit(f"stage {name} failed (exit {rc}); see {log_dir / (name + '.log')}")
+    print(f"    {name}: {seconds:.1f} s{' (stopped by the wall-time budget)' if stopped.is_set() else ''}", flush=True)
+    return seconds, stopped.is_set()
+
+
+def export_best_from_resume(config: Path, res: Path) -> dict:
+    """Write best.pt (the format ``hatl train`` writes at the end) from the best dev state kept in the resume state.
+
+    Used only after a budget stop: the trainer keeps its best dev weights in the resume state, so nothing is
+    lost by stopping early except the epochs not run. ``budget_stop.json`` records what was exported.
+    """
+    import torch
+
+    from hatl.config import effective_config, load_config
+    from hatl.io import atomic_path, write_json
+    from hatl.provenance import provenance
+    from hatl.train.trainer import BEST_FORMAT
+    from hatl.vocab import Vocabulary
+
+    cfg = effective_config(load_config(config), DATASET)
+    ds = res / DATASET
+    run = res / "runs" / DATASET / "transformer" / "gloss2text" / "full" / "main"
+    resume = res / "resume" / DATASET / "transformer" / "gloss2text" / "full" / "main"
+    state = torch.load(resume / "state.pt", map_location="cpu", weights_only=False)
+    if state.get("best_state") is None:
+        raise SystemExit(f"{resume / 'state.pt'}: no evaluated epoch yet, nothing to export (raise --train-budget-min)")
+    log_lines = state.get("log") or []
+    best = max(log_lines, key=lambda line: line.get("metric") or float("-inf")) if log_lines else {}
+    identity = {"dataset": DATASET, "model": "transformer", "task": "gloss2text", "strategy": "full", "fold": "main"}
+    blob = {
+        "format": BEST_FORMAT,
+        "model_state": state["best_state"],
+        "model_args": {"task": "gloss2text", "translator": "transformer",
+                       "gloss_vocab_size": len(Vocabulary.load(ds / "vocab" / "gloss.json")),
+                       "text_vocab_size": len(Vocabulary.load(ds / "vocab" / "text.json")),
+                       "model_config": cfg.get("model", {}), "backbone": None},
+        "vocab": {"gloss": str(ds / "vocab" / "gloss.json"), "text": str(ds / "vocab" / "text.json")},
+        "run": identity, "best_epoch": best.get("epoch"), "best_metric": best.get("metric"), "metric_name": "bleu4",
+        "config": cfg, "provenance": provenance(cfg, run=identity),
+    }
+    run.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run / "best.pt") as tmp:
+        torch.save(blob, tmp)
+    note = {"reason": "wall-time budget reached; best dev checkpoint exported from the resume state",
+            "epochs_completed": len(log_lines), "stopped_at": {"epoch": state.get("epoch"), "step_in_epoch": state.get("step_in_epoch")},
+            "best_epoch": best.get("epoch"), "best_dev_greedy_bleu4": best.get("metric"),
+            "log": log_lines, "provenance": provenance(cfg, run=identity)}
+    write_json(run / "budget_stop.json", note)
+    print(f"    exported best.pt from epoch {best.get('epoch')} (dev greedy BLEU-4 {best.get('metric')}); "
+          f"{len(log_lines)} epoch(s) completed", flush=True)
+    return note
+
+
+def metrics_table(scores: dict) -> list[str]:
+    """Dev/test BLEU-1..4 and ROUGE-L, with and without LM fusion, as printable lines."""
+    lines = [f"{'':26s}" + "".join(f"{m:>8s}" for m in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L"))]
+    for split in ("dev", "test"):
+        block = scores["splits"][split]
+        lines.append(f"{split + ' (beam 8 + KenLM)':26s}" + "".join(f"{block[m]:8.2f}" for m in METRICS))
+        if "nolm" in block:
+            lines.append(f"{split + ' (beam 8, no LM)':26s}" + "".join(f"{block['nolm'][m]:8.2f}" for m in METRICS))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "config" / "examples" / "phoenix14t_gloss2text.yaml")
+    parser.add_argument("--results", type=Path, default=Path("/work/phoenix_results"), help="outside the repository")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--from-stage", choices=STAGES, default=STAGES[0])
+    parser.add_argument("--to-stage", choices=STAGES, default=STAGES[-1])
+    parser.add_argument("--train-budget-min", type=float, default=0.0,
+                        help="stop training after this many minutes and use its best dev checkpoint so far (0 = no cap)")
+    args = parser.parse_args(argv)
+
+    res = args.results.resolve()
+    if res.is_relative_to(ROOT):
+        raise SystemExit(f"--results {res} is inside the repository; use a folder outside it")
+    commands = stage_commands(args.config.resolve(), res, args.threads)
+    chosen = STAGES[STAGES.index(args.from_stage): STAGES.index(args.to_stage) + 1]
+    times: dict[str, float] = {}
+    for name in chosen:
+        budget = args.train_budget_min * 60 if name == "train" else 0.0
+        times[name], stopped = run_stage(name, commands[name], res / "logs", budget)
+        if stopped:
+            export_best_from_resume(args.config.resolve(), res)
+
+    run = res / "runs" / DATASET / "transformer" / "gloss2text" / "full" / "main"
+    print("\nwall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in times.items())
+          + f"; total {sum(times.values()):.1f}")
+    summary_path = run / "summary.json"
+    if (run / "budget_stop.json").exists():
+        note = json.loads((run / "budget_stop.json").read_text(encoding="utf-8"))
+        print(f"training: stopped by the wall-time budget after {note['epochs_completed']} epoch(s); best epoch "
+              f"{note['best_epoch']} (dev greedy BLEU-4 {note['best_dev_greedy_bleu4']})")
+        for line in note["log"]:
+            print(f"    epoch {line.get('epoch')}: loss {line.get('loss_total')}, dev greedy BLEU-4 {line.get('dev_bleu4')}, "
+                  f"{line.get('epoch_time_s')} s")
+    elif summary_path.exists():
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        print(f"training: {summary.get('epochs_run')} epochs, best epoch {summary.get('best_epoch')} "
+              f"(dev greedy BLEU-4 {summary.get('best_metric')}), stop: {summary.get('stop_reason')}, "
+              f"train time {summary.get('train_time_s')} s")
+    decode_summary = run / "decoded.summary.json"
+    if decode_summary.exists():
+        ds = json.loads(decode_summary.read_text(encoding="utf-8"))
+        print("decoding: " + ", ".join(f"{s} {v['decoded']} sentences in {v['seconds']} s" for s, v in ds["splits"].items())
+              + f"; beam {ds['settings']['beam']}")
+    scores_path = run / "scores.json"
+    if scores_path.exists():
+        scores = json.loads(scores_path.read_text(encoding="utf-8"))
+        print("\n" + "\n".join(metrics_table(scores)))
+        test_b4 = scores["splits"]["test"]["bleu4"]
+        verdict = "above" if test_b4 > REFERENCE["test_bleu4"] else "below"
+        print(f"\ntest BLEU-4 {test_b4:.2f} is {verdict} {REFERENCE['test_bleu4']} ({REFERENCE['name']})")
+        print(json.dumps({"times_s": {k: round(v, 1) for k, v in times.items()},
+                          "scores": {s: {m: scores["splits"][s][m] for m in METRICS} for s in ("dev", "test")},
+                          "scores_nolm": {s: scores["splits"][s].get("nolm") for s in ("dev", "test")}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
