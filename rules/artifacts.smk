@@ -77,7 +77,7 @@ rule results_table:
     output:
         csv=report(
             f"{RESULTS}/table{{number}}.csv",
-            caption="../workflow/report/table{number}.rst",
+            caption="../workflow/report/results_table.rst",
             category="Tables",
         ),
         markdown=f"{RESULTS}/table{{number}}.md",
@@ -110,7 +110,7 @@ rule figure:
     output:
         png=report(
             f"{RESULTS}/figures/figure{{number}}.png",
-            caption="../workflow/report/figure{number}.rst",
+            caption="../workflow/report/figure.rst",
             category="Figures",
         ),
         pdf=f"{RESULTS}/figures/figure{{number}}.pdf",

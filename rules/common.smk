@@ -254,9 +254,9 @@ def figure_targets():
 
 
 def all_targets():
-    return (
-        table_targets() + figure_targets() + [f"{RESULTS}/figures/keypoint_quality.png"]
-    )
+    curves = [f"{RESULTS}/figures/learning_curves_{ds}.png" for ds in DATASETS]
+    quality = [f"{RESULTS}/figures/keypoint_quality.png"]
+    return table_targets() + figure_targets() + curves + quality
 
 
 # --- paper artefacts ---
