@@ -32,12 +32,13 @@ import torch
 from torch import nn
 
 from hatl.errors import ConfigError, HatlError, InputError
+from hatl.evaluate.metrics import edit_distance
 from hatl.io import atomic_path, write_json, write_text
 from hatl.provenance import provenance
 from hatl.train import data as D
-from hatl.train.gpu_claim import claim_gpu, should_claim
 from hatl.train import distributed as DU
 from hatl.train.controller import ControllerConfig, ControllerState, HatlController, default_release_order
+from hatl.train.gpu_claim import claim_gpu, should_claim
 from hatl.train.optim import (
     OptimConfig,
     apply_lr,
@@ -262,16 +263,6 @@ def dev_bleu4(hyps: Sequence[str], refs: Sequence[str], evaluation: Mapping[str,
         effective_order=bool(bleu.get("effective_order", True)),
     )
     return float(metric.corpus_score(list(hyps), [list(refs)]).score)
-
-
-def edit_distance(hyp: Sequence[str], ref: Sequence[str]) -> int:
-    prev = list(range(len(ref) + 1))
-    for i, h in enumerate(hyp, start=1):
-        cur = [i]
-        for j, r in enumerate(ref, start=1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (h != r)))
-        prev = cur
-    return prev[-1]
 
 
 def corpus_wer(hyps: Sequence[str], refs: Sequence[str]) -> float | None:
