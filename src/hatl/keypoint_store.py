@@ -124,10 +124,32 @@ def read_layout(path: str | Path) -> Layout:
     return layout_from_dict(read_meta(path)["layout"])
 
 
+def record_from_row(
+    path: str | Path, layout: Layout, cols: dict[str, Any], i: int, extra: Iterable[str] = ()
+) -> KeypointRecord:
+    """Row ``i`` of Arrow columns in this schema as a record, its sizes checked against the layout."""
+    v, g, c = layout.num_joints, len(layout.groups), len(CHANNELS)
+    sid = cols["sample_id"][i].as_py()
+    t = cols["n_frames"][i].as_py()
+    lm = cols["landmarks"][i].values.to_numpy(zero_copy_only=False)
+    mk = cols["mask"][i].values.to_numpy(zero_copy_only=False)
+    if lm.size != t * v * c or mk.size != t * g:
+        raise InputError(path, sid, f"landmark/mask sizes {lm.size}/{mk.size} do not match T={t}, V={v}, G={g}")
+    return KeypointRecord(
+        sample_id=sid,
+        split=cols["split"][i].as_py(),
+        landmarks=lm.reshape(t, v, c).astype(np.float32, copy=False),
+        mask=mk.reshape(t, g).astype(bool, copy=False),
+        fps=float(cols["fps"][i].as_py()),
+        width=int(cols["width"][i].as_py()),
+        height=int(cols["height"][i].as_py()),
+        extra={name: cols[name][i].as_py() for name in extra},
+    )
+
+
 def iter_keypoints(path: str | Path, columns_extra: Iterable[str] | None = None) -> Iterator[KeypointRecord]:
     """Yield records one row group at a time (bounded memory on large shards)."""
     layout = read_layout(path)
-    v, g, c = layout.num_joints, len(layout.groups), len(CHANNELS)
     pf = pq.ParquetFile(path)
     extra = [n for n in pf.schema_arrow.names if n not in BASE_NAMES]
     if columns_extra is not None:
@@ -135,22 +157,7 @@ def iter_keypoints(path: str | Path, columns_extra: Iterable[str] | None = None)
     for batch in pf.iter_batches(batch_size=ROW_GROUP_SIZE):
         cols = {name: batch.column(name) for name in batch.schema.names}
         for i in range(batch.num_rows):
-            sid = cols["sample_id"][i].as_py()
-            t = cols["n_frames"][i].as_py()
-            lm = cols["landmarks"][i].values.to_numpy(zero_copy_only=False)
-            mk = cols["mask"][i].values.to_numpy(zero_copy_only=False)
-            if lm.size != t * v * c or mk.size != t * g:
-                raise InputError(path, sid, f"landmark/mask sizes {lm.size}/{mk.size} do not match T={t}, V={v}, G={g}")
-            yield KeypointRecord(
-                sample_id=sid,
-                split=cols["split"][i].as_py(),
-                landmarks=lm.reshape(t, v, c).astype(np.float32, copy=False),
-                mask=mk.reshape(t, g).astype(bool, copy=False),
-                fps=float(cols["fps"][i].as_py()),
-                width=int(cols["width"][i].as_py()),
-                height=int(cols["height"][i].as_py()),
-                extra={name: cols[name][i].as_py() for name in extra},
-            )
+            yield record_from_row(path, layout, cols, i, extra)
 
 
 def read_keypoints(path: str | Path) -> list[KeypointRecord]:

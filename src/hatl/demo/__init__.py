@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 
 from hatl.errors import InputError
-from hatl.keypoint_store import KeypointRecord, read_layout
-from hatl.landmarks import CHANNELS
+from hatl.keypoint_store import KeypointRecord, read_layout, record_from_row
 
 __all__ = ["read_demo_samples"]
 
@@ -35,24 +33,15 @@ def read_demo_samples(path: str | Path, ids: Iterable[str], splits: Mapping[str,
     if not path.is_file():
         raise InputError(path, None, "demo keypoint file does not exist (run `hatl demo-data` first)")
     layout = read_layout(path)
-    v, g, c = layout.num_joints, len(layout.groups), len(CHANNELS)
     table = pq.read_table(path, filters=[("sample_id", "in", sorted(set(wanted)))],
                           columns=["sample_id", "split", "n_frames", "fps", "width", "height", "landmarks", "mask"])
     found: dict[str, KeypointRecord] = {}
     cols = {name: table.column(name) for name in table.column_names}
     for i in range(table.num_rows):
-        sid = cols["sample_id"][i].as_py()
-        t = cols["n_frames"][i].as_py()
-        lm = cols["landmarks"][i].values.to_numpy(zero_copy_only=False)
-        mk = cols["mask"][i].values.to_numpy(zero_copy_only=False)
-        if lm.size != t * v * c or mk.size != t * g:
-            raise InputError(path, sid, f"landmark/mask sizes {lm.size}/{mk.size} do not match T={t}, V={v}, G={g}")
-        split = cols["split"][i].as_py() if splits is None else splits.get(sid, cols["split"][i].as_py())
-        found[sid] = KeypointRecord(
-            sample_id=sid, split=split, landmarks=lm.reshape(t, v, c).astype(np.float32, copy=False),
-            mask=mk.reshape(t, g).astype(bool, copy=False), fps=float(cols["fps"][i].as_py()),
-            width=int(cols["width"][i].as_py()), height=int(cols["height"][i].as_py()),
-        )
+        record = record_from_row(path, layout, cols, i)
+        if splits is not None:
+            record.split = splits.get(record.sample_id, record.split)
+        found[record.sample_id] = record
     missing = [s for s in wanted if s not in found]
     if missing:
         raise InputError(path, missing[0], f"{len(missing)} requested sample(s) are not in the demo keypoint file")
