@@ -618,17 +618,7 @@ class Trainer:
                     f"(samples {batch['sample_ids'][:4]}...): {values}; the resume state in {self.spec.resume_dir} "
                     "keeps the last good state"
                 )
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if self.tc.grad_clip > 0:
-                try:
-                    torch.nn.utils.clip_grad_norm_(params, self.tc.grad_clip, error_if_nonfinite=True)
-                except RuntimeError as err:
-                    raise HatlError(f"non-finite gradient at epoch {epoch}, step {step + 1}: {err}; the resume state keeps the last good state") from err
-            apply_lr(self.optimizer, self.opt_step, self.n_warmup)
-            self.optimizer.step()
-            self.opt_step += 1
-            self.global_step += 1
+            self._optimizer_step(total, params, epoch, step)
             n = len(batch["sample_ids"])
             sums["n"] += n
             for k in LOSS_KEYS:
@@ -640,6 +630,22 @@ class Trainer:
             self._after_step(epoch, step, batches, sums, epoch_time + time.perf_counter() - t0, events, bar)
         bar.close()
         return sums, epoch_time + time.perf_counter() - t0
+
+    def _optimizer_step(self, total: torch.Tensor, params: list[nn.Parameter], epoch: int, step: int) -> None:
+        """Backward, clip (a non-finite gradient stops the run), warm-up LR, AdamW step: the same in 1 or N processes."""
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if self.tc.grad_clip > 0:
+            try:
+                torch.nn.utils.clip_grad_norm_(params, self.tc.grad_clip, error_if_nonfinite=True)
+            except RuntimeError as err:
+                raise HatlError(
+                    f"non-finite gradient at epoch {epoch}, step {step + 1}: {err}; the resume state keeps the last good state"
+                ) from err
+        apply_lr(self.optimizer, self.opt_step, self.n_warmup)
+        self.optimizer.step()
+        self.opt_step += 1
+        self.global_step += 1
 
     def _after_step(self, epoch: int, step: int, batches: list[list[int]], sums: dict[str, float], elapsed: float,
                     events: list[dict[str, Any]], bar: Any) -> None:
@@ -725,17 +731,7 @@ class Trainer:
                             "multi-process training cannot rescale it to the global batch")
         scales = DU.term_scales(counts, global_counts, world)
         total = sum(w * s * t for w, s, t in zip(weights, scales, terms))
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()  # DDP all-reduces and averages the gradients here
-        if self.tc.grad_clip > 0:
-            try:
-                torch.nn.utils.clip_grad_norm_(params, self.tc.grad_clip, error_if_nonfinite=True)
-            except RuntimeError as err:
-                raise HatlError(f"non-finite gradient at epoch {epoch}, step {step + 1}: {err}; the resume state keeps the last good state") from err
-        apply_lr(self.optimizer, self.opt_step, self.n_warmup)
-        self.optimizer.step()
-        self.opt_step += 1
-        self.global_step += 1
+        self._optimizer_step(total, params, epoch, step)  # under DDP backward all-reduces the gradients
         # Sums whose total over ranks is what the single process adds for this global batch.
         n_global = len(idxs)
         sums["n"] += len(mine)
