@@ -11,6 +11,7 @@ from hatl.train.optim import (
     build_groups,
     build_optimizer,
     current_lrs,
+    decay_factor,
     layer_lr,
     warmup_factor,
     warmup_steps,
@@ -70,3 +71,22 @@ def test_warmup_schedule():
     assert current_lrs(opt)["decoder"] == pytest.approx(1e-4 / 200)
     apply_lr(opt, 500, 200)
     assert current_lrs(opt)["decoder"] == pytest.approx(1e-4)
+
+
+def test_cosine_decay_runs_from_the_target_to_the_final_factor():
+    assert decay_factor(0, 100, "constant", 0.0) == 1.0 and decay_factor(99, 100, "constant", 0.0) == 1.0
+    assert decay_factor(0, 101, "cosine", 0.1) == pytest.approx(1.0)
+    assert decay_factor(50, 101, "cosine", 0.1) == pytest.approx(0.55)  # half-way: the mean of 1 and 0.1
+    assert decay_factor(100, 101, "cosine", 0.1) == pytest.approx(0.1)
+    assert decay_factor(500, 101, "cosine", 0.1) == pytest.approx(0.1)  # past the end: held at the floor
+    factors = [decay_factor(k, 101, "cosine", 0.0) for k in range(101)]
+    assert all(a >= b for a, b in zip(factors, factors[1:]))
+    with pytest.raises(ValueError, match="unknown LR schedule"):
+        decay_factor(0, 10, "linear", 0.0)
+    model = tiny_model()
+    cfg = OptimConfig()
+    opt = build_optimizer(build_groups(model, model.backbone.layers(), cfg), cfg)
+    apply_lr(opt, 500, 200, decay_factor(50, 101, "cosine", 0.1))  # warm-up over: only the decay applies
+    assert current_lrs(opt)["decoder"] == pytest.approx(1e-4 * 0.55)
+    apply_lr(opt, 0, 200, 0.5)  # a rebuilt optimizer (HATL release) warms up again under the decayed target
+    assert current_lrs(opt)["decoder"] == pytest.approx(1e-4 / 200 * 0.5)

@@ -33,7 +33,7 @@ from hatl.models.losses import (
     text_cross_entropy,
 )
 from hatl.models.positional import SinusoidalPositions
-from hatl.models.transformer import TextDecoder, TransformerEncoder, TranslatorConfig, lengths_to_mask
+from hatl.models.transformer import TextDecoder, TransformerEncoder, TranslatorConfig, lengths_to_mask, token_embedding
 
 PAD, BOS, EOS, UNK, BLANK = 0, 1, 2, 3, 4
 TASKS = ("sign2text", "sign2gloss2text", "gloss2text")
@@ -173,7 +173,7 @@ class SLTModel(nn.Module):
             if backbone is not None:
                 raise ValueError("gloss2text reads gloss tokens and takes no backbone (pass backbone=None)")
             self.backbone = None
-            self.gloss_embed = nn.Embedding(gloss_vocab_size, tcfg.hidden, padding_idx=PAD)
+            self.gloss_embed = token_embedding(gloss_vocab_size, tcfg.hidden, PAD)
         else:
             channels = backbone_channels or getattr(backbone, "out_channels", None)
             if channels is None:

@@ -5,6 +5,10 @@ gloss/frame heads), ``decoder`` (text embedding, decoder, output projection) and
 layer ``L1``..``Ln``. Backbone layer m gets LR_m = lr_backbone · α^(n−m): Ln (nearest the translator)
 gets ``lr_backbone`` and every step towards the input multiplies by α (docs/training.md explains how this
 reads Table 4's "0.1 × (1/2^d)").
+
+After the warm-up the LR stays constant (the paper states no decay) or, with ``schedule: cosine``, follows
+a half cosine from the target LR down to ``final_factor`` × target over the run's ``max_epochs`` (what a
+from-scratch translator such as real PHOENIX14T Gloss2Text needs to settle).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ class OptimConfig:
     weight_decay: float = 0.01
     warmup_min_steps: int = 200
     warmup_fraction: float = 0.02
+    schedule: str = "constant"  # or "cosine"
+    final_factor: float = 0.0  # cosine: LR at the last step, as a fraction of the target
 
 
 @dataclass
@@ -104,8 +110,25 @@ def warmup_factor(step: int, n_warmup: int) -> float:
     return min(1.0, (step + 1) / n_warmup)
 
 
-def apply_lr(optimizer: torch.optim.Optimizer, step: int, n_warmup: int) -> None:
-    factor = warmup_factor(step, n_warmup)
+SCHEDULES = ("constant", "cosine")
+
+
+def decay_factor(global_step: int, total_steps: int, schedule: str, final_factor: float) -> float:
+    """The post-warm-up multiplier at update ``global_step`` (0-based) of ``total_steps``: 1 for constant,
+    a half cosine from 1 to ``final_factor`` for cosine (clamped at ``final_factor`` past the end)."""
+    if schedule == "constant":
+        return 1.0
+    if schedule != "cosine":
+        raise ValueError(f"unknown LR schedule {schedule!r}; known: {SCHEDULES}")
+    progress = min(1.0, global_step / max(1, total_steps - 1))
+    return final_factor + (1.0 - final_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def apply_lr(optimizer: torch.optim.Optimizer, step: int, n_warmup: int, decay: float = 1.0) -> None:
+    """Set every group's LR to target × warm-up(step) × decay. ``step`` counts updates since the optimizer
+    was (re)built (HATL restarts the warm-up at each release); ``decay`` comes from ``decay_factor`` on the
+    run's global step."""
+    factor = warmup_factor(step, n_warmup) * decay
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] * factor
 

@@ -46,6 +46,7 @@ from hatl.train.optim import (
     build_optimizer,
     count_params,
     current_lrs,
+    decay_factor,
     warmup_steps,
 )
 from hatl.train.state import capture_rng, cpu_state_dict, file_identity, fingerprint, load_state, restore_rng, save_state
@@ -169,6 +170,8 @@ class TrainConfig:
                 weight_decay=float(opt.get("weight_decay", 0.01)),
                 warmup_min_steps=int(lr.get("warmup_min_steps", 200)),
                 warmup_fraction=float(lr.get("warmup_fraction", 0.02)),
+                schedule=str(lr.get("schedule", "constant")),
+                final_factor=float(lr.get("final_factor", 0.0)),
             ),
             early_stop_patience=int(es.get("patience", 5)),
             min_improvement=float(es.get("min_improvement", 0.0)),
@@ -353,7 +356,8 @@ class Trainer:
         # The batch count is the same every epoch (fixed pool sizes), so epoch 1's gives the total step count.
         self.train_steps_per_epoch = len(D.epoch_batches(self.train.lengths(), self.tc.batch_size, self.tc.seed, 1,
                                                          bucketing=self.tc.bucketing, pool_batches=self.tc.pool_batches))
-        self.n_warmup = warmup_steps(self.tc.max_epochs * self.train_steps_per_epoch, self.tc.optim)
+        self.total_steps = self.tc.max_epochs * self.train_steps_per_epoch
+        self.n_warmup = warmup_steps(self.total_steps, self.tc.optim)
         self.trainable: list[int] = list(range(1, self.n_layers + 1)) if spec.strategy == "full" else []
         self._apply_trainable()
         self.optimizer = self._new_optimizer()
@@ -642,7 +646,8 @@ class Trainer:
                 raise HatlError(
                     f"non-finite gradient at epoch {epoch}, step {step + 1}: {err}; the resume state keeps the last good state"
                 ) from err
-        apply_lr(self.optimizer, self.opt_step, self.n_warmup)
+        decay = decay_factor(self.global_step, self.total_steps, self.tc.optim.schedule, self.tc.optim.final_factor)
+        apply_lr(self.optimizer, self.opt_step, self.n_warmup, decay)
         self.optimizer.step()
         self.opt_step += 1
         self.global_step += 1
