@@ -43,12 +43,12 @@ def stage_commands(config: Path, res: Path, threads: int) -> dict[str, list[str]
     ds = res / DATASET
     run = res / "runs" / DATASET / "transformer" / "gloss2text" / "full" / "main"
     resume = res / "resume" / DATASET / "transformer" / "gloss2text" / "full" / "main"
-    manifest, vocab, lm = ds / "manifest.parquet", ds / "vocab", ds / "lm" / "text.4gram.bin"
+    manifest, vocab, lm = ds / "manifest.parquet", ds / "vocab" / "main", ds / "lm" / "main" / "text.4gram.bin"
     common = ["--config", str(config)]
     return {
         "manifest": ["manifest", *common, "--dataset", DATASET, "--out", str(manifest), "--splits-out", str(ds / "splits.tsv")],
-        "vocab": ["vocab", *common, "--dataset", DATASET, "--manifest", str(manifest), "--out-dir", str(vocab)],
-        "lm": ["lm", *common, "--dataset", DATASET, "--manifest", str(manifest), "--out-arpa", str(ds / "lm" / "text.4gram.arpa"),
+        "vocab": ["vocab", *common, "--dataset", DATASET, "--manifest", str(manifest), "--fold", "main", "--out-dir", str(vocab)],
+        "lm": ["lm", *common, "--dataset", DATASET, "--manifest", str(manifest), "--fold", "main", "--out-arpa", str(ds / "lm" / "main" / "text.4gram.arpa"),
                "--out-binary", str(lm)],
         "train": ["train", *common, "--dataset", DATASET, "--model", "transformer", "--task", "gloss2text", "--strategy", "full",
                   "--manifest", str(manifest), "--vocab-dir", str(vocab), "--out-dir", str(run), "--resume-dir", str(resume),
@@ -131,10 +131,10 @@ def export_best_from_resume(config: Path, res: Path) -> dict:
         "format": BEST_FORMAT,
         "model_state": state["best_state"],
         "model_args": {"task": "gloss2text", "translator": "transformer",
-                       "gloss_vocab_size": len(Vocabulary.load(ds / "vocab" / "gloss.json")),
-                       "text_vocab_size": len(Vocabulary.load(ds / "vocab" / "text.json")),
+                       "gloss_vocab_size": len(Vocabulary.load(ds / "vocab" / "main" / "gloss.json")),
+                       "text_vocab_size": len(Vocabulary.load(ds / "vocab" / "main" / "text.json")),
                        "model_config": cfg.get("model", {}), "backbone": None},
-        "vocab": {"gloss": str(ds / "vocab" / "gloss.json"), "text": str(ds / "vocab" / "text.json")},
+        "vocab": {"gloss": str(ds / "vocab" / "main" / "gloss.json"), "text": str(ds / "vocab" / "main" / "text.json")},
         "run": identity, "best_epoch": best.get("epoch"), "best_metric": best.get("metric"), "metric_name": "bleu4",
         "config": cfg, "provenance": provenance(cfg, run=identity),
     }

@@ -121,9 +121,9 @@ def main() -> int:
         _, sp_text, _ = build_vocabularies(m, ds, VocabConfig(tokenizer="sentencepiece", sentencepiece_vocab_size=1000))
         print(f"vocab (sentencepiece 1000): text {len(sp_text)} pieces in {time.perf_counter() - t0:.2f} s")
         t0 = time.perf_counter()
-        rep = lm.build_lm(pm, work / "lm" / "text.4gram.arpa", work / "lm" / "text.4gram.bin", cfg, "bench")
-        ev = rep["evaluation"]
-        size = (work / "lm" / "text.4gram.bin").stat().st_size / 1e6
+        rep = lm.build_lm(pm, work / "lm" / "main" / "text.4gram.arpa", work / "lm" / "main" / "text.4gram.bin", cfg, "bench")
+        ev = rep["evaluation"]["dev"]
+        size = (work / "lm" / "main" / "text.4gram.bin").stat().st_size / 1e6
         print(f"lm (4-gram, PHOENIX14T train {rep['training']['words']} words): {time.perf_counter() - t0:.2f} s, "
               f"binary {size:.1f} MB, dev perplexity {ev['perplexity']:.2f} ({ev['oov_words']} OOV words)")
         t0 = time.perf_counter()

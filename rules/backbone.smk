@@ -21,9 +21,10 @@ rule pretrain_demo:
         config=lambda w: resolved_config(demo_pretrain_source()),
         settings=lambda w: eff(demo_pretrain_source())["backbone"],
         split=lambda w: splits_of(demo_pretrain_source())[0],
+        fold=lambda w: demo_pretrain_fold(),
     shell:
         "hatl pretrain-demo --config {params.config} --data {input.data}/{params.split}.parquet"
-        " --threads {threads} --out {output} > {log} 2>&1"
+        " --fold {params.fold} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule import_backbone:

@@ -110,8 +110,14 @@ def runs_of(dataset, tasks=None):
     ]
 
 
-def lm_stem(dataset):
-    return f"{RESULTS}/{dataset}/lm/text.{eff(dataset)['lm']['order']}gram"
+def lm_stem(dataset, fold):
+    """The KenLM model of one run fold (built from that fold's training rows only)."""
+    return f"{RESULTS}/{dataset}/lm/{fold}/text.{eff(dataset)['lm']['order']}gram"
+
+
+def vocab_json(dataset, fold):
+    """The text vocabulary of one run fold; gloss.json lies beside it."""
+    return f"{RESULTS}/{dataset}/vocab/{fold}/text.json"
 
 
 # --- sharding (the manifest is a checkpoint: its shard column decides the keypoint jobs) ---
@@ -165,9 +171,20 @@ def backbone_checkpoint(wildcards):
 
 
 def demo_pretrain_source():
-    """The demo dataset whose training keypoints the demo pretraining uses (the first demo dataset)."""
+    """The dataset whose training keypoints the demo pretraining reads: `backbone.pretrain_demo.source`,
+    else the first demo dataset, else the first dataset."""
+    source = config["backbone"].get("pretrain_demo", {}).get("source")
+    # hatl.config.validate_config has checked that a given source names a dataset.
+    if source is not None:
+        return source
     demo = [ds for ds in DATASETS if is_demo(ds)]
     return demo[0] if demo else DATASETS[0]
+
+
+def demo_pretrain_fold():
+    """The run fold whose training rows the demo pretraining reads: `main`, or the source's first run fold."""
+    # Under cross-validation all of trainval would show that fold's dev rows to the backbone it fine-tunes.
+    return folds_of(demo_pretrain_source())[0]
 
 
 # --- training / evaluation ---
@@ -175,7 +192,7 @@ def demo_pretrain_source():
 
 def train_inputs(wildcards):
     ds = wildcards.dataset
-    inputs = {"vocab": f"{RESULTS}/{ds}/vocab/text.json"}
+    inputs = {"vocab": vocab_json(ds, wildcards.fold)}
     if wildcards.task in TEXT_ONLY_TASKS:
         inputs["manifest"] = f"{RESULTS}/{ds}/manifest.parquet"
     else:

@@ -4,8 +4,8 @@
 rule decode:
     input:
         best=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/best.pt",
-        lm=lambda w: f"{lm_stem(w.dataset)}.bin",
-        vocab=f"{RESULTS}/{{dataset}}/vocab/text.json",
+        lm=lambda w: f"{lm_stem(w.dataset, w.fold)}.bin",
+        vocab=lambda w: vocab_json(w.dataset, w.fold),
         source=decode_source,
     output:
         dev=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/decoded.dev.jsonl",

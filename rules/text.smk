@@ -1,16 +1,17 @@
-# Text stages: vocabularies and the KenLM n-gram on the training text.
+# Text stages: vocabularies and the KenLM n-gram, one pair per run fold ({fold}: main, or foldK under
+# cross-validation), each built from that fold's training rows only (fold K's dev rows stay out).
 
 
 rule vocab:
     input:
         manifest=f"{RESULTS}/{{dataset}}/manifest.parquet",
     output:
-        gloss=f"{RESULTS}/{{dataset}}/vocab/gloss.json",
-        text=f"{RESULTS}/{{dataset}}/vocab/text.json",
+        gloss=f"{RESULTS}/{{dataset}}/vocab/{{fold}}/gloss.json",
+        text=f"{RESULTS}/{{dataset}}/vocab/{{fold}}/text.json",
     log:
-        "logs/vocab/{dataset}.log",
+        "logs/vocab/{dataset}/{fold}.log",
     benchmark:
-        "benchmarks/vocab/{dataset}.tsv"
+        "benchmarks/vocab/{dataset}/{fold}.tsv"
     conda:
         "../envs/hatl.yaml"
     threads: 1
@@ -23,19 +24,19 @@ rule vocab:
         out_dir=lambda w, output: str(Path(output.text).parent),
     shell:
         "hatl vocab --config {params.config} --dataset {wildcards.dataset} --manifest {input.manifest}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        " --fold {wildcards.fold} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule lm:
     input:
         manifest=f"{RESULTS}/{{dataset}}/manifest.parquet",
     output:
-        arpa=f"{RESULTS}/{{dataset}}/lm/text.{{order}}gram.arpa",
-        binary=f"{RESULTS}/{{dataset}}/lm/text.{{order}}gram.bin",
+        arpa=f"{RESULTS}/{{dataset}}/lm/{{fold}}/text.{{order}}gram.arpa",
+        binary=f"{RESULTS}/{{dataset}}/lm/{{fold}}/text.{{order}}gram.bin",
     log:
-        "logs/lm/{dataset}.{order}gram.log",
+        "logs/lm/{dataset}/{fold}.{order}gram.log",
     benchmark:
-        "benchmarks/lm/{dataset}.{order}gram.tsv"
+        "benchmarks/lm/{dataset}/{fold}.{order}gram.tsv"
     conda:
         "../envs/hatl.yaml"
     threads: 1
@@ -47,4 +48,4 @@ rule lm:
         settings=lambda w: [eff(w.dataset)["lm"], ds_cfg(w.dataset)["text"]],
     shell:
         "hatl lm --config {params.config} --dataset {wildcards.dataset} --manifest {input.manifest}"
-        " --out-arpa {output.arpa} --out-binary {output.binary} > {log} 2>&1"
+        " --fold {wildcards.fold} --out-arpa {output.arpa} --out-binary {output.binary} > {log} 2>&1"

@@ -276,7 +276,7 @@ def test_killed_training_resumes_and_nothing_upstream_reruns(built: Path, tmp_pa
     # Build what training needs first, so that only training is running when the kill comes.
     upstream = plan(workdir, target)
     assert ("train", (f"{RUN}/best.pt", f"{RUN}/log.jsonl", f"{RUN}/summary.json")) in upstream
-    smk(workdir, f"results/{DS}/vocab/text.json", f"results/{DS}/backbone/stgcnpp.pt")
+    smk(workdir, f"results/{DS}/vocab/main/text.json", f"results/{DS}/backbone/stgcnpp.pt")
     before = mtimes(workdir)
     assert plan(workdir, target) == {("train", (f"{RUN}/best.pt", f"{RUN}/log.jsonl", f"{RUN}/summary.json"))}
 

@@ -28,10 +28,11 @@ from hatl.keypoint_store import iter_keypoints, read_layout
 from hatl.landmarks import FLAT1662_OFFSETS
 from hatl.config import load_config
 from hatl.errors import InputError
-from hatl.lm import KenLMNotFoundError, find_tool, held_out_split
+from hatl.lm import KenLMNotFoundError, find_tool
 from hatl.normalise import normalise_dataset
 from hatl.stats import draw_quality_figure
 from hatl.text import normalise_gloss, normalise_text
+from hatl.vocab import TextNormalisation, VocabConfig, build_text_vocab
 
 pytestmark = pytest.mark.real_data
 
@@ -44,6 +45,13 @@ REAL = {
     "ARM KEEP ELEVATE REDUCE SWELLING": ("0017", 67, "trainval", 1),
     "BLOOD PRESSURE CHECK REGULAR IMPORTANT": ("0032", 65, "trainval", 4),
 }
+
+
+# Fold 0 of the 500 annotations (seed 1234): 320 training rows, 80 dev rows, 100 test rows (measured).
+FOLD0_TEXT_SIZE, FOLD0_GLOSS_SIZE = 635, 581  # entries incl. 4 / 5 specials (all of trainval: 712 / 655)
+FOLD0_TEXT_OOV, FOLD0_GLOSS_OOV = (82, 101), (78, 105)  # (dev, test) tokens mapped to UNK
+FOLD0_LM_WORDS = 2993
+FOLD0_DEV_PPL, FOLD0_TEST_PPL = (45, 60), (37, 48)  # measured 51.9 and 42.6 (4-gram, modified Kneser-Ney)
 
 
 def write_config(path: Path, root: Path | str, **over) -> Path:
@@ -119,19 +127,26 @@ def test_real_sequences_through_every_data_stage(tmp_path: Path) -> None:
         normalise_dataset(manifest, [bad], tmp_path / "bad_out", load_config(cfg), "medasl")
     assert err.value.path == str(bad)
 
-    vocab_dir = res / "vocab"
-    assert cli.main(["vocab", "--config", cfg, "--dataset", "medasl", "--manifest", str(manifest),
-                     "--out-dir", str(vocab_dir)]) == 0
+    # The three sequences are trainval folds 2, 1 and 4: fold1 trains on 0004 and 0032 and holds out 0017
+    # (fold0 has no row here, and is refused as such).
+    vocab_dir = res / "vocab" / "fold1"
+    vocab_cmd = ["vocab", "--config", cfg, "--dataset", "medasl", "--manifest", str(manifest), "--fold"]
+    assert cli.main([*vocab_cmd, "fold1", "--out-dir", str(vocab_dir)]) == 0
     text_vocab = json.loads((vocab_dir / "text.json").read_text())
-    assert {"we'll", "it's", "swelling"} <= set(text_vocab["tokens"])
+    assert {"we'll", "it's"} <= set(text_vocab["tokens"]) and "swelling" not in text_vocab["tokens"]
+    # please, keep, arm, elevated, reduce, swelling: 'your' and 'to' are in 0032's training text
+    assert text_vocab["stats"]["oov"] == {"dev": {"tokens": 8, "unk": 6, "rate": 0.75}}
+    assert cli.main([*vocab_cmd, "fold0", "--out-dir", str(res / "vocab" / "fold0")]) == 2
+    assert not (res / "vocab" / "fold0").exists()
 
     need_kenlm()
-    lm = res / "lm"
-    assert cli.main(["lm", "--config", cfg, "--dataset", "medasl", "--manifest", str(manifest),
+    lm = res / "lm" / "fold1"
+    assert cli.main(["lm", "--config", cfg, "--dataset", "medasl", "--manifest", str(manifest), "--fold", "fold1",
                      "--out-arpa", str(lm / "text.4gram.arpa"), "--out-binary", str(lm / "text.4gram.bin")]) == 0
     ev = json.loads((lm / "text.4gram.json").read_text())["evaluation"]
-    # all three sequences are trainval: there is no held-out text, and the report must say so
-    assert ev["held_out"] is False and "not a held-out figure" in ev["split"]
+    # fold 1's dev row is the held-out text; no test row is among the three sequences
+    assert set(ev) == {"dev"} and ev["dev"]["held_out"] is True and ev["dev"]["sentences"] == 1
+    assert ev["dev"]["rows"] == "trainval fold == 1"
 
     out = tmp_path / "results"
     assert cli.main(["stats", "--config", cfg, "--datasets", "medasl", "--manifests", str(manifest),
@@ -173,34 +188,49 @@ def test_real_split_sizes_and_vocabularies(annotation_manifest: tuple[str, Path]
     assert manifest_meta(manifest)["annotation_only"] is True
     assert m["split"].value_counts().to_dict() == {"trainval": 400, "test": 100}
     assert m.loc[m["split"] == "trainval", "fold"].value_counts().to_dict() == {0: 80, 1: 80, 2: 80, 3: 80, 4: 80}
-    assert cli.main(["vocab", "--config", cfg, "--dataset", "medasl", "--manifest", str(manifest),
+    assert cli.main(["vocab", "--config", cfg, "--dataset", "medasl", "--manifest", str(manifest), "--fold", "fold0",
                      "--out-dir", str(tmp_path)]) == 0
     text = json.loads((tmp_path / "text.json").read_text())
     gloss = json.loads((tmp_path / "gloss.json").read_text())
-    # measured on the full release too: 712 / 655 entries (4 / 5 specials), OOV on test 92 / 94 tokens
-    assert (text["size"], gloss["size"]) == (712, 655)
-    assert (text["stats"]["oov"]["test"]["unk"], gloss["stats"]["oov"]["test"]["unk"]) == (92, 94)
+    assert text["fold"] == "fold0" and text["stats"]["sentences"] == 320
+    # the full release gives the same figures (they depend on the annotations only); OOV on fold 0's dev rows and test
+    assert (text["size"], gloss["size"]) == (FOLD0_TEXT_SIZE, FOLD0_GLOSS_SIZE)
+    assert (text["stats"]["oov"]["dev"]["unk"], text["stats"]["oov"]["test"]["unk"]) == FOLD0_TEXT_OOV
+    assert (gloss["stats"]["oov"]["dev"]["unk"], gloss["stats"]["oov"]["test"]["unk"]) == FOLD0_GLOSS_OOV
+
+    # The vocabulary of all trainval (what every fold used before) differs from fold 0's by exactly the words
+    # that occur in no fold-0 training row: all of them come from fold 0's dev rows.
+    trainval = m[m["split"] == "trainval"]
+    everything = build_text_vocab(list(trainval["text"]), TextNormalisation(), VocabConfig())
+    assert len(everything) == 712
+    train_words = {w for t in trainval.loc[trainval["fold"] != 0, "text"] for w in normalise_text(t).split()}
+    dev_words = {w for t in trainval.loc[trainval["fold"] == 0, "text"] for w in normalise_text(t).split()}
+    only_all = set(everything.tokens) - set(text["tokens"])
+    assert set(text["tokens"]) <= set(everything.tokens)
+    assert only_all == {w for w in everything.tokens[4:] if w not in train_words} == dev_words - train_words
+    assert len(only_all) == 712 - FOLD0_TEXT_SIZE
 
 
-def test_real_lm_perplexity_is_measured_on_held_out_test_text(annotation_manifest: tuple[str, Path], tmp_path: Path) -> None:
+def test_real_lm_perplexity_is_measured_on_held_out_fold_dev_and_test_text(
+    annotation_manifest: tuple[str, Path], tmp_path: Path
+) -> None:
     need_kenlm()
     cfg, manifest = annotation_manifest
-    assert cli.main(["lm", "--config", cfg, "--dataset", "medasl", "--manifest", str(manifest),
+    assert cli.main(["lm", "--config", cfg, "--dataset", "medasl", "--manifest", str(manifest), "--fold", "fold0",
                      "--out-arpa", str(tmp_path / "text.4gram.arpa"), "--out-binary", str(tmp_path / "text.4gram.bin")]) == 0
     report = json.loads((tmp_path / "text.4gram.json").read_text())
-    ev = report["evaluation"]
-    assert report["training"] == {"split": "trainval", "sentences": 400, "words": 3770, "reserved_words_removed": 0}
-    assert ev["split"] == "test" and ev["held_out"] is True and ev["sentences"] == 100
-    assert ev["oov_words"] == 92  # the same 92 test tokens the text vocabulary maps to UNK
-    # 39.4 measured; before the fix the figure came from training sentences (4.6), which says nothing
-    assert 35 < ev["perplexity"] < 45
-
-
-def test_held_out_split_choice() -> None:
-    assert held_out_split({"train", "dev", "test"}, "train") == "dev"
-    assert held_out_split({"trainval", "test"}, "trainval") == "test"
-    assert held_out_split({"trainval"}, "trainval") is None
-    assert held_out_split({"train"}, "train") is None
+    dev, test = report["evaluation"]["dev"], report["evaluation"]["test"]
+    assert report["fold"] == "fold0"
+    assert report["training"] == {"rows": "trainval fold != 0", "sentences": 320, "words": FOLD0_LM_WORDS,
+                                  "reserved_words_removed": 0}
+    assert dev["rows"] == "trainval fold == 0" and dev["held_out"] is True and dev["sentences"] == 80
+    assert test["rows"] == "split test" and test["held_out"] is True and test["sentences"] == 100
+    # the same dev / test tokens the fold-0 text vocabulary maps to UNK
+    assert (dev["oov_words"], test["oov_words"]) == FOLD0_TEXT_OOV
+    # With the LM built on all of trainval, fold 0's dev perplexity was 4.7 (it had seen those sentences)
+    # against 39.4 on test; held out, the two are alike.
+    assert FOLD0_DEV_PPL[0] < dev["perplexity"] < FOLD0_DEV_PPL[1]
+    assert FOLD0_TEST_PPL[0] < test["perplexity"] < FOLD0_TEST_PPL[1]
 
 
 def test_real_text_normalisation_of_medical_english() -> None:

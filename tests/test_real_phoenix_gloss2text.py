@@ -67,9 +67,9 @@ def test_real_annotation_only_manifest_vocab_and_lm(tmp_path):
     assert first.text == "tiefer luftdruck bestimmt in den nächsten tagen unser wetter"
 
     assert main(["vocab", "--config", str(config), "--dataset", "phoenix14t", "--manifest", str(manifest),
-                 "--out-dir", str(res / "vocab")]) == 0
-    text = json.loads((res / "vocab" / "text.json").read_text(encoding="utf-8"))
-    gloss = json.loads((res / "vocab" / "gloss.json").read_text(encoding="utf-8"))
+                 "--fold", "main", "--out-dir", str(res / "vocab" / "main")]) == 0
+    text = json.loads((res / "vocab" / "main" / "text.json").read_text(encoding="utf-8"))
+    gloss = json.loads((res / "vocab" / "main" / "gloss.json").read_text(encoding="utf-8"))
     # 2,887 word types in the training translations (+4 specials), 1,085 gloss types (+5 with BLANK)
     assert text["size"] == 2891 and text["stats"]["sentences"] == COUNTS["train"]
     assert gloss["size"] == 1090
@@ -82,13 +82,14 @@ def test_real_annotation_only_manifest_vocab_and_lm(tmp_path):
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true but KenLM is missing: {err}")
         pytest.skip(f"KenLM tools not installed: {err}")
-    arpa, binary = res / "lm" / "text.4gram.arpa", res / "lm" / "text.4gram.bin"
+    arpa, binary = res / "lm" / "main" / "text.4gram.arpa", res / "lm" / "main" / "text.4gram.bin"
     assert main(["lm", "--config", str(config), "--dataset", "phoenix14t", "--manifest", str(manifest),
                  "--out-arpa", str(arpa), "--out-binary", str(binary)]) == 0
     report = json.loads(binary.with_suffix(".json").read_text(encoding="utf-8"))
     assert report["order"] == 4 and report["training"]["sentences"] == COUNTS["train"]
     # held-out dev perplexity of the 4-gram on weather-forecast German: low, as the domain is narrow
-    assert 10 < report["evaluation"]["perplexity"] < 60
+    assert report["fold"] == "main" and report["evaluation"]["dev"]["rows"] == "split dev"
+    assert 10 < report["evaluation"]["dev"]["perplexity"] < 60
     header = arpa.read_text(encoding="utf-8").split("\\1-grams:")[0]
     assert "ngram 4=" in header
     import kenlm

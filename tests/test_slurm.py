@@ -153,7 +153,7 @@ def _outputs(workdir: Path) -> dict[str, object]:
     results = workdir / "results" / DS
     for path in sorted(results.rglob("*.parquet")):
         out[str(path.relative_to(workdir))] = table_rows(path)
-    for path in sorted((results / "vocab").glob("*.json")):
+    for path in sorted((results / "vocab").rglob("*.json")):  # vocab/<fold>/{gloss,text}.json
         vocab = json.loads(path.read_text())
         vocab.pop("provenance", None)
         out[str(path.relative_to(workdir))] = vocab

@@ -161,3 +161,34 @@ def test_pretrain_demo_missing_data_exits_2(tmp_path):
     code = main(["pretrain-demo", "--config", str(REPO / "config" / "config.yaml"),
                  "--data", str(tmp_path / "nope.parquet"), "--out", str(out)])
     assert code == 2 and not out.exists()
+
+
+def cv_parquet(tmp_path: Path, split: str = "trainval") -> Path:
+    """Six rows of two trainval folds; fold 0's rows carry gloss 'DEV' (fold 1's: A B / B C)."""
+    rng = np.random.default_rng(1)
+    records = []
+    for i in range(6):
+        fold = i % 2
+        gloss = "DEV ONLY" if fold == 0 else ("A B" if i % 4 == 1 else "B C")
+        records.append(KeypointRecord(f"r{i}", split, rng.normal(size=(12, LAYOUT.num_joints, 3)).astype(np.float32),
+                                      np.ones((12, len(LAYOUT.groups)), bool), 25.0,
+                                      extra={"gloss": gloss, "signer": "s", "text": "t", "fold": fold if split == "trainval" else -1}))
+    path = tmp_path / f"{split}.parquet"
+    write_keypoints(path, records, LAYOUT, {"stage": "normalised"})
+    return path
+
+
+def test_fold_pretraining_leaves_out_the_fold_dev_rows(tmp_path):
+    path = cv_parquet(tmp_path)
+    ws = build_windows([path], PretrainConfig(window=8), "fold0")
+    assert ws.samples == 3 and ws.held_out == 3  # fold 1's rows train fold 0; fold 0's are its dev rows
+    assert set(ws.classes) <= {"A", "B", "C"}  # no window of fold 0's dev glosses
+    assert "DEV" in build_windows([path], PretrainConfig(window=8), "fold1").classes
+    with pytest.raises(InputError, match=r"\[r0\].*pass --fold foldK"):
+        build_windows([path], PretrainConfig(window=8))  # main on cross-validation rows
+    with pytest.raises(InputError, match="trainval rows only"):
+        build_windows([cv_parquet(tmp_path, "test")], PretrainConfig(window=8), "fold0")
+    out = tmp_path / "ck.pth"
+    code = main(["pretrain-demo", "--config", str(REPO / "config" / "config.yaml"), "--data", str(path),
+                 "--fold", "main", "--out", str(out)])
+    assert code == 2 and not out.exists()

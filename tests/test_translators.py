@@ -189,9 +189,9 @@ def test_scaled_token_embeddings_sit_on_the_scale_of_the_positions():
     # Real PHOENIX14T Gloss2Text: with nn.Embedding's N(0, 1) init the sqrt(512)-scaled inputs had std 22.6
     # and the positions (|x| <= 1) were lost; the model dropped half of every sentence.
     embed = token_embedding(3000, 512, pad_id=0)
-    scaled = embed.weight[1:] * math.sqrt(512)
+    scaled = embed.weight.detach()[1:] * math.sqrt(512)
     assert 0.95 < float(scaled.std()) < 1.05
     assert float(sinusoidal_table(64, 512).abs().max()) <= 1.0
     assert torch.count_nonzero(embed.weight[0]) == 0 and embed.padding_idx == 0
     decoder = TextDecoder(CFG, vocab_size=20, pad_id=0)
-    assert 0.9 < float(decoder.embed.weight[1:].std() * math.sqrt(CFG.hidden)) < 1.1
+    assert 0.9 < float(decoder.embed.weight.detach()[1:].std() * math.sqrt(CFG.hidden)) < 1.1

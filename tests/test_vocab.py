@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -22,13 +23,21 @@ ARABIC = ["من هو؟", "هو مدرس لغه اشاره", "هل انت بخي�
 WS = TextNormalisation()
 
 
-def manifest_frame(rows: list[tuple[str, str, str, str]]) -> pd.DataFrame:
-    """(sample_id, split, gloss, text) rows as a manifest."""
+def manifest_frame(rows: list[tuple[str, str, str, str]], folds: list[int] | None = None) -> pd.DataFrame:
+    """(sample_id, split, gloss, text) rows as a manifest (fold -1 unless ``folds`` gives one per row)."""
+    folds = folds or [-1] * len(rows)
     return pd.DataFrame([
-        {"sample_id": sid, "split": split, "fold": -1, "signer": "p1", "gloss": gloss, "text": text, "source": "x",
+        {"sample_id": sid, "split": split, "fold": fold, "signer": "p1", "gloss": gloss, "text": text, "source": "x",
          "source_kind": "demo", "fps": 25.0, "n_frames": 10, "shard": 0}
-        for sid, split, gloss, text in rows
+        for (sid, split, gloss, text), fold in zip(rows, folds)
     ])
+
+
+def cv_manifest() -> pd.DataFrame:
+    """Two trainval folds and a test row; 'wolke' / 'WOLKE' occur only in fold 0's dev row."""
+    rows = [("a", "trainval", "X Y", "ein satz"), ("b", "trainval", "Y", "noch einer"),
+            ("c", "trainval", "WOLKE Y", "ein wolke"), ("d", "test", "Z", "neu")]
+    return manifest_frame(rows, folds=[1, 1, 0, -1])
 
 
 def test_special_ids() -> None:
@@ -88,10 +97,21 @@ def test_sentencepiece_round_trip_and_determinism(corpus: list[str], tmp_path: P
 
 def test_build_from_manifest_guards_and_cross_validation() -> None:
     cfg = {"tasks": ["sign2gloss2text"], "text": {}}
-    ok = manifest_frame([("a", "trainval", "X Y", "ein satz"), ("b", "trainval", "Y", "noch einer"), ("c", "test", "Z", "neu")])
-    gloss, text, split = build_vocabularies(ok, cfg, VocabConfig())
-    assert split == "trainval"
+    ok = cv_manifest()
+    gloss, text, rows = build_vocabularies(ok, cfg, VocabConfig(), fold="fold0")
+    assert rows == "trainval fold != 0" and text.stats["fold"] == "fold0"
     assert gloss.tokens[5:] == ["Y", "X"] and text.stats["oov"]["test"] == {"tokens": 1, "unk": 1, "rate": 1.0}
+    assert text.stats["oov"]["dev"] == {"tokens": 2, "unk": 1, "rate": 0.5}  # 'wolke' is fold 0's dev only
+    assert text.stats["rows"] == {"train": "trainval fold != 0", "dev": "trainval fold == 0", "test": "split test"}
+    with pytest.raises(InputError, match="pass --fold foldK"):
+        build_vocabularies(ok, cfg, VocabConfig())
+    with pytest.raises(InputError, match=r"no trainval row has fold 3 \(folds present: \[0, 1\]\)"):
+        build_vocabularies(ok, cfg, VocabConfig(), fold="fold3")
+    with pytest.raises(InputError, match=r"\[c\].*fold >= 0"):
+        build_vocabularies(manifest_frame([("a", "trainval", "X", "t"), ("c", "trainval", "X", "t")], [0, -1]), cfg,
+                           VocabConfig(), fold="fold0")
+    with pytest.raises(InputError, match="use --fold main"):
+        build_vocabularies(manifest_frame([("a", "train", "X", "t")]), cfg, VocabConfig(), fold="fold0")
     with pytest.raises(InputError, match=r"\[b\].*empty gloss"):
         build_vocabularies(manifest_frame([("a", "train", "X", "t"), ("b", "train", "", "t")]), cfg, VocabConfig())
     with pytest.raises(InputError, match=r"\[b\].*empty text"):
@@ -118,6 +138,29 @@ def test_min_freq_and_cli(tmp_path: Path) -> None:
     out2 = tmp_path / "vocab2"
     assert cli.main(["vocab", "--config", str(cfg), "--dataset", "toy", "--manifest", str(bad), "--out-dir", str(out2)]) == 2
     assert not out2.exists()
+
+
+def test_cli_fold_vocabularies_leave_out_the_fold_dev_rows(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    manifest = tmp_path / "manifest.parquet"
+    cv_manifest().to_parquet(manifest)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("datasets:\n  toy: {adapter: demo, demo_profile: medasl}\n")
+    base = ["vocab", "--config", str(cfg), "--dataset", "toy", "--manifest", str(manifest)]
+    for fold in ("fold0", "fold1"):
+        assert cli.main([*base, "--fold", fold, "--out-dir", str(tmp_path / fold)]) == 0
+    fold0 = json.loads((tmp_path / "fold0" / "text.json").read_text(encoding="utf-8"))
+    fold1 = json.loads((tmp_path / "fold1" / "text.json").read_text(encoding="utf-8"))
+    assert "wolke" not in fold0["tokens"] and "wolke" in fold1["tokens"]
+    assert "WOLKE" not in Vocabulary.load(tmp_path / "fold0" / "gloss.json")
+    assert "WOLKE" in Vocabulary.load(tmp_path / "fold1" / "gloss.json")
+    assert fold0["fold"] == "fold0" and fold0["stats"]["split"] == "trainval fold != 0"
+    assert fold0["provenance"]["fold"] == "fold0" and fold1["stats"]["oov"]["dev"]["unk"] == 3  # fold 1's dev: satz, noch, einer
+    # fold 'main' on a cross-validation manifest: exit 2, a message that says what to do, nothing written
+    err = tmp_path / "main"
+    with caplog.at_level(logging.ERROR):
+        assert cli.main([*base, "--fold", "main", "--out-dir", str(err)]) == 2
+    assert "cross-validation" in caplog.text and "pass --fold foldK" in caplog.text and str(manifest) in caplog.text
+    assert not err.exists()
 
 
 # --------------------------------------------------------------------------------------------- real data

@@ -60,3 +60,51 @@ def test_unknown_config_key_is_refused_at_parse_time(tmp_path: Path) -> None:
     result = _run([_tool("snakemake"), "-n", "--configfile", str(bad), "--cores", "1"])
     assert result.returncode != 0
     assert "not_a_key" in result.stdout + result.stderr
+
+
+def test_cross_validation_dry_run_builds_text_models_per_run_fold(tmp_path: Path) -> None:
+    """Each run fold gets its own vocabulary and KenLM model (from its training rows only), its runs use them,
+    and the demo pretraining on a cross-validation source (`backbone.pretrain_demo.source`) reads only its
+    first run fold's training rows."""
+    import re
+
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
+    config["datasets"]["medasl"]["cross_validation"]["run_folds"] = [0, 2]
+    # medasl (not the first demo dataset) named as the demo pretraining source
+    config["backbone"]["pretrain_demo"]["source"] = "medasl"
+    work = tmp_path / "wf"
+    (work / "config").mkdir(parents=True)
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    for name in ("Snakefile", "rules", "workflow", "envs"):
+        (work / name).symlink_to(REPO / name, target_is_directory=(REPO / name).is_dir())
+    result = _run([_tool("snakemake"), "-n", "-p", "--cores", "1"], cwd=work)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    commands = [line.split("Shell command:", 1)[1].strip() for line in out.splitlines() if "Shell command:" in line]
+
+    def jobs(stage: str) -> list[tuple[str, str]]:
+        found = [re.search(r"--dataset (\S+) .*--fold (\S+)", c) for c in commands if c.startswith(f"hatl {stage} ")]
+        return sorted(m.groups() for m in found if m)
+
+    expected = [("isharah", "main"), ("medasl", "fold0"), ("medasl", "fold2"), ("phoenix14t", "main")]
+    assert jobs("vocab") == expected and jobs("lm") == expected
+    assert "--out-dir results/medasl/vocab/fold2 > logs/vocab/medasl/fold2.log" in out
+    assert "--out-binary results/medasl/lm/fold2/text.4gram.bin > logs/lm/medasl/fold2.4gram.log" in out
+    for fold in ("fold0", "fold2"):
+        decode = [c for c in commands if c.startswith("hatl decode") and f"/medasl/transformer/sign2text/hatl/{fold} " in c]
+        assert len(decode) == 1, commands
+        assert f"--vocab-dir results/medasl/vocab/{fold} --lm results/medasl/lm/{fold}/text.4gram.bin" in decode[0]
+        train = [c for c in commands if c.startswith("hatl train") and "--dataset medasl" in c and f"--fold {fold} " in c]
+        assert train and all(f"--vocab-dir results/medasl/vocab/{fold} " in c for c in train)
+    pretrain = [c for c in commands if c.startswith("hatl pretrain-demo")]
+    assert len(pretrain) == 1 and "--data results/medasl/normalised/trainval.parquet --fold fold0" in pretrain[0]
+
+
+def test_unknown_pretraining_source_is_refused_by_name(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("backbone: {pretrain_demo: {source: no_such_dataset}}\n", encoding="utf-8")
+    result = _run([_tool("snakemake"), "-n", "--configfile", str(bad), "--cores", "1", "results/table7.csv"])
+    assert result.returncode != 0
+    assert "'backbone.pretrain_demo.source': 'no_such_dataset' is not a dataset of this config" in result.stdout + result.stderr

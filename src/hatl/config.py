@@ -60,7 +60,16 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None
         errors = sorted(validator_cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
         if errors:
             raise ConfigError("; ".join(_describe(e) for e in errors))
+    _check_references(config)
     return config
+
+
+def _check_references(config: dict[str, Any]) -> None:
+    """Keys that name a dataset must name one of this config's (a schema cannot say so)."""
+    source = ((config.get("backbone") or {}).get("pretrain_demo") or {}).get("source")
+    datasets = list(config.get("datasets") or {})
+    if source is not None and source not in datasets:
+        raise ConfigError(f"config key 'backbone.pretrain_demo.source': {source!r} is not a dataset of this config ({', '.join(datasets)})")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """A KenLM n-gram model on the normalised training text (``hatl lm``), for shallow fusion at decoding.
 
-The corpus is the training split's text (``train``; ``trainval`` under cross-validation), normalised
+The corpus is the text of one run fold's training rows (``--fold``, :mod:`hatl.folds`: the ``train``
+split for ``main``, the ``trainval`` rows with fold != K for ``foldK``; never fold K's dev rows, which
+would make the LM that fold K decodes with already know its dev sentences), normalised
 exactly as the text vocabulary is (:class:`hatl.vocab.TextNormalisation`), one sentence per line, so the
 LM's words are the vocabulary's tokens. With ``vocab.tokenizer: sentencepiece`` the LM is still over
 whole words: the decoder fuses it at word boundaries (when a hypothesis completes a word), because a
@@ -9,8 +11,8 @@ word n-gram over subword pieces would need far more context to be useful.
 KenLM's ``lmplz`` estimates the model (modified Kneser-Ney, ``--discount_fallback`` so that tiny demo
 corpora, whose count-of-counts cannot give discounts, still work; ``-S lm.memory`` because lmplz
 otherwise claims 80% of RAM) and ``build_binary`` converts the ARPA file for fast loading. The binary is
-then loaded with the ``kenlm`` Python module to check it and to log its perplexity on held-out text (the
-``dev`` split; ``test`` under cross-validation, where every fold's dev is part of the training text).
+then loaded with the ``kenlm`` Python module to check it and to report its perplexity on held-out text:
+the fold's dev rows and the test split, each separately.
 Both executables are looked up on PATH and then beside the running Python (the virtualenv's bin).
 """
 
@@ -33,7 +35,8 @@ from hatl.config import dataset_config, effective_config, load_config
 from hatl.errors import ConfigError, HatlError, InputError
 from hatl.io import atomic_path, write_json
 from hatl.provenance import provenance
-from hatl.vocab import TextNormalisation, read_manifest, training_split
+from hatl.folds import MAIN, FoldRows, fold_rows
+from hatl.vocab import TextNormalisation, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +79,15 @@ def find_tool(name: str) -> Path:
     raise KenLMNotFoundError(f"KenLM's `{name}` was not found on PATH or in {where}; {INSTALL_HINT}")
 
 
-def training_corpus(manifest: Any, norm: TextNormalisation, manifest_path: str | Path | None = None) -> tuple[list[str], str]:
-    """Normalised, non-empty training sentences (same tokens as the text vocabulary) and the split used."""
-    split = training_split(manifest, manifest_path)
+def training_corpus(rows: FoldRows, norm: TextNormalisation, manifest_path: str | Path | None = None) -> list[str]:
+    """Normalised, non-empty sentences of the fold's training rows (same tokens as the text vocabulary)."""
     sentences = []
-    train = manifest[manifest["split"] == split]
-    for sid, text in zip(train["sample_id"], train["text"]):
+    for sid, text in zip(rows.train["sample_id"], rows.train["text"]):
         sent = norm.apply(text)
         if not sent:
-            raise InputError(manifest_path, str(sid), "empty text (after normalisation) in the training split")
+            raise InputError(manifest_path, str(sid), f"empty text (after normalisation) in fold {rows.fold}'s training rows")
         sentences.append(sent)
-    return sentences, split
+    return sentences
 
 
 def _strip_reserved(sentences: Sequence[str]) -> tuple[list[str], int]:
@@ -100,17 +101,18 @@ def _strip_reserved(sentences: Sequence[str]) -> tuple[list[str], int]:
     return out, n
 
 
-def held_out_split(splits: set[str], training: str) -> str | None:
-    """The split the LM's perplexity is measured on: text the LM was not trained on.
+def held_out_text(rows: FoldRows, norm: TextNormalisation) -> dict[str, list[str]]:
+    """Normalised held-out sentences by role (``dev``: the fold's dev rows, ``test``), empty roles left out.
 
-    ``dev`` when the dataset has one. Under cross-validation the LM is trained on all of ``trainval``
-    (every fold's dev included), so only ``test`` is held out; measuring there is a report, not a choice
-    made on test. None when no split besides the training one exists.
+    Both are text the LM never saw: the fold's dev rows are what its model selects on, test is reported
+    beside it (a report, not a choice made on test). Empty and reserved-only sentences carry no words to score.
     """
-    for split in ("dev", "test"):
-        if split in splits and split != training:
-            return split
-    return None
+    out = {}
+    for role in ("dev", "test"):
+        sents = [s for s in _strip_reserved([norm.apply(t) for t in rows.role(role)["text"]])[0] if s]
+        if sents:
+            out[role] = sents
+    return out
 
 
 def _run(cmd: list[str], what: str) -> None:
@@ -163,8 +165,9 @@ def build_lm(
     cfg: dict[str, Any],
     dataset: str,
     report_path: str | Path | None = None,
+    fold: str = MAIN,
 ) -> dict[str, Any]:
-    """Train, binarise and verify the LM; all outputs appear only once the binary has loaded."""
+    """Train, binarise and verify the LM on ``fold``'s training rows; all outputs appear only once the binary has loaded."""
     out_arpa, out_binary = Path(out_arpa), Path(out_binary)
     lcfg = LMConfig.from_config(cfg)
     for p in (out_arpa, out_binary):
@@ -175,13 +178,12 @@ def build_lm(
     ds_cfg = dataset_config(cfg, dataset)
     norm = TextNormalisation.from_dataset(ds_cfg)
     manifest = read_manifest(manifest_path)
-    sentences, split = training_corpus(manifest, norm, manifest_path)
-    sentences, n_reserved = _strip_reserved(sentences)
+    rows = fold_rows(manifest, fold, manifest_path)
+    described = rows.description
+    sentences, n_reserved = _strip_reserved(training_corpus(rows, norm, manifest_path))
     if n_reserved:
         log.warning("removed %d occurrence(s) of the reserved words <s>, </s>, <unk> from the training text", n_reserved)
-    dev_split = held_out_split(set(manifest["split"]), split)
-    dev = [norm.apply(t) for t in manifest.loc[manifest["split"] == dev_split, "text"]] if dev_split else []
-    dev = [s for s in _strip_reserved(dev)[0] if s]
+    held_out = held_out_text(rows, norm)
 
     report_path = Path(report_path) if report_path else out_binary.with_suffix(".json")
     out_arpa.parent.mkdir(parents=True, exist_ok=True)
@@ -189,12 +191,19 @@ def build_lm(
         with atomic_path(out_arpa) as tmp_arpa, atomic_path(out_binary) as tmp_bin:
             train_arpa(sentences, tmp_arpa, lcfg.order, lcfg.memory, lmplz, Path(work))
             binarise(tmp_arpa, tmp_bin, build_binary)
-            check = evaluate_lm(tmp_bin, dev or sentences[:100])
-            if check["order"] != lcfg.order:
-                raise HatlError(f"KenLM binary has order {check['order']}, expected {lcfg.order}")
+            if held_out:
+                evaluation = {role: {"rows": described[role], "held_out": True, **evaluate_lm(tmp_bin, sents)}
+                              for role, sents in held_out.items()}
+            else:  # nothing held out: still load and score the binary, and say the figure is not a held-out one
+                evaluation = {"train": {"rows": f"{described['train']} (first 100 sentences; no held-out rows, so not "
+                                                "a held-out figure)", "held_out": False, **evaluate_lm(tmp_bin, sentences[:100])}}
+            orders = {ev["order"] for ev in evaluation.values()}
+            if orders != {lcfg.order}:
+                raise HatlError(f"KenLM binary has order {sorted(orders)}, expected {lcfg.order}")
     words = sum(len(s.split()) for s in sentences)
     report = {
         "dataset": dataset,
+        "fold": fold,
         "arpa": str(out_arpa),
         "binary": str(out_binary),
         "order": lcfg.order,
@@ -202,20 +211,16 @@ def build_lm(
         "discount_fallback": True,
         "text_normalisation": norm.to_dict(),
         "unit": "words (also with a sentencepiece text vocabulary: fusion happens at word boundaries)",
-        "training": {"split": split, "sentences": len(sentences), "words": words, "reserved_words_removed": n_reserved},
-        "evaluation": {
-            "split": dev_split or f"{split} (first 100 sentences; no held-out split, so not a held-out figure)",
-            "held_out": bool(dev),
-            **check,
-        },
-        "provenance": provenance(cfg, dataset=dataset),
+        "training": {"rows": described["train"], "sentences": len(sentences), "words": words,
+                     "reserved_words_removed": n_reserved},
+        "evaluation": evaluation,
+        "provenance": provenance(cfg, dataset=dataset, fold=fold),
     }
     write_json(report_path, report)
-    log.info(
-        "KenLM %d-gram on %d %s sentences (%d words): binary loads, order %d, perplexity %.2f on %s (%d OOV words)",
-        lcfg.order, len(sentences), split, words, check["order"], check["perplexity"],
-        report["evaluation"]["split"], check["oov_words"],
-    )
+    figures = "; ".join(f"{role} ({ev['rows']}) perplexity {ev['perplexity']:.2f}, {ev['oov_words']} OOV words"
+                        for role, ev in evaluation.items())
+    log.info("KenLM %d-gram, fold %s, on %d sentences of %s (%d words): binary loads; %s",
+             lcfg.order, fold, len(sentences), described["train"], words, figures)
     return report
 
 
@@ -223,12 +228,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="pipeline config YAML")
     parser.add_argument("--dataset", required=True, help="dataset name (a key of datasets: in the config)")
     parser.add_argument("--manifest", required=True, help="results/{ds}/manifest.parquet")
-    parser.add_argument("--out-arpa", required=True, help="results/{ds}/lm/text.{order}gram.arpa")
-    parser.add_argument("--out-binary", required=True, help="results/{ds}/lm/text.{order}gram.bin")
+    parser.add_argument("--out-arpa", required=True, help="results/{ds}/lm/{fold}/text.{order}gram.arpa")
+    parser.add_argument("--out-binary", required=True, help="results/{ds}/lm/{fold}/text.{order}gram.bin")
     parser.add_argument("--out-report", default=None, help="JSON report (default: the binary's path with .json)")
+    parser.add_argument("--fold", default=MAIN, help="run fold whose training rows are the LM corpus: 'main' "
+                        "(the train split) or 'foldK' (cross-validation: trainval rows with fold != K); default main")
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = effective_config(load_config(args.config), args.dataset)
-    build_lm(args.manifest, args.out_arpa, args.out_binary, cfg, args.dataset, args.out_report)
+    build_lm(args.manifest, args.out_arpa, args.out_binary, cfg, args.dataset, args.out_report, args.fold)
     return 0

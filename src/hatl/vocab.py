@@ -8,10 +8,12 @@ Text is normalised with :func:`hatl.text.normalise_text` using the dataset's ``t
 with :func:`hatl.text.normalise_gloss`; the settings are stored in the JSON and re-applied by
 :meth:`Vocabulary.encode`, so training, decoding and scoring all see the same tokens.
 
-Which split: ``train``; under cross-validation there is no fixed training split, so the vocabulary is
-built from ``trainval`` (all folds). Words that occur only in one fold's dev part are then in the
-vocabulary of that fold's model, but they are never seen as targets in its training, so this only adds
-rows to the output layer; one shared vocabulary keeps every fold's decoder and the KenLM model aligned.
+Which rows: the training rows of one run fold (``--fold``, :mod:`hatl.folds`): the ``train`` split for
+``main``; under cross-validation, fold K's vocabulary comes from the ``trainval`` rows with fold != K only.
+Building from all of ``trainval`` would put fold K's dev words into fold K's vocabulary (and its KenLM
+model), so its dev OOV rate and every dev-based choice (early stopping, HATL's unfreezing) would be
+measured on text the text stages had already seen. Each fold therefore gets its own vocabularies.
+OOV rates are reported on the fold's dev rows and on test.
 
 ``vocab.tokenizer: sentencepiece`` replaces whitespace words by a unigram sentencepiece model for the
 *text* vocabulary (glosses stay whole words: they are a closed set of sign labels). The model is trained
@@ -34,6 +36,7 @@ import pandas as pd
 
 from hatl.config import dataset_config, effective_config, load_config
 from hatl.errors import InputError
+from hatl.folds import MAIN, fold_rows
 from hatl.io import atomic_dir, atomic_path, write_json
 from hatl.provenance import provenance
 from hatl.text import normalise_gloss, normalise_text
@@ -72,15 +75,6 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     for col in ("gloss", "text", "signer"):
         df[col] = df[col].fillna("").astype(str)
     return df.reset_index(drop=True)
-
-
-def training_split(manifest: pd.DataFrame, path: str | Path | None = None) -> str:
-    """``train``, or ``trainval`` under cross-validation (the split every fold trains from)."""
-    splits = set(manifest["split"])
-    for name in ("train", "trainval"):
-        if name in splits:
-            return name
-    raise InputError(path, None, f"manifest has no 'train' or 'trainval' split (splits: {sorted(splits)})")
 
 
 # --------------------------------------------------------------------------------------------- configs
@@ -417,22 +411,28 @@ def oov_rate(vocab: Vocabulary, sentences: Sequence[str]) -> dict[str, Any]:
 
 
 def build_vocabularies(
-    manifest: pd.DataFrame, ds_cfg: dict[str, Any], vcfg: VocabConfig, manifest_path: str | Path | None = None
+    manifest: pd.DataFrame, ds_cfg: dict[str, Any], vcfg: VocabConfig, manifest_path: str | Path | None = None,
+    fold: str = MAIN,
 ) -> tuple[Vocabulary, Vocabulary, str]:
-    """Gloss and text vocabularies from the manifest's training split; returns (gloss, text, split used)."""
-    split = training_split(manifest, manifest_path)
-    train = manifest[manifest["split"] == split]
+    """Gloss and text vocabularies from the training rows of ``fold``; returns (gloss, text, rows used).
+
+    ``stats`` records the fold, the row selection of each role and the OOV rate on the fold's dev rows
+    and on test (a role without rows is left out).
+    """
+    rows = fold_rows(manifest, fold, manifest_path)
     norm = TextNormalisation.from_dataset(ds_cfg)
-    check_training_targets(train, ds_cfg.get("tasks", []), norm, manifest_path)
-    gloss = build_gloss_vocab(list(train["gloss"]), vcfg.min_freq)
-    text = build_text_vocab(list(train["text"]), norm, vcfg)
+    check_training_targets(rows.train, ds_cfg.get("tasks", []), norm, manifest_path)
+    gloss = build_gloss_vocab(list(rows.train["gloss"]), vcfg.min_freq)
+    text = build_text_vocab(list(rows.train["text"]), norm, vcfg)
+    described = rows.description
     for vocab, col in ((gloss, "gloss"), (text, "text")):
-        vocab.stats["split"] = split
+        vocab.stats["fold"] = fold
+        vocab.stats["split"] = described["train"]
+        vocab.stats["rows"] = described
         vocab.stats["oov"] = {
-            str(s): oov_rate(vocab, list(manifest.loc[manifest["split"] == s, col]))
-            for s in sorted(set(manifest["split"])) if s != split
+            role: oov_rate(vocab, list(rows.role(role)[col])) for role in ("dev", "test") if len(rows.role(role))
         }
-    return gloss, text, split
+    return gloss, text, described["train"]
 
 
 # --------------------------------------------------------------------------------------------- CLI
@@ -442,7 +442,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="pipeline config YAML")
     parser.add_argument("--dataset", required=True, help="dataset name (a key of datasets: in the config)")
     parser.add_argument("--manifest", required=True, help="results/{ds}/manifest.parquet")
-    parser.add_argument("--out-dir", required=True, help="output folder: gloss.json, text.json (+ text.spm.model)")
+    parser.add_argument("--out-dir", required=True, help="output folder: gloss.json, text.json (+ text.spm.model), "
+                        "results/{ds}/vocab/{fold}")
+    parser.add_argument("--fold", default=MAIN, help="run fold whose training rows build the vocabularies: 'main' "
+                        "(the train split) or 'foldK' (cross-validation: trainval rows with fold != K); default main")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -450,20 +453,19 @@ def run(args: argparse.Namespace) -> int:
     ds_cfg = dataset_config(cfg, args.dataset)
     vcfg = VocabConfig.from_config(cfg)
     manifest = read_manifest(args.manifest)
-    gloss, text, split = build_vocabularies(manifest, ds_cfg, vcfg, args.manifest)
-    if split == "trainval":
-        log.info("cross-validation: vocabularies are built from the whole trainval split (shared by all folds)")
-    prov = provenance(cfg, dataset=args.dataset, manifest=str(args.manifest))
+    gloss, text, split = build_vocabularies(manifest, ds_cfg, vcfg, args.manifest, args.fold)
+    prov = provenance(cfg, dataset=args.dataset, manifest=str(args.manifest), fold=args.fold)
     out_dir = Path(args.out_dir)
+    extra = {"dataset": args.dataset, "fold": args.fold, "provenance": prov}
     # Build the folder aside and swap it in whole, so a half-written pair never passes as complete.
     with atomic_dir(out_dir) as tmp:
-        gloss.save(tmp / "gloss.json", {"dataset": args.dataset, "provenance": prov})
-        text.save(tmp / "text.json", {"dataset": args.dataset, "provenance": prov})
+        gloss.save(tmp / "gloss.json", extra)
+        text.save(tmp / "text.json", extra)
     for vocab in (gloss, text):
         oov = ", ".join(f"{s} {v['rate']:.2%}" for s, v in vocab.stats["oov"].items())
         log.info(
-            "%s vocabulary (%s, split %s): %d entries from %d sentences%s",
-            vocab.kind, vocab.tokenizer, split, len(vocab), vocab.stats["sentences"], f"; OOV {oov}" if oov else "",
+            "%s vocabulary (%s, fold %s, rows %s): %d entries from %d sentences%s",
+            vocab.kind, vocab.tokenizer, args.fold, split, len(vocab), vocab.stats["sentences"], f"; OOV {oov}" if oov else "",
         )
     log.info("wrote %s", out_dir)
     return 0

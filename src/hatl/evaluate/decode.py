@@ -1,9 +1,9 @@
 """``hatl decode``: beam-search a trained run on its dev and test splits.
 
     hatl decode --config config/config.yaml --run-dir RUN --data-dir results/DS/normalised \
-        --vocab-dir results/DS/vocab --lm results/DS/lm/text.4gram.bin --out-dir RUN
+        --vocab-dir results/DS/vocab/FOLD --lm results/DS/lm/FOLD/text.4gram.bin --out-dir RUN
     hatl decode --config CFG --run-dir RUN --manifest results/DS/manifest.parquet \
-        --vocab-dir results/DS/vocab --lm results/DS/lm/text.4gram.bin --out-dir RUN      (gloss2text only)
+        --vocab-dir results/DS/vocab/FOLD --lm results/DS/lm/FOLD/text.4gram.bin --out-dir RUN      (gloss2text only)
 
 writes ``decoded.dev.jsonl`` and ``decoded.test.jsonl`` (one line per sample: ``id``, ``ref`` (normalised
 reference text), ``hyp`` (beam with KenLM fusion), ``hyp_nolm`` (the same beam without fusion, so the effect
@@ -121,7 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--data-dir", type=Path, help="results/<ds>/normalised (keypoint tasks, and gloss2text trained on it)")
     source.add_argument("--manifest", type=Path,
                         help="results/<ds>/manifest.parquet: gloss inputs and references for gloss2text without keypoints")
-    parser.add_argument("--vocab-dir", required=True, type=Path, help="results/<ds>/vocab (gloss.json, text.json)")
+    parser.add_argument("--vocab-dir", required=True, type=Path, help="results/<ds>/vocab/<fold> (gloss.json, text.json of the run's fold)")
     parser.add_argument("--lm", type=Path, default=None, help="KenLM model (ARPA or binary) for shallow fusion")
     parser.add_argument("--out-dir", required=True, type=Path, help="where decoded.{dev,test}.jsonl go (normally the run folder)")
     parser.add_argument("--splits", nargs="+", default=["dev", "test"], choices=["dev", "test"])

@@ -38,7 +38,8 @@ from tqdm import tqdm
 from hatl.config import effective_config, load_config
 from hatl.errors import InputError
 from hatl.io import atomic_path, write_json
-from hatl.keypoint_store import iter_keypoints, read_layout
+from hatl.folds import CV_SPLIT, MAIN, describe, fold_index, trains_fold
+from hatl.keypoint_store import KeypointRecord, iter_keypoints, read_layout
 from hatl.landmarks import Layout
 from hatl.models.graph import coco_graph
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
@@ -63,6 +64,7 @@ class PretrainConfig:
     weight_decay: float = 5e-4
     max_classes: int = 20
     max_windows: int = 1024
+    source: str | None = None  # which dataset the workflow feeds in (recorded in the checkpoint, not used here)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PretrainConfig:
@@ -117,20 +119,45 @@ class WindowSet:
     classes: list[str]
     skipped: Counter
     samples: int
+    held_out: int = 0  # rows of the fold's dev part, left out on purpose (not counted in samples)
 
 
-def build_windows(paths: list[Path], cfg: PretrainConfig) -> WindowSet:
-    """Read normalised training Parquets and cut labelled coco windows (deterministic order)."""
+def trains_run_fold(path: Path, rec: KeypointRecord, k: int | None) -> bool:
+    """Whether a normalised row is a training row of the run fold (the rule of :mod:`hatl.folds`).
+
+    ``main`` (k None) keeps every row of the files given, but refuses cross-validation rows: pretraining
+    on all of ``trainval`` would show fold K's dev rows to the backbone fold K fine-tunes. ``foldK`` keeps
+    the ``trainval`` rows with fold != K and refuses rows of other splits (test must never be pretrained on).
+    """
+    if k is None:
+        if rec.split == CV_SPLIT:
+            raise InputError(path, rec.sample_id, f"a cross-validation ({CV_SPLIT}) row with fold 'main': pass --fold foldK "
+                             "so that fold K's dev rows stay out of the pretraining")
+        return True
+    if rec.split != CV_SPLIT:
+        raise InputError(path, rec.sample_id, f"fold{k} pretrains on {CV_SPLIT} rows only; this row is split {rec.split!r}")
+    row_fold = rec.extra.get("fold")
+    if row_fold is None or int(row_fold) < 0:
+        raise InputError(path, rec.sample_id, f"a {CV_SPLIT} row needs a cross-validation fold >= 0, got {row_fold!r}")
+    return trains_fold(int(row_fold), k)
+
+
+def build_windows(paths: list[Path], cfg: PretrainConfig, fold: str = MAIN) -> WindowSet:
+    """Read the run fold's rows of normalised training Parquets and cut labelled coco windows (deterministic order)."""
     if cfg.target not in ("gloss", "signer"):
         raise ValueError(f"backbone.pretrain_demo.target must be gloss or signer, got {cfg.target!r}")
+    k = fold_index(fold)
     raw: list[tuple[np.ndarray, list[tuple[int, str]]]] = []
     skipped: Counter = Counter()
-    samples = 0
+    samples = held_out = 0
     for path in paths:
         layout = read_layout(path)
         if "pose" not in layout.groups:
             raise InputError(path, None, "layout has no pose group: the coco mapping needs the pose joints")
-        for rec in iter_keypoints(path, columns_extra=("gloss", "signer")):
+        for rec in iter_keypoints(path, columns_extra=("gloss", "signer", "fold")):
+            if not trains_run_fold(path, rec, k):
+                held_out += 1
+                continue
             samples += 1
             if rec.n_frames == 0:
                 skipped["sample: no frames"] += 1
@@ -171,7 +198,7 @@ def build_windows(paths: list[Path], cfg: PretrainConfig) -> WindowSet:
         where = paths[0] if paths else None
         raise InputError(where, None, f"need at least 2 classes of '{cfg.target}' windows to pretrain; "
                          f"found {len(classes)} classes, {len(xs)} windows (skipped: {dict(skipped)})")
-    return WindowSet(np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64), classes, skipped, samples)
+    return WindowSet(np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64), classes, skipped, samples, held_out)
 
 
 class _Classifier(nn.Module):
@@ -248,6 +275,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None, help="dataset whose effective config applies (demo overrides)")
     parser.add_argument("--data", required=True, nargs="+", help="normalised training Parquet(s), e.g. results/DS/normalised/train.parquet")
     parser.add_argument("--out", required=True, help="pyskl-format checkpoint, e.g. results/pretrained/stgcnpp_demo.pth")
+    parser.add_argument("--fold", default=MAIN, help="run fold whose training rows are used: 'main' (every row of --data; "
+                        "cross-validation rows are refused) or 'foldK' (trainval rows with fold != K); default main")
     parser.add_argument("--report", default=None, help="optional JSON summary (history, classes, skipped counts)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's own choice); pass the job's core count")
@@ -266,9 +295,10 @@ def run(args: argparse.Namespace) -> int:
     for p in paths:
         if not p.is_file():
             raise InputError(p, None, "normalised training Parquet does not exist")
-    windows = build_windows(paths, cfg)
-    log.info("pretrain-demo: %d windows of %d frames from %d samples, %d '%s' classes; skipped: %s",
-             len(windows.y), cfg.window, windows.samples, len(windows.classes), cfg.target, dict(windows.skipped) or "none")
+    windows = build_windows(paths, cfg, args.fold)
+    log.info("pretrain-demo (fold %s): %d windows of %d frames from %d samples (%d dev rows of the fold left out), "
+             "%d '%s' classes; skipped: %s", args.fold, len(windows.y), cfg.window, windows.samples, windows.held_out,
+             len(windows.classes), cfg.target, dict(windows.skipped) or "none")
     seed = int(config.get("seed", 1234))
     model, history = pretrain(windows, arch, cfg, seed)
     summary = {
@@ -276,6 +306,8 @@ def run(args: argparse.Namespace) -> int:
         "architecture": arch.to_dict(), "pretrain_demo": asdict(cfg), "classes": windows.classes,
         "windows": int(len(windows.y)), "samples": windows.samples, "skipped": dict(windows.skipped),
         "history": history, "data": [str(p) for p in paths],
+        "fold": args.fold, "rows": "every row of data" if args.fold == MAIN else describe(args.fold)["train"],
+        "held_out_rows": windows.held_out,
     }
     meta = {"hatl": summary, "provenance": provenance(config)}
     save_pyskl_checkpoint(args.out, pyskl_state_dict(model), meta)

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="normalised keypoints, e.g. results/DS/normalised (sign tasks)")
     parser.add_argument("--manifest", type=Path, default=None,
                         help="gloss2text without keypoints: glosses and texts from results/DS/manifest.parquet")
-    parser.add_argument("--vocab-dir", required=True, type=Path, help="vocabularies, e.g. results/DS/vocab")
+    parser.add_argument("--vocab-dir", required=True, type=Path, help="vocabularies of the run's fold, e.g. results/DS/vocab/FOLD")
     parser.add_argument("--backbone", type=Path, default=None, help="imported backbone, e.g. results/backbone/stgcnpp.pt (not used by gloss2text)")
     parser.add_argument("--out-dir", required=True, type=Path, help="run outputs: best.pt, log.jsonl, summary.json")
     parser.add_argument("--resume-dir", required=True, type=Path, help="resume state (kept across reruns; never a declared output)")

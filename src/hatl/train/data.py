@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from hatl.errors import InputError
+from hatl.folds import CV_SPLIT, dev_filter, fold_index, train_filter
 from hatl.keypoint_store import iter_keypoints, read_meta
 from hatl.text import normalise_gloss, normalise_text
 
@@ -77,32 +78,28 @@ class SplitSource:
 def split_sources(data_dir: str | Path, fold: str) -> dict[str, SplitSource]:
     """Fold 'main' = train/dev/test files; 'foldK' = trainval rows with fold != K (train), == K (dev), plus test."""
     data_dir = Path(data_dir)
-    if fold == "main":
+    k = fold_index(fold)  # the fold rule lives in hatl.folds, shared with the vocabulary and LM stages
+    if k is None:
         return {name: SplitSource(name, data_dir / f"{name}.parquet", None, name) for name in ("train", "dev", "test")}
-    if fold.startswith("fold") and fold[4:].isdigit():
-        k = int(fold[4:])
-        trainval = data_dir / "trainval.parquet"
-        return {
-            "train": SplitSource("train", trainval, lambda f, k=k: f != k, f"trainval fold != {k}"),
-            "dev": SplitSource("dev", trainval, lambda f, k=k: f == k, f"trainval fold == {k}"),
-            "test": SplitSource("test", data_dir / "test.parquet", None, "test"),
-        }
-    raise InputError(None, fold, "fold must be 'main' or 'foldK' (K an integer), e.g. fold0")
+    trainval = data_dir / "trainval.parquet"
+    return {
+        "train": SplitSource("train", trainval, train_filter(k), f"trainval fold != {k}"),
+        "dev": SplitSource("dev", trainval, dev_filter(k), f"trainval fold == {k}"),
+        "test": SplitSource("test", data_dir / "test.parquet", None, "test"),
+    }
 
 
 def manifest_sources(manifest: str | Path, fold: str) -> dict[str, SplitSource]:
     """The same splits as :func:`split_sources`, read from the manifest (for gloss2text)."""
     manifest = Path(manifest)
-    if fold == "main":
+    k = fold_index(fold)
+    if k is None:
         return {name: SplitSource(name, manifest, None, f"manifest split {name}", "manifest", name) for name in ("train", "dev", "test")}
-    if fold.startswith("fold") and fold[4:].isdigit():
-        k = int(fold[4:])
-        return {
-            "train": SplitSource("train", manifest, lambda f, k=k: f != k, f"manifest trainval fold != {k}", "manifest", "trainval"),
-            "dev": SplitSource("dev", manifest, lambda f, k=k: f == k, f"manifest trainval fold == {k}", "manifest", "trainval"),
-            "test": SplitSource("test", manifest, None, "manifest split test", "manifest", "test"),
-        }
-    raise InputError(None, fold, "fold must be 'main' or 'foldK' (K an integer), e.g. fold0")
+    return {
+        "train": SplitSource("train", manifest, train_filter(k), f"manifest trainval fold != {k}", "manifest", CV_SPLIT),
+        "dev": SplitSource("dev", manifest, dev_filter(k), f"manifest trainval fold == {k}", "manifest", CV_SPLIT),
+        "test": SplitSource("test", manifest, None, "manifest split test", "manifest", "test"),
+    }
 
 
 def _manifest_rows(source: SplitSource) -> Iterable[tuple[str, int, str, str]]:
