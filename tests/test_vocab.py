@@ -161,6 +161,11 @@ def test_cli_fold_vocabularies_leave_out_the_fold_dev_rows(tmp_path: Path, caplo
         assert cli.main([*base, "--fold", "main", "--out-dir", str(err)]) == 2
     assert "cross-validation" in caplog.text and "pass --fold foldK" in caplog.text and str(manifest) in caplog.text
     assert not err.exists()
+    # a run of one fold refuses the other fold's vocabulary (training and decoding call this on load)
+    vocab = Vocabulary.load(tmp_path / "fold1" / "text.json")
+    vocab.require_fold(tmp_path / "fold1" / "text.json", "fold1")
+    with pytest.raises(InputError, match=r"text vocabulary was built for fold fold1; a fold0 run needs .*vocab/fold0"):
+        vocab.require_fold(tmp_path / "fold1" / "text.json", "fold0")
 
 
 # --------------------------------------------------------------------------------------------- real data

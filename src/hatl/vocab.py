@@ -247,6 +247,14 @@ class Vocabulary:
         return " ".join(w for w in words if w)
 
     # persistence ----------------------------------------------------------------------------------
+    def require_fold(self, path: str | Path, fold: str) -> None:
+        """Refuse a vocabulary built for another run fold: fold K's model must never see fold K's dev words
+        through a vocabulary built from other rows (vocabularies from before per-fold builds record no fold)."""
+        built = (self.stats or {}).get("fold")
+        if built is not None and built != fold:
+            raise InputError(path, fold, f"this {self.kind} vocabulary was built for fold {built}; a {fold} run needs "
+                             f"the one built for {fold} (results/<dataset>/vocab/{fold})")
+
     def to_dict(self, sp_model_file: str | None = None) -> dict[str, Any]:
         specials = {"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID, "unk": UNK_ID}
         if self.kind == "gloss":

@@ -162,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
     eff = effective_config(config, dataset)
     text_vocab = Vocabulary.load(args.vocab_dir / "text.json")
     gloss_vocab = Vocabulary.load(args.vocab_dir / "gloss.json")
+    text_vocab.require_fold(args.vocab_dir / "text.json", fold)
+    gloss_vocab.require_fold(args.vocab_dir / "gloss.json", fold)
     settings = DecodeSettings.from_config(eff.get("decoding", {}), blank=gloss_vocab.blank or 4)
     model_limit = getattr(getattr(model, "cfg", None), "max_text_length", None)
     if model_limit is not None and settings.beam.max_length > model_limit - 2:

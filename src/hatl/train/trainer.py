@@ -379,6 +379,8 @@ class Trainer:
         vdir = self.spec.vocab_dir
         self.gloss_vocab = Vocabulary.load(vdir / "gloss.json")
         self.text_vocab = Vocabulary.load(vdir / "text.json")
+        self.gloss_vocab.require_fold(vdir / "gloss.json", self.spec.fold)
+        self.text_vocab.require_fold(vdir / "text.json", self.spec.fold)
         if self.spec.data_dir is not None:
             sources = D.split_sources(self.spec.data_dir, self.spec.fold)
         else:
