@@ -332,3 +332,22 @@ def test_min_length_bars_an_immediate_eos() -> None:
     [best] = beam_search(eos_first, 1, BeamConfig(beam_width=3, max_length=5, min_length=1, lm_weight=0.0))
     assert best.tokens == [5]
     assert math.isfinite(best.score)
+
+
+def test_lm_word_bonus_offsets_the_lms_cost_per_word(lm_model):
+    # the model slightly prefers "the cat dog"; the LM finds "dog" after "cat" very unlikely and so prefers
+    # stopping at "the cat": fusion shortens the output unless each word earns a bonus
+    table = {(): {4: 1.0}, (4,): {5: 1.0}, (4, 5): {6: 0.55, EOS: 0.45}, (4, 5, 6): {EOS: 1.0}}
+    lm = WordLM(lm_model, ITOS)
+    fused = beam_search(table_model(table), 1, BeamConfig(beam_width=4, max_length=5, lm_weight=0.7), lm=lm)[0]
+    assert fused.tokens == [4, 5]
+    cfg = BeamConfig(beam_width=4, max_length=5, lm_weight=0.7, lm_word_bonus=5.0)
+    bonus = beam_search(table_model(table), 1, cfg, lm=lm)[0]
+    assert bonus.tokens == [4, 5, 6]
+    expected = bonus.model_logprob + 0.7 * bonus.lm_logprob + 5.0 * 3  # three words; EOS earns nothing
+    assert bonus.score == pytest.approx(expected / ((5 + 4) / 6) ** 1.0, abs=1e-6)
+    # without fusion the bonus does nothing (it only offsets the LM)
+    plain = BeamConfig(beam_width=4, max_length=5, lm_weight=0.0, lm_word_bonus=5.0)
+    assert beam_search(table_model(table), 1, plain, lm=lm)[0].score == pytest.approx(
+        beam_search(table_model(table), 1, BeamConfig(beam_width=4, max_length=5, lm_weight=0.0), lm=lm)[0].score)
+    assert BeamConfig.from_config({"lm_word_bonus": 1.5}).lm_word_bonus == 1.5

@@ -4,7 +4,10 @@ The model is seen only through ``next_logprobs(rows, prefix) -> (N, V)`` log-pro
 says which sample of the batch each hypothesis belongs to and ``prefix`` (N, S) holds BOS + the tokens so
 far. Every alive hypothesis of every sample goes through the model in one call per step.
 
-Scoring. A hypothesis' fused score is ``sum(model log-prob) + lm_weight * sum(LM ln-prob)``. Finished
+Scoring. A hypothesis' fused score is ``sum(model log-prob) + lm_weight * sum(LM ln-prob) + lm_word_bonus * |Y|``
+(|Y| = output words, EOS not counted; the bonus applies only with fusion, where it offsets the LM's cost per word,
+which otherwise favours short outputs: on real PHOENIX14T Gloss2Text, LM weight 0.7 cut the brevity penalty from
+0.96 to 0.79 at length penalty 1). Finished
 hypotheses are ranked by the fused score divided by the GNMT length penalty
 ``lp(Y) = ((5 + |Y|) / 6) ** alpha`` (Wu et al. 2016), where |Y| counts the output tokens including EOS;
 ``alpha = 0`` ranks by the raw sum. We chose GNMT's form because it is what signjoey (the reference SLT
@@ -53,6 +56,7 @@ class BeamConfig:
     length_penalty: float = 1.0
     lm_weight: float = 0.7
     lm_candidates: int = 16
+    lm_word_bonus: float = 0.0  # added per output word when the LM is fused (a word insertion bonus)
 
     def __post_init__(self) -> None:
         if self.beam_width < 1:
@@ -73,6 +77,7 @@ class BeamConfig:
             length_penalty=decoding.get("length_penalty", cls.length_penalty),
             lm_weight=decoding.get("lm_weight", cls.lm_weight),
             lm_candidates=decoding.get("lm_candidates", cls.lm_candidates),
+            lm_word_bonus=decoding.get("lm_word_bonus", cls.lm_word_bonus),
         )
 
 
@@ -175,6 +180,8 @@ def beam_search(
                 logp, flat_fused, states, lm, cfg.lm_candidates, special.eos)
             vocab = tokens_of.shape[1]
             cand = flat_fused[:, None] + cand_model + weight * cand_lm
+            if cfg.lm_word_bonus:
+                cand = cand + cfg.lm_word_bonus * (tokens_of != special.eos)
         n_take = min(2 * k, k * vocab)
         values, order = torch.topk(cand.view(a, k * vocab), n_take, dim=1)  # (A, 2K), best first
         parent = order // vocab  # beam within the sample
