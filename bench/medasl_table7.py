@@ -1,6 +1,6 @@
 """Real-MedASL Table 7 (2 translators x 2 tasks x 3 strategies, fold 0) through the unchanged workflow, and its summary.
 
-    .venv/bin/python bench/medasl_table7.py [--workdir /work/medasl_run] [--data ../medasl_full] [--cores 2]
+    .venv/bin/python bench/medasl_table7.py [--workdir ../medasl_run] [--data ../medasl_full] [--cores 2]
         [--configfile config/examples/medasl.yaml config/examples/medasl_cpu.yaml] [--summary-only | --dry-run] [--out PATH]
 
 Run mode creates the work directory (outside the repository) with symlinks to the repository's ``Snakefile``,
@@ -589,7 +589,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=Path, default=Path("/work/medasl_run"), help="outside the repository")
+    parser.add_argument("--workdir", type=Path, default=ROOT.parent / "medasl_run", help="outside the repository (default: beside it)")
     parser.add_argument("--data", type=Path, default=None,
                         help="MedASL checkout, relative to --workdir (default: datasets.medasl.root of the configfiles)")
     parser.add_argument("--cores", type=int, default=2)

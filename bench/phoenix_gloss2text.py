@@ -1,7 +1,7 @@
 """PHOENIX14T Gloss2Text on the real annotations, the whole chain on CPU, timed stage by stage (issue 7, item 1).
 
     .venv/bin/python bench/phoenix_gloss2text.py [--config config/examples/phoenix14t_gloss2text.yaml]
-        [--results /work/phoenix_results] [--threads 2] [--from-stage train] [--to-stage table]
+        [--results ../phoenix_results] [--threads 1] [--from-stage train] [--to-stage table]
 
 Runs ``hatl manifest -> vocab -> lm -> train -> decode -> score -> table --table 5`` exactly as a user would
 (each stage is the ``hatl`` command in a subprocess, from the project root), into a results folder outside
@@ -165,8 +165,8 @@ def metrics_table(scores: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "examples" / "phoenix14t_gloss2text.yaml")
-    parser.add_argument("--results", type=Path, default=Path("/work/phoenix_results"), help="outside the repository")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--results", type=Path, default=ROOT.parent / "phoenix_results", help="outside the repository (default: beside it)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per stage (1 was fastest on a shared 2-core machine)")
     parser.add_argument("--from-stage", choices=STAGES, default=STAGES[0])
     parser.add_argument("--to-stage", choices=STAGES, default=STAGES[-1])
     parser.add_argument("--train-budget-min", type=float, default=0.0,
