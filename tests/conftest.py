@@ -26,3 +26,15 @@ def real_data_path(*parts: str) -> Path:
 @pytest.fixture
 def shared_data() -> Path:
     return real_data_path()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for tests on tiny tensors: thread hand-off costs more than it saves, and CI shares
+    its 2 cores with other jobs. Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,13 +13,7 @@ from hatl.models.graph import pyskl_graph
 from hatl.models.stgcnpp import STGCNPPConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: thread hand-off costs more than it saves, and CI shares its 2 cores with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 REF_DIR = Path(__file__).parent / "data" / "stgcnpp_ref"
