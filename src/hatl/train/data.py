@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from hatl.errors import InputError
-from hatl.folds import CV_SPLIT, dev_filter, fold_index, train_filter
+from hatl.folds import CV_SPLIT, describe, dev_filter, fold_index, train_filter
 from hatl.keypoint_store import iter_keypoints, read_meta
 from hatl.text import normalise_gloss, normalise_text
 
@@ -81,10 +81,11 @@ def split_sources(data_dir: str | Path, fold: str) -> dict[str, SplitSource]:
     k = fold_index(fold)  # the fold rule lives in hatl.folds, shared with the vocabulary and LM stages
     if k is None:
         return {name: SplitSource(name, data_dir / f"{name}.parquet", None, name) for name in ("train", "dev", "test")}
-    trainval = data_dir / "trainval.parquet"
+    trainval = data_dir / f"{CV_SPLIT}.parquet"
+    rows = describe(fold)
     return {
-        "train": SplitSource("train", trainval, train_filter(k), f"trainval fold != {k}"),
-        "dev": SplitSource("dev", trainval, dev_filter(k), f"trainval fold == {k}"),
+        "train": SplitSource("train", trainval, train_filter(k), rows["train"]),
+        "dev": SplitSource("dev", trainval, dev_filter(k), rows["dev"]),
         "test": SplitSource("test", data_dir / "test.parquet", None, "test"),
     }
 
@@ -95,9 +96,10 @@ def manifest_sources(manifest: str | Path, fold: str) -> dict[str, SplitSource]:
     k = fold_index(fold)
     if k is None:
         return {name: SplitSource(name, manifest, None, f"manifest split {name}", "manifest", name) for name in ("train", "dev", "test")}
+    rows = describe(fold)
     return {
-        "train": SplitSource("train", manifest, train_filter(k), f"manifest trainval fold != {k}", "manifest", CV_SPLIT),
-        "dev": SplitSource("dev", manifest, dev_filter(k), f"manifest trainval fold == {k}", "manifest", CV_SPLIT),
+        "train": SplitSource("train", manifest, train_filter(k), f"manifest {rows['train']}", "manifest", CV_SPLIT),
+        "dev": SplitSource("dev", manifest, dev_filter(k), f"manifest {rows['dev']}", "manifest", CV_SPLIT),
         "test": SplitSource("test", manifest, None, "manifest split test", "manifest", "test"),
     }
 
