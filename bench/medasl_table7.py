@@ -262,21 +262,6 @@ def group_jobs(jobs: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ 2. training runs
-def read_log(path: Path) -> tuple[list[dict[str, Any]], str | None]:
-    """Lines of a training log.jsonl (a torn last line of a run being written is skipped and said so)."""
-    if not path.exists():
-        return [], "missing"
-    lines, problem = [], None
-    for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not text.strip():
-            continue
-        try:
-            lines.append(json.loads(text))
-        except json.JSONDecodeError as err:
-            problem = f"line {i} unreadable: {err}"
-    return lines, problem
-
-
 def release_timeline(log_lines: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """(epoch, layer, reason) of every backbone layer release, in order (the controller's 'release' events)."""
     return [{"epoch": line.get("epoch"), "layer": ev.get("layer"), "reason": ev.get("reason")}
@@ -303,18 +288,24 @@ def run_facts(workdir: Path, model: str, task: str, strategy: str, fold: str) ->
     """What one training run's summary.json and log.jsonl say; status 'missing' / 'in progress' when absent."""
     rel = Path(DATASET) / model / task / strategy / fold
     run_dir = workdir / "results" / "runs" / rel
+    from hatl.errors import InputError
+    from hatl.evaluate.figures import load_run_log
+
     facts: dict[str, Any] = {"model": model, "task": task, "strategy": strategy, "fold": fold, "run_dir": str(run_dir)}
-    summary, problem = _read_json(run_dir / "summary.json")
-    log_lines, log_problem = read_log(run_dir / "log.jsonl")
-    if summary is None:
-        in_progress = (workdir / "resume" / rel).exists()
-        # a resume state without summary.json: the trainer is at work (or was stopped); neither: not started yet
-        facts["status"] = ("in progress" if in_progress else "missing") if problem == "missing" else f"summary.json {problem}"
-        facts["epochs_logged"] = len(log_lines)
+    if not (run_dir / "summary.json").exists():
+        # hatl train writes summary.json and log.jsonl only at the end: a resume state without them means the
+        # trainer is at work (or was stopped), neither means not started yet; the job log has the last epoch
+        facts["status"] = "in progress" if (workdir / "resume" / rel).exists() else "missing"
         latest = last_epoch(workdir / "logs" / "train" / rel.with_suffix(".log"))
         if latest is not None:
             facts["last_epoch"], facts["last_epoch_line"] = latest
         return facts
+    try:
+        run_log = load_run_log(run_dir)  # the figures' reader of summary.json + log.jsonl
+    except InputError as err:
+        facts["status"] = f"unreadable: {err}"
+        return facts
+    summary = run_log.summary
     facts.update({
         "status": "done",
         "epochs_run": summary.get("epochs_run"), "best_epoch": summary.get("best_epoch"),
@@ -323,10 +314,8 @@ def run_facts(workdir: Path, model: str, task: str, strategy: str, fold: str) ->
         "train_time_s": summary.get("train_time_s"), "n_backbone_layers": summary.get("n_backbone_layers"),
         "release_epochs": summary.get("release_epochs"), "final_trainable_layers": summary.get("final_trainable_layers"),
         "samples": summary.get("samples"),
-        "releases": release_timeline(log_lines),
+        "releases": release_timeline(run_log.epochs),
     })
-    if log_problem:
-        facts["log_problem"] = log_problem
     return facts
 
 
