@@ -1,7 +1,7 @@
 """The GPU check's measurements (issue 16), run by bench/gpu_check.sh after it has installed the CUDA build of torch.
 
     python bench/gpu_check.py --out gpu_check_out/gpu_check.json [--mode auto|paper|quick] [--parts ...]
-        [--data ../shared/data] [--medasl-data ../medasl_full] [--workdir DIR] [--table5-budget-s 200]
+        [--data ../shared/data] [--medasl-data ../medasl_full] [--workdir DIR] [--table5-budget-s 150]
 
 Parts, each timed on its own and written to the JSON as soon as it ends (a killed check keeps what it measured):
 
@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="work folder outside the repository (default beside it)")
     parser.add_argument("--pytest-budget-s", type=float, default=240)
     parser.add_argument("--medasl-budget-s", type=float, default=240)
-    parser.add_argument("--table5-budget-s", type=float, default=200)
+    parser.add_argument("--table5-budget-s", type=float, default=150)
     args = parser.parse_args(argv)
 
     cuda = cuda_available()

@@ -4,7 +4,7 @@
 #   bash bench/gpu_check.sh [--skip-setup] [options of bench/gpu_check.py, e.g. --mode quick --table5-budget-s 300]
 #
 # About 8 minutes on one H200 (setup 2-3 min, pytest -m gpu about 1-2, ST-GCN++ timing under a minute, the
-# PHOENIX14T and MedASL epochs when their data is present, then the demo table 5 for at most 200 s).
+# PHOENIX14T and MedASL epochs when their data is present, then the demo table 5 for at most 150 s).
 # 1. Setup (skipped with --skip-setup or HATL_GPU_CHECK_SETUP=0): a virtual environment at $HATL_GPU_VENV
 #    (default .venv-gpu, so a CPU .venv is never touched) gets the CUDA build of torch 2.13.0 from PyPI first
 #    ($HATL_TORCH_SPEC, default "torch===2.13.0": '===' matches the plain version only, never a local "+cpu"
@@ -52,7 +52,13 @@ if [ "$SETUP" = "1" ]; then
     fi
   fi
   "$VENV/bin/python" -c 'import torch; print("[gpu_check] torch", torch.__version__, "CUDA", torch.version.cuda, "available", torch.cuda.is_available())' >&2
-  if HATL_VENV="$VENV" bash scripts/setup.sh; then
+  # setup.sh may apt-get the KenLM build packages: on a machine that reaches PyPI only, fail fast instead of
+  # waiting on every mirror (and never let the set-up eat the whole check's time).
+  if [ -z "${APT_CONFIG:-}" ]; then
+    export APT_CONFIG="$VENV/apt-fast-fail.conf"
+    printf 'Acquire::Retries "0";\nAcquire::http::Timeout "10";\nAcquire::https::Timeout "10";\n' >"$APT_CONFIG"
+  fi
+  if HATL_VENV="$VENV" timeout "${HATL_SETUP_TIMEOUT_S:-420}" bash scripts/setup.sh; then
     SETUP_STATUS=ok
   elif "$VENV/bin/python" -c 'import hatl, snakemake, torch' 2>/dev/null; then
     SETUP_STATUS="partial: scripts/setup.sh failed after the Python packages (KenLM build?); the table 5 part needs lmplz"
