@@ -167,8 +167,18 @@ def environment() -> dict[str, Any]:
                     for i in range(torch.cuda.device_count())]
     info["bf16_supported"] = torch.cuda.is_bf16_supported()
     info["cudnn"] = torch.backends.cudnn.version()
-    info["nccl"] = ".".join(map(str, torch.cuda.nccl.version())) if torch.distributed.is_nccl_available() else None
+    info["nccl"] = nccl_version()
     return info
+
+
+def nccl_version() -> str | None:
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_nccl_available():
+        return None
+    version = torch.cuda.nccl.version()
+    return ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
 
 
 # ---------------------------------------------------------------------------------------------- pytest -m gpu

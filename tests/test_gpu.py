@@ -15,6 +15,7 @@ import copy
 import importlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -250,6 +251,24 @@ def test_bf16_autocast_training_steps_agree_with_fp32(true_fp32):
     assert figures["top_layer_grad_cosine"] > BF16_TOP_LAYER_COSINE, figures
     assert figures["backbone_grad_cosine"] > 0.0, figures
     assert figures["loss_fp32_last"] < figures["loss_fp32_first"], "the steps must train (loss falls)"
+
+
+def test_hatl_train_honours_training_precision(inputs, tmp_path):
+    # The same one-epoch run through `hatl train` in bf16 and in fp32: the trainer must say which it uses, the
+    # two must really differ (bf16 rounding), and their losses agree within the bf16 tolerance above.
+    logs = {}
+    for precision in ("bf16", "fp32"):
+        config = write_config(inputs, tmp_path / precision, dropout=0.0, max_epochs=1, precision=precision)
+        done = run_cli(train_argv(inputs, tmp_path / precision, config, strategy="full"))
+        expected = "bf16 autocast" if precision == "bf16" and torch.cuda.is_bf16_supported() else "fp32"
+        assert re.search(rf"precision on cuda:\d+: {expected}", done.stderr), \
+            f"hatl train does not report training.precision (is configure_precision called by the trainer?): {done.stderr[-1500:]}"
+        logs[precision] = json.loads((tmp_path / precision / "out" / "log.jsonl").read_text().splitlines()[0])
+    bf16, fp32 = logs["bf16"]["loss_total"], logs["fp32"]["loss_total"]
+    print(f"hatl train, 1 epoch, loss_total: bf16 {bf16:.6f}, fp32 {fp32:.6f}")
+    if torch.cuda.is_bf16_supported():
+        assert bf16 != fp32, "bf16 and fp32 runs are identical: autocast was not applied"
+    assert abs(bf16 - fp32) / abs(fp32) < BF16_LOSS_REL_STEPS
 
 
 # ---------------------------------------------------------------------------------------------- resume
