@@ -110,3 +110,14 @@ def test_a_failing_part_is_reported_and_the_report_is_valid_json(tmp_path):
 def test_main_refuses_a_workdir_inside_the_repository(mode, tmp_path):
     with pytest.raises(SystemExit, match="inside the repository"):
         bench.main(["--out", str(tmp_path / "r.json"), "--mode", mode, "--parts", "environment", "--workdir", str(REPO / "x")])
+
+
+def test_stgcnpp_part_builds_the_paper_backbone_and_reports_cpu_as_fp32_only(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(bench, "QUICK_STGCN", {"batch": 1, "frames": 8, "warmup": 0, "repeats": 1})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU path, also on a GPU machine
+    result = bench.stgcnpp(quick=True)
+    assert (result["joints"], result["base_channels"]) == (135, 64)  # the default groups and the released width
+    assert result["device"] == "cpu" and "bf16" not in result and "fp32 only" in result["note"]
+    assert result["fp32"]["ms_per_batch"] > 0 and result["fp32"]["samples_per_s"] > 0
