@@ -1,9 +1,11 @@
 # hatl: Hierarchical Adaptive Transfer Learning for sign language translation.
 # Run from the repository root, e.g. `snakemake results/table5.csv --cores all`.
 # All logic lives in the `hatl` package; the rules below only call its command-line entry points.
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from hatl.config import validate_config
+from hatl.config import apply_command_line, validate_config
+from hatl.errors import ConfigError
 
 min_version("9.0")
 
@@ -11,10 +13,15 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-# Validate against the schema, then fill its defaults with the package's validator (Snakemake's own
-# default filling cannot descend into keys that may be null, such as cross_validation).
+# The package's validator first: it types `--config KEY='{...}'` values, drops datasets an overlay set
+# to null, fills the schema's defaults (Snakemake's own filling cannot descend into keys that may be null,
+# such as cross_validation) and names a bad key in one line, where Snakemake's would print the whole schema
+# and config. Snakemake's validate then sees a valid config.
+try:
+    validate_config(apply_command_line(config, workflow.config_settings.config))
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 validate(config, "workflow/schemas/config.schema.yaml", set_default=False)
-validate_config(config)
 
 
 report: "workflow/report/workflow.rst"
