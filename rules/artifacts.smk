@@ -33,7 +33,7 @@ rule stats:
     params:
         config=resolved_config(),
         datasets=DATASETS,
-        settings=lambda w: [ds_cfg(ds) for ds in DATASETS],
+        settings=lambda w: settings_read_by("stats"),
     shell:
         "hatl stats --config {params.config} --datasets {params.datasets} --manifests {input.manifests}"
         " --normalised-dirs {input.normalised} --out-table {output.table}"
@@ -62,10 +62,7 @@ rule table4:
     params:
         dataset=lambda w: dataset_for_table(5),
         config=lambda w: resolved_config(dataset_for_table(5)),
-        settings=lambda w: [
-            eff(dataset_for_table(5))[k]
-            for k in ("model", "training", "decoding", "backbone")
-        ],
+        settings=lambda w: settings_read_by("table", dataset_for_table(5)),
     shell:
         "hatl table --config {params.config} --table 4 --dataset {params.dataset} --out {output.csv} > {log} 2>&1"
 
@@ -97,7 +94,7 @@ rule results_table:
     params:
         dataset=table_dataset,
         config=lambda w: resolved_config(table_dataset(w)),
-        settings=lambda w: eff(table_dataset(w))["evaluation"],
+        settings=lambda w: settings_read_by("table", table_dataset(w)),
     shell:
         "hatl table --config {params.config} --table {wildcards.number} --dataset {params.dataset}"
         " --scores {input.scores} --out {output.csv} > {log} 2>&1"
@@ -130,6 +127,7 @@ rule figure:
     params:
         dataset=figure_dataset,
         config=lambda w: resolved_config(figure_dataset(w)),
+        settings=lambda w: settings_read_by("figure", figure_dataset(w)),
         runs=lambda w: runs_of(figure_dataset(w)),
     shell:
         "hatl figure --config {params.config} --figure {wildcards.number} --dataset {params.dataset}"
@@ -160,6 +158,7 @@ rule learning_curves:
         runtime=lambda w, attempt: attempt_scaled(10, attempt),
     params:
         config=lambda w: resolved_config(w.dataset),
+        settings=lambda w: settings_read_by("figure", w.dataset),
         runs=lambda w: runs_of(w.dataset),
     shell:
         "hatl figure --config {params.config} --figure curves --dataset {wildcards.dataset}"

@@ -19,7 +19,7 @@ rule pretrain_demo:
         runtime=lambda w, attempt: attempt_scaled(30, attempt),
     params:
         config=lambda w: resolved_config(demo_pretrain_source()),
-        settings=lambda w: eff(demo_pretrain_source())["backbone"],
+        settings=lambda w: settings_read_by("pretrain-demo", demo_pretrain_source()),
         split=lambda w: splits_of(demo_pretrain_source())[0],
         fold=lambda w: demo_pretrain_fold(),
     shell:
@@ -45,10 +45,7 @@ rule import_backbone:
         runtime=lambda w, attempt: attempt_scaled(10, attempt),
     params:
         config=lambda w: resolved_config(w.dataset),
-        settings=lambda w: [
-            eff(w.dataset)["backbone"],
-            eff(w.dataset)["preprocess"]["keypoints"],
-        ],
+        settings=lambda w: settings_read_by("import-backbone", w.dataset),
     shell:
         "hatl import-backbone --config {params.config} --checkpoint {input.checkpoint}"
         " --out {output.weights} --report {output.report} > {log} 2>&1"

@@ -7,16 +7,23 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from hatl.config import effective_config, validate_config
+from hatl.cli import CONFIG_READS
+from hatl.config import (
+    effective_config,
+    pretraining_source,
+    read_settings,
+    validate_config,
+)
+from hatl.errors import ConfigError
 
 RESULTS = "results"
 DATASETS = list(config["datasets"])
-for (
-    _dataset
-) in (
-    DATASETS
-):  # a mistyped key in demo.overrides is refused here, not deep inside a job
-    validate_config(effective_config(config, _dataset))
+for _dataset in DATASETS:
+    # a mistyped key in demo.overrides is refused here, not deep inside a job
+    try:
+        validate_config(effective_config(config, _dataset))
+    except ConfigError as err:
+        raise WorkflowError(f"dataset {_dataset}: {err}") from None
 TEXT_ONLY_TASKS = {"gloss2text"}
 
 
@@ -51,13 +58,18 @@ def eff(dataset):
     return effective_config(config, dataset)
 
 
+@functools.lru_cache(maxsize=None)
+def settings_read_by(command, dataset=None):
+    """The `settings` param of each job running `hatl <command>`: the values of the config keys that
+    command declares it reads (hatl.cli.CONFIG_READS) as its dataset sees them, as canonical JSON.
+    Snakemake reruns a job whose params changed, so a changed value reruns exactly the jobs that read it.
+    """
+    values = read_settings(config, CONFIG_READS[command], dataset)
+    return json.dumps(values, sort_keys=True, ensure_ascii=False)
+
+
 def ds_cfg(dataset):
     return config["datasets"][dataset]
-
-
-def demo_settings(dataset):
-    """The demo generator's own settings: `demo.overrides` changes models, not data."""
-    return {k: v for k, v in config.get("demo", {}).items() if k != "overrides"}
 
 
 def is_demo(dataset):
@@ -173,12 +185,7 @@ def backbone_checkpoint(wildcards):
 def demo_pretrain_source():
     """The dataset whose training keypoints the demo pretraining reads: `backbone.pretrain_demo.source`,
     else the first demo dataset, else the first dataset."""
-    source = config["backbone"].get("pretrain_demo", {}).get("source")
-    # hatl.config.validate_config has checked that a given source names a dataset.
-    if source is not None:
-        return source
-    demo = [ds for ds in DATASETS if is_demo(ds)]
-    return demo[0] if demo else DATASETS[0]
+    return pretraining_source(config)
 
 
 def demo_pretrain_fold():

@@ -16,11 +16,7 @@ rule demo_data:
         runtime=lambda w, attempt: attempt_scaled(10, attempt),
     params:
         config=lambda w: resolved_config(w.dataset),
-        settings=lambda w: [
-            ds_cfg(w.dataset),
-            demo_settings(w.dataset),
-            eff(w.dataset)["preprocess"]["keypoints"],
-        ],
+        settings=lambda w: settings_read_by("demo-data", w.dataset),
     shell:
         "hatl demo-data --config {params.config} --dataset {wildcards.dataset} --out-dir {output} > {log} 2>&1"
 
@@ -43,11 +39,7 @@ checkpoint manifest:
         runtime=lambda w, attempt: attempt_scaled(10, attempt),
     params:
         config=lambda w: resolved_config(w.dataset),
-        settings=lambda w: [
-            ds_cfg(w.dataset),
-            config["seed"],
-            eff(w.dataset)["preprocess"]["shard_size"],
-        ],
+        settings=lambda w: settings_read_by("manifest", w.dataset),
     shell:
         "hatl manifest --config {params.config} --dataset {wildcards.dataset}"
         " --out {output.manifest} --splits-out {output.splits} > {log} 2>&1"
@@ -70,7 +62,7 @@ rule resize:
         runtime=lambda w, attempt: attempt_scaled(30, attempt),
     params:
         config=lambda w: resolved_config(w.dataset),
-        settings=lambda w: eff(w.dataset)["preprocess"]["resize"],
+        settings=lambda w: settings_read_by("resize", w.dataset),
     shell:
         "hatl resize --config {params.config} --dataset {wildcards.dataset} --manifest {input.manifest}"
         " --shard {wildcards.shard} --out {output} > {log} 2>&1"

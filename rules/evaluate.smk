@@ -23,7 +23,7 @@ rule decode:
         runtime=lambda w, attempt: attempt_scaled(60, attempt),
     params:
         config=lambda w: resolved_config(w.dataset),
-        settings=lambda w: eff(w.dataset)["decoding"],
+        settings=lambda w: settings_read_by("decode", w.dataset),
         run_dir=lambda w, input: str(Path(input.best).parent),
         vocab_dir=lambda w, input: str(Path(input.vocab).parent),
         source=lambda w, input: (
@@ -54,6 +54,6 @@ rule score:
         runtime=lambda w, attempt: attempt_scaled(10, attempt),
     params:
         config=lambda w: resolved_config(w.dataset),
-        settings=lambda w: eff(w.dataset)["evaluation"],
+        settings=lambda w: settings_read_by("score", w.dataset),
     shell:
         "hatl score --config {params.config} --decoded {input.dev} {input.test} --out {output} > {log} 2>&1"

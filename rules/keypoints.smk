@@ -18,7 +18,7 @@ rule keypoints:
         runtime=lambda w, attempt: attempt_scaled(60, attempt),
     params:
         config=lambda w: resolved_config(w.dataset),
-        settings=lambda w: eff(w.dataset)["preprocess"]["keypoints"],
+        settings=lambda w: settings_read_by("keypoints", w.dataset),
         clips=lambda w, input: (
             f"--clips {input.clips}" if "clips" in input.keys() else ""
         ),
@@ -45,7 +45,7 @@ rule normalise:
         runtime=lambda w, attempt: attempt_scaled(30, attempt),
     params:
         config=lambda w: resolved_config(w.dataset),
-        settings=lambda w: eff(w.dataset)["preprocess"]["normalise"],
+        settings=lambda w: settings_read_by("normalise", w.dataset),
     shell:
         "hatl normalise --config {params.config} --dataset {wildcards.dataset} --manifest {input.manifest}"
         " --keypoints {input.shards} --out-dir {output} > {log} 2>&1"

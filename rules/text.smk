@@ -20,7 +20,7 @@ rule vocab:
         runtime=lambda w, attempt: attempt_scaled(10, attempt),
     params:
         config=lambda w: resolved_config(w.dataset),
-        settings=lambda w: [eff(w.dataset)["vocab"], ds_cfg(w.dataset)["text"]],
+        settings=lambda w: settings_read_by("vocab", w.dataset),
         out_dir=lambda w, output: str(Path(output.text).parent),
     shell:
         "hatl vocab --config {params.config} --dataset {wildcards.dataset} --manifest {input.manifest}"
@@ -45,7 +45,7 @@ rule lm:
         runtime=lambda w, attempt: attempt_scaled(20, attempt),
     params:
         config=lambda w: resolved_config(w.dataset),
-        settings=lambda w: [eff(w.dataset)["lm"], ds_cfg(w.dataset)["text"]],
+        settings=lambda w: settings_read_by("lm", w.dataset),
     shell:
         "hatl lm --config {params.config} --dataset {wildcards.dataset} --manifest {input.manifest}"
         " --fold {wildcards.fold} --out-arpa {output.arpa} --out-binary {output.binary} > {log} 2>&1"

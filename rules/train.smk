@@ -22,9 +22,7 @@ rule train:
         runtime=lambda w, attempt: attempt_scaled(12 * 60, attempt),
     params:
         config=lambda w: resolved_config(w.dataset),
-        settings=lambda w: [
-            eff(w.dataset)[key] for key in ("model", "training", "seed")
-        ],
+        settings=lambda w: settings_read_by("train", w.dataset),
         out_dir=lambda w, output: str(Path(output.best).parent),
         resume_dir="resume/{dataset}/{model}/{task}/{strategy}/{fold}",
         nproc=lambda w, resources: max(1, int(resources.gpu)),

@@ -33,6 +33,37 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "figure": ("hatl.evaluate.figures", "draw a paper figure (2-10, learning curves) from run logs"),
 }
 
+# name -> the config keys the command reads, in the view of its dataset (hatl.config.effective_config;
+# `dataset.KEY` is the job's own dataset, `datasets.*.KEY` every dataset's, `KEY:needs` what the tasks need
+# of the data rather than the task list). rules/common.smk makes each rule's `settings` param from this, so a
+# changed value reruns exactly the jobs whose command reads it (tests/test_config_reads.py, dry runs).
+# Keep it in step with the code: a key read but not listed here changes results without a rerun.
+CONFIG_READS: dict[str, tuple[str, ...]] = {
+    "manifest": ("seed", "preprocess.shard_size", "dataset.adapter", "dataset.root", "dataset.protocol",
+                 "dataset.annotations", "dataset.videos", "dataset.fps", "dataset.missing_sources",
+                 "dataset.cross_validation", "dataset.tasks:needs"),
+    "demo-data": ("seed", "demo.clips_per_dataset", "demo.samples", "demo.frames", "demo.clip_size",
+                  "dataset.demo_profile", "dataset.protocol", "dataset.cross_validation",
+                  "preprocess.keypoints.groups", "preprocess.keypoints.face_subset"),
+    "resize": ("preprocess.resize",),
+    "keypoints": ("preprocess.keypoints", "dataset.adapter"),
+    "normalise": ("preprocess.normalise",),
+    "vocab": ("vocab", "dataset.text", "dataset.tasks:needs"),
+    "lm": ("lm", "dataset.text"),
+    "stats": ("datasets.*.adapter", "datasets.*.demo_profile", "datasets.*.language", "datasets.*.domain",
+              "datasets.*.text"),
+    "pretrain-demo": ("seed", "backbone.base_channels", "backbone.in_channels", "backbone.pretrain_demo"),
+    "import-backbone": ("backbone.checkpoint", "backbone.sha256", "backbone.base_channels", "backbone.in_channels",
+                        "preprocess.keypoints.groups", "preprocess.keypoints.face_subset"),
+    # dev BLEU during training (early stopping, HATL releases, best.pt) is scored with evaluation.bleu
+    "train": ("seed", "model", "training", "evaluation.bleu", "dataset.text"),
+    "decode": ("decoding", "dataset.text"),
+    "score": ("evaluation.bleu",),
+    # table 4 lists model/training/decoding/lm values; tables 5-7 re-score with evaluation.bleu/bootstrap
+    "table": ("dataset.adapter", "model", "training", "decoding", "lm.order", "evaluation.bleu", "evaluation.bootstrap"),
+    "figure": ("dataset.adapter", "evaluation.figures"),
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hatl", description=__doc__.splitlines()[0])
