@@ -60,9 +60,9 @@ rule table4:
         mem_mb=lambda w, attempt: attempt_scaled(1000, attempt),
         runtime=lambda w, attempt: attempt_scaled(10, attempt),
     params:
-        dataset=lambda w: dataset_for_table(5),
-        config=lambda w: resolved_config(dataset_for_table(5)),
-        settings=lambda w: settings_read_by("table", dataset_for_table(5)),
+        dataset=lambda w: table4_dataset(),
+        config=lambda w: resolved_config(table4_dataset()),
+        settings=lambda w: settings_read_by("table", table4_dataset()),
     shell:
         "hatl table --config {params.config} --table 4 --dataset {params.dataset} --out {output.csv} > {log} 2>&1"
 

@@ -202,7 +202,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import pandas as pd
 
     work = _workdir(tmp_path_factory.mktemp("built"))
-    _overlay(work, "one.yaml", "datasets: {isharah: null, medasl: null, phoenix14t: {tasks: [sign2text]}}\n"
+    _overlay(work, "one.yaml", "datasets: {isharah: null, medasl: null}\n"
                                "experiments: {models: [transformer], strategies: [hatl]}\n")
     ds = work / "results" / "phoenix14t"
     for folder in ("demo", "normalised"):
@@ -219,8 +219,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("", encoding="utf-8")
-    result = _snakemake(work, "--configfile", "one.yaml", "--touch", "--cores", "1", *TARGETS)
+    # --forceall: every job of the DAG is "run" (touched) and so recorded with its params
+    result = _snakemake(work, "--configfile", "one.yaml", "--touch", "--forceall", "--cores", "1", *TARGETS)
     assert result.returncode == 0, result.stdout + result.stderr
+    result = _snakemake(work, "--configfile", "one.yaml", "-n", "--cores", "1", *TARGETS)
+    out = result.stdout + result.stderr
+    assert "Nothing to be done" in out and "missing provenance" not in out, out
     return work
 
 
@@ -241,9 +245,9 @@ def test_changed_domain_reruns_only_table3_stats(built: Path) -> None:
 
 
 def test_added_task_and_bootstrap_settings_rerun_no_data_or_scoring_job(built: Path) -> None:
-    """gloss2text needs nothing of the data that sign2text and the glosses do not; bootstrap settings are
-    read by tables 5-7 only (score reads evaluation.bleu)."""
-    jobs = _dry_run(built, "datasets: {phoenix14t: {tasks: [sign2text, gloss2text]}}\n"
+    """gloss2text needs nothing of the data that sign2gloss2text does not (glosses, text); bootstrap settings
+    are read by tables 5-7 only (score reads evaluation.bleu)."""
+    jobs = _dry_run(built, "datasets: {phoenix14t: {tasks: [sign2gloss2text, sign2text, gloss2text]}}\n"
                            "evaluation: {bootstrap: {samples: 50}}\n")
     assert jobs == {}
 
@@ -257,15 +261,19 @@ def test_changed_evaluation_bleu_reruns_training(built: Path) -> None:
 
 
 def test_overlay_with_null_datasets_builds_only_the_users(tmp_path: Path) -> None:
+    """The embedded demos dropped from an overlay: no demo job, Table 3 over the user's dataset only, and the
+    default target (Table 4 included, which falls back to the first dataset without PHOENIX14T) resolves."""
     work = _workdir(tmp_path)
-    _overlay(work, "mine.yaml", "datasets: {isharah: null, medasl: null}\n")
-    result = _snakemake(work, "--configfile", "mine.yaml", "-n", "-p", "--cores", "1", "results/table3.csv")
+    _overlay(work, "mine.yaml", "datasets: {phoenix14t: null, isharah: null, medasl: null,"
+                                " mine: {adapter: generic, root: own, fps: 25}}\n")
+    result = _snakemake(work, "--configfile", "mine.yaml", "-n", "-p", "--cores", "1")
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
-    demo = sorted(re.findall(r"hatl demo-data .*?--dataset (\S+)", out))
-    assert demo == ["phoenix14t"]
-    assert re.search(r"hatl stats .*--datasets phoenix14t --manifests results/phoenix14t/manifest.parquet --", out)
-    assert "isharah" not in out and "medasl" not in out
+    assert "hatl demo-data" not in out
+    assert re.search(r"hatl stats .*--datasets mine --manifests results/mine/manifest.parquet --", out)
+    assert re.search(r"hatl table --config results/config/mine.yaml --table 4 --dataset mine ", out)
+    for dropped in ("phoenix14t", "isharah", "medasl"):
+        assert f"results/{dropped}/" not in out
 
 
 def test_user_checkpoint_leaves_the_demo_backbone_alone(tmp_path: Path) -> None:
@@ -303,7 +311,8 @@ def test_unknown_top_level_key_is_named_in_the_last_lines(tmp_path: Path) -> Non
     lines = (result.stdout + result.stderr).strip().splitlines()
     assert result.returncode != 0
     assert len(lines) < 10, "\n".join(lines)
-    assert any("unknown key(s) 'not_a_key'" in line for line in lines[-2:]), "\n".join(lines)
+    assert any("config key '<top level>'" in line and "'not_a_key' was unexpected" in line
+               for line in lines[-2:]), "\n".join(lines)
 
 
 def test_report_of_what_is_built(tmp_path: Path) -> None:
