@@ -236,7 +236,8 @@ def dataset_for_table(number):
 
 def table4_dataset():
     """Table 4 lists the hyperparameters as PHOENIX14T's runs (Table 5) see them; without a PHOENIX14T
-    dataset, as the first dataset's do (an overlay may leave only the user's own data)."""
+    dataset, as the first dataset's do (an overlay may leave only the user's own data).
+    """
     try:
         return dataset_for_table(5)
     except ValueError:
