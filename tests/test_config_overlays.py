@@ -120,11 +120,28 @@ def test_settings_carry_the_values_a_command_reads_and_nothing_else() -> None:
     stats = read_settings(config, CONFIG_READS["stats"])
     assert stats["datasets.isharah.domain"] == "Multiple"
     manifest = read_settings(config, CONFIG_READS["manifest"], "isharah")
-    assert manifest["dataset.tasks:needs"] == ["gloss", "text", "video"]
-    assert "dataset.domain" not in manifest and "dataset.language" not in manifest
-    # adding a task that needs nothing new of the data leaves the manifest's settings as they were
+    assert not any(key.startswith(("dataset.domain", "dataset.language", "dataset.tasks")) for key in manifest)
+    vocab = read_settings(config, CONFIG_READS["vocab"], "isharah")
+    assert vocab["dataset.tasks:needs"] == ["gloss", "text", "video"]
+    # adding a task that needs nothing new of the data leaves the vocabulary's settings as they were
     config["datasets"]["isharah"]["tasks"].append("gloss2text")
-    assert read_settings(config, CONFIG_READS["manifest"], "isharah") == manifest
+    assert read_settings(config, CONFIG_READS["vocab"], "isharah") == vocab
+
+
+def test_vocab_checks_the_built_manifest_against_the_tasks(tmp_path: Path) -> None:
+    """The manifest is not rebuilt when the tasks change, so the tasks' needs are checked where they are read."""
+    import pandas as pd
+
+    from hatl.datasets.base import check_manifest_for_tasks
+    from hatl.errors import InputError
+
+    rows = pd.DataFrame({"sample_id": ["a", "b"], "gloss": ["REGEN", ""], "text": ["es regnet", "sonne"],
+                         "source": ["a.mp4", ""], "n_frames": [40, 0]})
+    with pytest.raises(InputError, match=r"m\.parquet.*b.*empty gloss, needed by task\(s\) sign2gloss2text"):
+        check_manifest_for_tasks(rows, ["sign2gloss2text"], tmp_path / "m.parquet")
+    with pytest.raises(InputError, match=r"b.*annotation-only row.*sign2text"):
+        check_manifest_for_tasks(rows, ["sign2text"], tmp_path / "m.parquet")
+    check_manifest_for_tasks(rows.iloc[:1], ["sign2gloss2text", "sign2text", "gloss2text"], tmp_path / "m.parquet")
 
 
 # ------------------------------------------------------------------------------------------ config resolution
@@ -250,6 +267,14 @@ def test_added_task_and_bootstrap_settings_rerun_no_data_or_scoring_job(built: P
     jobs = _dry_run(built, "datasets: {phoenix14t: {tasks: [sign2gloss2text, sign2text, gloss2text]}}\n"
                            "evaluation: {bootstrap: {samples: 50}}\n")
     assert jobs == {}
+
+
+def test_dropped_gloss_task_rebuilds_no_data(built: Path) -> None:
+    """Without a gloss task the data need no glosses: the vocabulary job re-checks the manifest (and what it
+    feeds reruns), but the manifest, resize, keypoints and normalisation stay."""
+    jobs = _dry_run(built, "datasets: {phoenix14t: {tasks: [sign2text]}}\n")
+    assert "Params have changed" in jobs["vocab"] and '"dataset.tasks:needs": ["text", "video"]' in jobs["vocab"]
+    assert set(jobs) <= {"vocab", "train", "decode", "score"}
 
 
 def test_changed_evaluation_bleu_reruns_training(built: Path) -> None:

@@ -37,11 +37,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # `dataset.KEY` is the job's own dataset, `datasets.*.KEY` every dataset's, `KEY:needs` what the tasks need
 # of the data rather than the task list). rules/common.smk makes each rule's `settings` param from this, so a
 # changed value reruns exactly the jobs whose command reads it (tests/test_config_reads.py, dry runs).
-# Keep it in step with the code: a key read but not listed here changes results without a rerun.
+# Keep it in step with the code: a key read but not listed here changes results without a rerun. The one
+# exception is deliberate: `hatl manifest` reads `tasks` only to refuse rows a task cannot use (its output does
+# not depend on them); `hatl vocab` repeats those checks on the built manifest and reruns when what the tasks
+# need changes, so a task change never rebuilds the data (manifest -> resize -> MediaPipe).
 CONFIG_READS: dict[str, tuple[str, ...]] = {
     "manifest": ("seed", "preprocess.shard_size", "dataset.adapter", "dataset.root", "dataset.protocol",
                  "dataset.annotations", "dataset.videos", "dataset.fps", "dataset.missing_sources",
-                 "dataset.cross_validation", "dataset.tasks:needs"),
+                 "dataset.cross_validation"),
     "demo-data": ("seed", "demo.clips_per_dataset", "demo.samples", "demo.frames", "demo.clip_size",
                   "dataset.demo_profile", "dataset.protocol", "dataset.cross_validation",
                   "preprocess.keypoints.groups", "preprocess.keypoints.face_subset"),

@@ -35,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from hatl.config import dataset_config, effective_config, load_config
+from hatl.datasets.base import check_manifest_for_tasks
 from hatl.errors import InputError
 from hatl.folds import MAIN, fold_rows
 from hatl.io import atomic_dir, atomic_path, write_json
@@ -427,6 +428,7 @@ def build_vocabularies(
     ``stats`` records the fold, the row selection of each role and the OOV rate on the fold's dev rows
     and on test (a role without rows is left out).
     """
+    check_manifest_for_tasks(manifest, ds_cfg.get("tasks", []), manifest_path)
     rows = fold_rows(manifest, fold, manifest_path)
     norm = TextNormalisation.from_dataset(ds_cfg)
     check_training_targets(rows.train, ds_cfg.get("tasks", []), norm, manifest_path)

@@ -186,6 +186,23 @@ def check_labels(
             raise InputError(path, record, problem)
 
 
+def check_manifest_for_tasks(manifest: Any, tasks: Iterable[str], path: str | Path | None) -> None:
+    """The built manifest against the configured tasks, row by row: the checks ``hatl manifest`` makes while
+    reading the release (labels a task needs; video for sign tasks).
+
+    The manifest job is not rerun when the tasks change (rebuilding it would redo resize and MediaPipe), so
+    ``hatl vocab``, which reruns when what the tasks need changes, repeats them here on every split."""
+    tasks = list(tasks)
+    needing_video = tasks_needing("video", tasks)
+    for row in manifest.itertuples(index=False):
+        check_labels(Path(path) if path else None, str(row.sample_id), row.gloss, row.text, tasks)
+        if needing_video and (not row.source or int(row.n_frames) == 0):
+            raise InputError(path, str(row.sample_id),
+                             f"no video or frames in the manifest (an annotation-only row), needed by task(s) "
+                             f"{', '.join(needing_video)}: put the sources in place and rebuild the manifest "
+                             "(snakemake --forcerun manifest)")
+
+
 class DuplicateCheck:
     """Remembers where each id was first seen, so a duplicate names both places."""
 
