@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -187,14 +187,14 @@ def effective_config(config: dict[str, Any], dataset: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------- what a command reads
 # Derived values a command reads instead of a raw key: `dataset.tasks:needs` is what the tasks require of
-# the data (video, gloss, text), so adding a task that needs nothing new reruns no data stage.
+# the data (video, gloss, text), so adding a task that needs nothing new reruns no job that checks them.
 def _task_needs(tasks: Any) -> list[str]:
     from hatl.datasets.base import task_needs  # lazy: numpy is not needed to load a config
 
     return sorted(task_needs(tasks or []))
 
 
-FACETS = {"needs": _task_needs}
+FACETS: dict[str, Callable[[Any], Any]] = {"needs": _task_needs}
 
 
 def _lookup(section: Any, path: list[str]) -> Any:
