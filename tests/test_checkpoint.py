@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,90 @@ def test_not_a_checkpoint(tmp_path):
     torch.save({"epoch": 3}, tmp_path / "odd.pth")
     with pytest.raises(InputError, match="neither an mmcv checkpoint"):
         read_checkpoint(tmp_path / "odd.pth")
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", r"empty \(0 bytes\)"),
+    (b"this is not a checkpoint\n", r"text file starting 'this is not a checkpoint'"),  # was 'pop from empty list'
+    (b"ifake\n", r"text file starting 'ifake'"),  # was ': 105' (the byte value of 'i')
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 9\n", r"Git LFS pointer"),
+    (b"<!DOCTYPE html><html><body>Not Found</body></html>", r"HTML page"),
+    (bytes(range(40)), r"starts with the bytes b'\\x00\\x01"),
+], ids=["empty", "text", "text-i", "lfs-pointer", "html", "binary"])
+def test_a_file_that_is_not_a_checkpoint_is_named_with_what_it_is(tmp_path, content, reason):
+    bad = tmp_path / "fake.pth"
+    bad.write_bytes(content)
+    with pytest.raises(InputError, match=reason) as err:
+        read_checkpoint(bad)
+    assert str(err.value).startswith(str(bad))
+
+
+def test_a_truncated_checkpoint_gives_a_reason(tmp_path):
+    good = write_ckpt(tmp_path / "ck.pth", pyskl_like_state("coco"), "flat").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(good[: len(good) // 2])
+    with pytest.raises(InputError, match=r"cut\.pth: not a readable torch checkpoint \(truncated or corrupt\?\): "
+                                         r"RuntimeError: \S+"):
+        read_checkpoint(tmp_path / "cut.pth")
+
+
+@pytest.mark.parametrize("style", ["mmcv", "flat"])
+def test_ddp_module_prefix_is_accepted(tmp_path, style):
+    state = pyskl_like_state("nturgb+d")
+    plain = import_checkpoint(write_ckpt(tmp_path / "plain.pth", state, style), ARCH, build_layout())
+    obj = torch.load(tmp_path / "plain.pth", weights_only=True)
+    if style == "mmcv":
+        obj["state_dict"] = {f"module.{k}": v for k, v in obj["state_dict"].items()}
+    else:
+        obj = {f"module.{k}": v for k, v in obj.items()}
+    torch.save(obj, tmp_path / "ddp.pth")
+    wrapped = import_checkpoint(tmp_path / "ddp.pth", ARCH, build_layout())
+    assert wrapped.report.counts() == plain.report.counts()
+    assert any("'module.' prefix stripped" in note for note in wrapped.report.notes)
+    for key, value in plain.model.state_dict().items():
+        assert torch.equal(wrapped.model.state_dict()[key], value), key
+
+
+def test_a_partial_module_prefix_is_refused(tmp_path):
+    state = {f"module.{k}": v for k, v in pyskl_like_state("coco").items()}
+    state["data_bn.bias"] = state.pop("module.data_bn.bias")
+    with pytest.raises(InputError, match=r"\[data_bn\.bias\]: key lacks the 'module\.' prefix"):
+        import_checkpoint(write_ckpt(tmp_path / "ck.pth", state, "flat"), ARCH, build_layout())
+
+
+@pytest.mark.parametrize("layout, key, shape, expected", [
+    ("coco", "gcn.4.gcn.A", (3, 20, 20), r"\(3, 17, 17\)"),  # was reported "adapted"
+    ("coco", "data_bn.running_var", (50,), r"\(51,\) \(17 joints x 3 channels\)"),  # was reported "adapted"
+    ("nturgb+d", "gcn.0.gcn.A", (2, 25, 25), r"\(3, 25, 25\)"),  # was a raw RuntimeError
+])
+def test_joint_dependent_tensors_are_shape_checked_before_carry_over(tmp_path, layout, key, shape, expected):
+    state = pyskl_like_state(layout)
+    state[key] = torch.rand(shape)
+    path = write_ckpt(tmp_path / "ck.pth", state, "flat")
+    want = rf"\[{re.escape(key)}\]: shape {re.escape(str(shape))} does not fit the {re.escape(layout)} skeleton: expected {expected}"
+    with pytest.raises(InputError, match=want):
+        import_checkpoint(path, ARCH, build_layout())
+
+
+def test_cli_misshapen_adjacency_exits_2_without_output(tmp_path, caplog):
+    state = pyskl_like_state("nturgb+d")
+    state["gcn.0.gcn.A"] = torch.rand(2, 25, 25)
+    ck = write_ckpt(tmp_path / "ck.pth", state, "mmcv")
+    cfg = _config(tmp_path, base_channels=BASE)
+    out, rep = tmp_path / "bb" / "stgcnpp.pt", tmp_path / "bb" / "import_report.json"
+    code = main(["import-backbone", "--config", str(cfg), "--checkpoint", str(ck), "--out", str(out), "--report", str(rep)])
+    assert code == 2
+    assert "gcn.0.gcn.A" in caplog.text and "(2, 25, 25)" in caplog.text
+    assert not out.exists() and not rep.exists()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(tmp_path, bad):
+    state = pyskl_like_state("coco")
+    state["gcn.2.gcn.conv.weight"].view(-1)[3] = bad
+    state["gcn.5.tcn.bn.running_var"][0] = bad
+    with pytest.raises(InputError, match=r"\[gcn\.2\.gcn\.conv\.weight\]: 2 tensor\(s\) hold NaN or infinite values.*"
+                                         r"gcn\.5\.tcn\.bn\.running_var"):
+        import_checkpoint(write_ckpt(tmp_path / "ck.pth", state, "mmcv"), ARCH, build_layout())
 
 
 def test_key_map_is_explicit():

@@ -1,14 +1,18 @@
 """Import a pyskl ST-GCN++ checkpoint onto the configured MediaPipe graph (``hatl import-backbone``).
 
 Reads mmcv training files ``{'meta', 'state_dict', 'optimizer'}`` and flat state dicts, keys with or without
-the ``backbone.`` prefix, in pyskl's coco (V=17) and nturgb+d (V=25) layouts (detected from the adjacency
-shape and ``data_bn``). Every key goes through an explicit map (:data:`PYSKL_TO_HATL`, torchtune style:
-block/branch numbers abstracted to ``{}``); a key the map does not know is refused, ``cls_head.*`` is ignored
-with a note, and a shape that does not fit is an error naming the key.
+the ``backbone.`` prefix (and DistributedDataParallel's ``module.`` in front of it, :data:`WRAPPER_PREFIXES`),
+in pyskl's coco (V=17) and nturgb+d (V=25) layouts (detected from the adjacency shape and ``data_bn``). Every
+key goes through an explicit map (:data:`PYSKL_TO_HATL`, torchtune style: block/branch numbers abstracted to
+``{}``); a key the map does not know is refused, ``cls_head.*`` is ignored with a note, and a shape that does
+not fit is an error naming the key. A file that is not a torch checkpoint at all (empty, text, an HTML page,
+a Git LFS pointer) is refused by its first bytes, before ``torch.load`` guesses at it; a NaN or infinite
+weight is refused too.
 
 The joint-dependent tensors (each block's learned adjacency ``A`` and the input norm ``data_bn``) are rebuilt
 from the target graph; joints that exist in both skeletons (:data:`hatl.models.graph.POSE_EQUIVALENTS`) carry
-their pretrained entries over. Everything else loads unchanged. The result is a torch file holding the
+their pretrained entries over, after a check that each such tensor has the shape the source skeleton gives
+it. Everything else loads unchanged. The result is a torch file holding the
 adapted state dict, the architecture, the graph and layout it was adapted to, and the import report;
 :func:`load_backbone` turns it back into an :class:`~hatl.models.stgcnpp.STGCNPP`.
 """
@@ -39,6 +43,11 @@ log = logging.getLogger(__name__)
 FORMAT = "hatl.stgcnpp/1"
 DEMO_CHECKPOINT = "results/pretrained/stgcnpp_demo.pth"
 IGNORED_PREFIXES = ("cls_head.",)  # the action classifier: the translator replaces it
+# Wrappers that prefix every key of the model they wrap; stripped before the key map, with a note.
+WRAPPER_PREFIXES: dict[str, str] = {"module.": "saved from a DistributedDataParallel/DataParallel wrapper"}
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
+LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)  # how the pre-1.6 format starts
+MAX_NAMED_KEYS = 5  # keys named in one error; the count says how many more
 _BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 _CONV = ("weight", "bias")
 
@@ -114,6 +123,41 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _looks_like(head: bytes) -> str:
+    """What a file that is not a torch checkpoint seems to be, from its first bytes."""
+    text = head.decode("utf-8", errors="ignore")
+    if not text or any(not (c.isprintable() or c in "\r\n\t") for c in text):
+        return f"it starts with the bytes {head[:16]!r}"
+    if text.startswith("version https://git-lfs"):
+        return "it is a Git LFS pointer, not the file itself (run `git lfs pull`)"
+    if text.lstrip().lower().startswith(("<!doctype html", "<html")):
+        return "it is an HTML page (a download that saved a web page instead of the file?)"
+    return f"it is a text file starting {text.splitlines()[0][:40]!r}"
+
+
+def check_container(path: Path) -> None:
+    """Refuse a file that is not a torch checkpoint, saying what it is instead.
+
+    ``torch.load`` falls back to unpickling any file that is not a zip archive, and unpickling text or random
+    bytes fails with messages that name no reason ('pop from empty list', a bare byte value, or an empty one).
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(path, None, "checkpoint file is empty (0 bytes): an interrupted download or copy?")
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if head.startswith((ZIP_MAGIC, LEGACY_MAGIC)):
+        return
+    raise InputError(path, None, f"not a torch checkpoint: {_looks_like(head)} ({size} bytes); torch.save writes a "
+                     "zip archive (starting 'PK'), or before PyTorch 1.6 a pickle starting with torch's magic number")
+
+
+def _reason(err: BaseException) -> str:
+    """An exception as a one-line reason that is never empty (KeyError(105) or RuntimeError('') say nothing)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else "no details"
+    return f"{type(err).__name__}: {text}"
+
+
 def read_checkpoint(path: str | Path, sha256: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
     """The backbone state dict of a pyskl checkpoint (``backbone.`` prefix kept if present) and its format.
 
@@ -123,6 +167,7 @@ def read_checkpoint(path: str | Path, sha256: str | None = None) -> tuple[dict[s
     path = Path(path)
     if not path.is_file():
         raise InputError(path, None, "checkpoint file does not exist")
+    check_container(path)
     if sha256:
         actual = sha256_of(path)
         if actual.lower() != sha256.lower():
@@ -135,8 +180,8 @@ def read_checkpoint(path: str | Path, sha256: str | None = None) -> tuple[dict[s
                              "set backbone.sha256 (or --sha256) to the file's checksum to allow a full load") from err
         log.warning("%s: safe load refused (%s); full unpickling of the sha256-verified file", path, err)
         obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # zip/pickle corruption: say which file
-        raise InputError(path, None, f"not a readable torch checkpoint: {err}") from err
+    except Exception as err:  # zip/pickle corruption: say which file and why
+        raise InputError(path, None, f"not a readable torch checkpoint (truncated or corrupt?): {_reason(err)}") from err
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         state, fmt = obj["state_dict"], "mmcv"
     elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -147,6 +192,35 @@ def read_checkpoint(path: str | Path, sha256: str | None = None) -> tuple[dict[s
     if bad:
         raise InputError(path, bad[0], "state dict entry is not a tensor")
     return dict(state), fmt
+
+
+def _named(keys: list[str]) -> str:
+    more = len(keys) - MAX_NAMED_KEYS
+    return ", ".join(keys[:MAX_NAMED_KEYS]) + (f" and {more} more" if more > 0 else "")
+
+
+def check_finite(state: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse NaN or infinite weights: they would load silently and turn every output into NaN."""
+    bad = {k: v for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())}
+    if bad:
+        counts = {k: (int(torch.isnan(v).sum()), int(torch.isinf(v).sum())) for k, v in bad.items()}
+        first = next(iter(counts))
+        raise InputError(path, first, f"{len(bad)} tensor(s) hold NaN or infinite values ({first}: "
+                         f"{counts[first][0]} NaN, {counts[first][1]} inf): {_named(list(bad))}")
+
+
+def strip_wrapper(state: dict[str, torch.Tensor], path: str | Path, report: ImportReport) -> dict[str, torch.Tensor]:
+    """Remove a wrapper prefix (:data:`WRAPPER_PREFIXES`) that every key carries; a partial one is refused."""
+    for prefix, why in WRAPPER_PREFIXES.items():
+        wrapped = [k for k in state if k.startswith(prefix)]
+        if not wrapped:
+            continue
+        if len(wrapped) != len(state):
+            other = next(k for k in state if not k.startswith(prefix))
+            raise InputError(path, other, f"key lacks the '{prefix}' prefix that {len(wrapped)} other keys carry")
+        report.notes.append(f"'{prefix}' prefix stripped from every key ({why})")
+        return {k[len(prefix):]: v for k, v in state.items()}
+    return state
 
 
 def split_backbone(state: dict[str, torch.Tensor], path: str | Path, report: ImportReport) -> dict[str, torch.Tensor]:
@@ -199,6 +273,21 @@ def _carry_data_bn(old: torch.Tensor, fresh: torch.Tensor, channels: int, pairs:
     return new
 
 
+def check_joint_shape(name: str, value: torch.Tensor, want: torch.Tensor, source: Graph, channels: int,
+                      path: str | Path, key: str) -> None:
+    """A joint-dependent tensor must have the shape the source skeleton gives it before its joints are carried
+    over (otherwise the carry-over indexes the wrong joints, or crashes): the adjacency is (K, V, V) with the
+    model's K subsets, each data_bn entry is V*C long."""
+    v = source.num_nodes
+    if name.endswith(".A"):
+        expected, meaning = (int(want.shape[0]), v, v), f"{int(want.shape[0])} subsets of {v}x{v} joints"
+    else:
+        expected, meaning = (v * channels,), f"{v} joints x {channels} channels"
+    if tuple(value.shape) != expected:
+        raise InputError(path, key, f"shape {tuple(value.shape)} does not fit the {source.name} skeleton: "
+                         f"expected {expected} ({meaning})")
+
+
 def adapt_state_dict(state: dict[str, torch.Tensor], path: str | Path, model: STGCNPP, source: Graph, target: Graph,
                      channels: int, report: ImportReport) -> dict[str, torch.Tensor]:
     """Map every key onto ``model``'s names and shapes; rebuild joint-dependent tensors for ``target``."""
@@ -214,6 +303,7 @@ def adapt_state_dict(state: dict[str, torch.Tensor], path: str | Path, model: ST
             raise InputError(path, key, f"key maps to '{name}', which this architecture ({model.config}) does not have")
         want = expected[name]
         if JOINT_KEYS.match(name) and not same_graph:
+            check_joint_shape(name, value, want, source, channels, path, key)
             if name.endswith(".A"):
                 out[name] = _carry_adjacency(value, source, target, pairs)
             else:
@@ -261,7 +351,8 @@ def import_checkpoint(path: str | Path, arch: STGCNPPConfig, layout: Layout | No
     which is how the parity tests compare with pyskl on the checkpoint's skeleton)."""
     state, fmt = read_checkpoint(path, sha256)
     report = ImportReport(str(path), fmt, "?", "?")
-    state = split_backbone(state, path, report)
+    state = split_backbone(strip_wrapper(state, path, report), path, report)
+    check_finite(state, path)
     layout_name, _, channels = detect_layout(state, path)
     report.source_layout = layout_name
     if channels != arch.in_channels:
