@@ -131,3 +131,41 @@ def test_bad_header_and_missing_tsv(tmp_path):
     cfg, config = ds_cfg(tmp_path, annotations="other.tsv")
     with pytest.raises(InputError, match=r"other\.tsv: annotation file does not exist"):
         generic.build_rows("own", cfg, config)
+
+
+# ------------------------------------------------------------------------- empty files, several bad sources
+def test_zero_byte_video_is_called_empty_and_skip_leaves_it_out_counted(tmp_path):
+    make_sources(tmp_path)
+    (tmp_path / "clips" / "empty.mp4").write_bytes(b"")
+    write_tsv(tmp_path / "annotations.tsv", ["a\ttrain\tclips/v1.avi\tA\ta\tp", "e\ttrain\tclips/empty.mp4\tE\te\tp"])
+    cfg, config = ds_cfg(tmp_path)
+    with pytest.raises(InputError) as err:
+        generic.build_rows("own", cfg, config)
+    assert err.value.path == str(tmp_path / "clips" / "empty.mp4") and err.value.record == "annotations.tsv line 3 (e)"
+    assert err.value.problem.startswith("empty video file (0 bytes); set missing_sources: skip")
+    cfg, config = ds_cfg(tmp_path, missing_sources="skip")
+    rows, skipped = generic.build_rows("own", cfg, config)
+    assert [r["sample_id"] for r in rows] == ["a"]
+    assert skipped == [{"record": "annotations.tsv line 3 (e)", "reason": f"empty video file: {tmp_path / 'clips' / 'empty.mp4'}"}]
+
+
+def test_every_bad_source_is_named_up_to_a_limit(tmp_path):
+    make_sources(tmp_path)
+    (tmp_path / "clips" / "empty.mp4").write_bytes(b"")
+    lines = ["a\ttrain\tclips/v1.avi\tA\ta\tp", "e\ttrain\tclips/empty.mp4\tE\te\tp", "m\ttrain\tclips/none.avi\tM\tm\tp"]
+    write_tsv(tmp_path / "annotations.tsv", lines)
+    cfg, config = ds_cfg(tmp_path)
+    with pytest.raises(InputError) as err:
+        generic.build_rows("own", cfg, config)
+    assert err.value.record == "annotations.tsv line 3 (e)"  # the first, as a single error would be
+    msg = str(err.value)
+    assert "empty video file (0 bytes)" in msg
+    assert f"1 more bad source(s) in {tmp_path / 'annotations.tsv'}:" in msg
+    assert f"- {tmp_path / 'clips' / 'none.avi'} [annotations.tsv line 4 (m)]: missing source" in msg
+    many = [f"m{i}\ttrain\tclips/none{i}.avi\tM\tm\tp" for i in range(13)]
+    write_tsv(tmp_path / "annotations.tsv", many)
+    with pytest.raises(InputError) as err:
+        generic.build_rows("own", cfg, config)
+    msg = str(err.value)
+    assert "12 more bad source(s)" in msg and msg.endswith("... and 3 more")
+    assert [f"(m{i})" in msg for i in range(13)] == [True] * 10 + [False] * 3

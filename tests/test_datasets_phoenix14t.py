@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,45 @@ def test_cross_validation_rejected(tmp_path):
     cfg, config = ds_cfg(tmp_path, cross_validation={"folds": 3})
     with pytest.raises(ConfigError, match="predefined splits"):
         phoenix14t.build_rows("ph", cfg, config)
+
+
+def test_a_gap_in_a_frame_folder_is_fatal(tmp_path):
+    write_release(tmp_path, {"train": [line("a", "a/*.png")]}, {("train", "a"): 12})
+    folder = tmp_path / "features" / "fullFrame-210x260px" / "train" / "a"
+    (folder / "images0010.png").unlink()
+    for policy in ("error", "skip"):  # a gap is damage, not a missing source: never a silent skip
+        cfg, config = ds_cfg(tmp_path, missing_sources=policy)
+        with pytest.raises(InputError) as err:
+            phoenix14t.build_rows("ph", cfg, config)
+        assert err.value.path == str(folder)
+        assert err.value.record == "PHOENIX-2014-T.train.corpus.csv line 2 (a)"
+        assert err.value.problem == "frame numbering has a gap: images0010.png missing (11 frames numbered 1..12)"
+
+
+@pytest.mark.parametrize(("remove", "add", "problem"), [
+    (["images0001.png", "images0002.png"], [], "images0001.png, images0002.png missing (2 frames numbered 3..4)"),
+    ([], ["frame.png"], "frame file name carries no frame number"),
+    ([], ["img0005.png"], "frame files mix name patterns"),
+    ([], ["images04.png"], "frame number 4 occurs twice"),
+])
+def test_frames_that_cannot_be_ordered_without_gaps_are_fatal(tmp_path, remove, add, problem):
+    write_release(tmp_path, {"dev": [line("a", "a/*.png")]}, {("dev", "a"): 4})
+    folder = tmp_path / "features" / "fullFrame-210x260px" / "dev" / "a"
+    for name in remove:
+        (folder / name).unlink()
+    for name in add:
+        (folder / name).write_bytes(b"\x89PNG")
+    cfg, config = ds_cfg(tmp_path)
+    with pytest.raises(InputError, match=re.escape(problem)):
+        phoenix14t.build_rows("ph", cfg, config)
+
+
+def test_two_missing_frame_folders_are_both_named(tmp_path):
+    write_release(tmp_path, {"train": [line("a", "a/*.png"), line("gone", "gone/*.png"), line("lost", "lost/*.png")]},
+                  {("train", "a"): 2})
+    cfg, config = ds_cfg(tmp_path)
+    with pytest.raises(InputError) as err:
+        phoenix14t.build_rows("ph", cfg, config)
+    msg = str(err.value)
+    assert err.value.record == "PHOENIX-2014-T.train.corpus.csv line 3 (gone)"
+    assert "1 more bad source(s)" in msg and "PHOENIX-2014-T.train.corpus.csv line 4 (lost)]: missing frame folder" in msg

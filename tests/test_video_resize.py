@@ -267,3 +267,31 @@ def test_bad_shards_are_refused(tmp_path):
     with pytest.raises(InputError, match="not a readable clip shard"):
         ClipShard(not_a_shard)
     assert not os.path.exists(tmp_path / "o") or list((tmp_path / "o").iterdir()) == []
+
+
+def test_zero_byte_video_is_called_empty(tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty\.mp4 \[e\]: video file is empty \(0 bytes\)"):
+        open_sample(empty, "video", "e")
+    manifest = write_manifest(tmp_path / "m.parquet", [{"sample_id": "e", "source": str(empty), "source_kind": "video"}])
+    out = tmp_path / "o" / "shard-0.npz"
+    assert run_resize(tmp_path, manifest, out) == 2
+    assert_no_output(out)
+
+
+def test_every_bad_source_of_a_shard_is_named_before_decoding(tmp_path):
+    good = tmp_path / "good.mp4"
+    _tiny_video(good)
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    manifest = write_manifest(tmp_path / "m.parquet", [
+        {"sample_id": "good", "source": str(good), "source_kind": "video"},
+        {"sample_id": "e", "source": str(tmp_path / "empty.mp4"), "source_kind": "video"},
+        {"sample_id": "m", "source": str(tmp_path / "missing.mp4"), "source_kind": "video"},
+    ])
+    out = tmp_path / "o" / "shard-0.npz"
+    with pytest.raises(InputError) as err:
+        resize_shard(read_shard(manifest, 0), out, ResizeConfig(), {})
+    assert (err.value.path, err.value.record) == (str(tmp_path / "empty.mp4"), "e")
+    assert f"- {tmp_path / 'missing.mp4'} [m]: video file does not exist" in str(err.value)
+    assert_no_output(out)

@@ -10,9 +10,12 @@ one place, so every adapter behaves alike:
 * fatal: missing root or annotation file, a header that is not the expected one, a row with the wrong number
   of fields, an empty gloss/text that a configured task needs, a duplicate id, a malformed id, an ``.npy``
   frame of the wrong size, an unreadable video, frame files that cannot be ordered or have gaps;
-* missing or empty source (video file / frame folder / npy folder): fatal by default, a counted skip when the
-  dataset sets ``missing_sources: skip``;
+* missing or empty source (video file, including a zero-byte one / frame folder / npy folder): fatal by
+  default, a counted skip when the dataset sets ``missing_sources: skip``;
 * blank lines in an annotation file: counted skips (they hold no sample).
+
+Source problems are collected over all samples (:class:`SourceProblems`), so one run names every bad source
+(up to :data:`MAX_LISTED_PROBLEMS`) instead of stopping at the first.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,6 +237,42 @@ def missing_source(
     raise InputError(path, record, f"{problem}{hint}; set missing_sources: skip to leave such samples out")
 
 
+class SourceProblems:
+    """The source errors of one adapter pass, collected so that one run names every bad sample.
+
+    Wrap each sample's source checks in :meth:`sample`: an :class:`InputError` raised inside is kept and the
+    loop goes on; :meth:`raise_if_any` then raises one error listing them all (up to ``limit``, then a count).
+    """
+
+    def __init__(self, where: Path, limit: int = 0) -> None:
+        self.where = where
+        self.limit = limit or MAX_LISTED_PROBLEMS
+        self.errors: list[InputError] = []
+
+    @contextmanager
+    def sample(self) -> Iterator[None]:
+        try:
+            yield
+        except InputError as err:
+            self.errors.append(err)
+
+    def raise_if_any(self) -> None:
+        """One error: the first problem as usual (its file and record), then every other one on its own line."""
+        if not self.errors:
+            return
+        first, others = self.errors[0], self.errors[1:]
+        if not others:
+            raise first
+        listed = "".join(f"\n  - {err}" for err in others[: self.limit - 1])
+        more = len(others) - (self.limit - 1)
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        raise InputError(first.path, first.record,
+                         f"{first.problem}\n{len(others)} more bad source(s) in {self.where}:{listed}{tail}")
+
+
+MAX_LISTED_PROBLEMS = 10  # sources named in one error; more are counted
+
+
 def count_images(folder: Path) -> int:
     """Number of image frames directly inside ``folder`` (scandir: PHOENIX has ~8k folders)."""
     n = 0
@@ -241,6 +281,51 @@ def count_images(folder: Path) -> int:
             if entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
                 n += 1
     return n
+
+
+_NUMBERED_STEM = re.compile(r"(.*?)(\d+)")
+
+
+def numbered_image_frames(folder: Path, record: str) -> int:
+    """Number of image frames in ``folder``, checked to form one gap-free numbered run from 0 or 1.
+
+    For releases whose frames are numbered (PHOENIX: ``images0001.png`` ...): a missing number would shift
+    every later frame in time without any error downstream, so a gap, a name without a number, two name
+    patterns or a run that does not start at 0 or 1 is fatal.
+    """
+    with os.scandir(folder) as entries:
+        names = [e.name for e in entries if e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES]
+    if not names:
+        return 0
+    numbered: dict[int, str] = {}
+    patterns: set[tuple[str, str]] = set()
+    for name in names:
+        stem, suffix = os.path.splitext(name)
+        m = _NUMBERED_STEM.fullmatch(stem)
+        if not m:
+            raise InputError(folder / name, record, "frame file name carries no frame number, so frames cannot be ordered")
+        number = int(m.group(2))
+        if number in numbered:
+            raise InputError(folder / name, record, f"frame number {number} occurs twice (also {numbered[number]})")
+        numbered[number] = name
+        patterns.add((m.group(1), suffix.lower()))
+    if len(patterns) > 1:
+        raise InputError(folder, record, f"frame files mix name patterns {sorted(patterns)}, so frames cannot be ordered")
+    first, last = min(numbered), max(numbered)
+    example_stem, example_suffix = os.path.splitext(numbered[first])
+    prefix = next(iter(patterns))[0]
+    width = len(example_stem) - len(prefix)  # zero padding as the files have it (images0001 -> 4)
+
+    def name_of(number: int) -> str:
+        return f"{prefix}{number:0{width}d}{example_suffix}"
+
+    start = min(first, 1)  # a run from 2 on has lost its first frame(s)
+    missing = [n for n in range(start, last + 1) if n not in numbered]
+    if missing:
+        shown = ", ".join(name_of(n) for n in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise InputError(folder, record, f"frame numbering has a gap: {shown} missing "
+                         f"({len(numbered)} frames numbered {first}..{last})")
+    return len(numbered)
 
 
 _NPY_NAME = re.compile(r"(\d+)\.npy")
@@ -286,6 +371,8 @@ def probe_video(path: Path, record: str) -> tuple[float, int]:
     """(fps, frame count) from the container, without decoding; an unreadable file is fatal."""
     import cv2  # heavy import, only for datasets with video files
 
+    if path.stat().st_size == 0:
+        raise InputError(path, record, "video file is empty (0 bytes)")
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
@@ -318,6 +405,9 @@ def describe_source(
     if path.is_file():
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise InputError(path, record, f"not a video file (expected one of {', '.join(VIDEO_SUFFIXES)}) or a folder")
+        if path.stat().st_size == 0:
+            missing_source(policy, path, record, "empty video file", skipped, hint="0 bytes")
+            return None
         fps, n_frames = probe_video(path, record)
         fps = fps if fps > 0 else (default_fps or 0.0)
         if fps <= 0:

@@ -74,6 +74,7 @@ def build_rows(dataset: str, ds_cfg: dict[str, Any], config: dict[str, Any]) -> 
     fps = ds_cfg.get("fps")
     rows: list[dict[str, Any]] = []
     groups: list[str] = []
+    problems = base.SourceProblems(path)
     for record, v in base.progress(entries, f"{dataset}: sources"):
         where = f"{path.name} {record}"
         if not v["video"]:  # text-only tasks: annotation-only row
@@ -81,12 +82,15 @@ def build_rows(dataset: str, ds_cfg: dict[str, Any], config: dict[str, Any]) -> 
         else:
             source = Path(v["video"]).expanduser()
             source = source if source.is_absolute() else path.parent / source
-            info = base.describe_source(source, where, fps, policy, skipped)
+            info = None  # stays None when the source is bad (the problem is collected) or skipped
+            with problems.sample():
+                info = base.describe_source(source, where, fps, policy, skipped)
             if info is None:
                 continue
         rows.append(base.make_row(v["id"], v["split"], v["signer"], v["gloss"], v["text"], info.source,
                                   info.source_kind, info.fps, info.n_frames))
         groups.append(info.source or v["id"])
+    problems.raise_if_any()
 
     if cv:
         folds, test_fraction = base.cv_settings(dataset, ds_cfg)

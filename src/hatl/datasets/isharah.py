@@ -131,15 +131,19 @@ def build_rows(dataset: str, ds_cfg: dict[str, Any], config: dict[str, Any]) -> 
     index = index_videos(videos)
     fps = ds_cfg.get("fps")
     rows: list[dict[str, Any]] = []
+    problems = base.SourceProblems(videos)
     for item in base.progress(parsed, f"{dataset}: videos"):
         record = f"{item['file'].name} {item['record']}"
         path = index.get(f"{item['split']}/{item['id']}") or index.get(item["id"])
-        if path is None:
-            base.missing_source(policy, videos / item["id"], record, "missing video", skipped)
-            continue
-        info = base.describe_source(path, record, fps, policy, skipped)
+        info = None  # stays None when the video is bad (the problem is collected), missing or skipped
+        with problems.sample():
+            if path is None:
+                base.missing_source(policy, videos / item["id"], record, "missing video", skipped)
+            else:
+                info = base.describe_source(path, record, fps, policy, skipped)
         if info is None:
             continue
         rows.append(base.make_row(item["id"], item["split"], item["signer"], item["gloss"], item["text"],
                                   info.source, info.source_kind, info.fps, info.n_frames))
+    problems.raise_if_any()
     return rows, skipped

@@ -129,6 +129,20 @@ def read_annotations(path: Path, tasks: list[str], skipped: list[dict[str, str]]
     return out
 
 
+def npy_folder_frames(folder: Path, record: str, policy: str, skipped: list[dict[str, str]]) -> int:
+    """Frame count of a sample's npy folder (first frame checked), or -1 when it is missing or empty and
+    the policy skips it."""
+    if not folder.is_dir():
+        base.missing_source(policy, folder, record, "missing npy folder", skipped)
+        return -1
+    files = base.npy_frame_files(folder, record)
+    if not files:
+        base.missing_source(policy, folder, record, "empty npy folder", skipped)
+        return -1
+    base.check_npy_frame(files[0], record)
+    return len(files)
+
+
 def build_rows(dataset: str, ds_cfg: dict[str, Any], config: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     folds, test_fraction = base.cv_settings(dataset, ds_cfg)
     root = base.require_root(dataset, ds_cfg)
@@ -150,21 +164,18 @@ def build_rows(dataset: str, ds_cfg: dict[str, Any], config: dict[str, Any]) -> 
 
     rows: list[dict[str, Any]] = []
     present: list[dict[str, Any]] = []
+    problems = base.SourceProblems(videos)
     for item in base.progress(parsed, f"{dataset}: npy folders"):
         folder = resolve_folder(videos, item["folder"], names, stripped)
         record = f"{ann_path.name} {item['record']}"
         if annotation_only:
             n_frames = 0
-        elif not folder.is_dir():
-            base.missing_source(policy, folder, record, "missing npy folder", skipped)
-            continue
         else:
-            files = base.npy_frame_files(folder, record)
-            if not files:
-                base.missing_source(policy, folder, record, "empty npy folder", skipped)
+            n_frames = -1  # stays -1 when the folder is bad (the problem is collected), missing or empty
+            with problems.sample():
+                n_frames = npy_folder_frames(folder, record, policy, skipped)
+            if n_frames < 0:
                 continue
-            base.check_npy_frame(files[0], record)
-            n_frames = len(files)
             for sub, n_sub in nested_takes(folder):
                 skipped.append(base.skip(
                     f"{record} take {sub.name}/", "unused nested take",
@@ -174,6 +185,7 @@ def build_rows(dataset: str, ds_cfg: dict[str, Any], config: dict[str, Any]) -> 
         rows.append(base.make_row(item["id"], "", SIGNER, item["gloss"], item["text"], str(folder), "npy", fps,
                                   n_frames))
 
+    problems.raise_if_any()
     # Assign over every annotated folder, present or not, so a sample keeps its split/fold however much of
     # the keypoint data has been downloaded (missing_sources: skip).
     assignment = base.assign_cross_validation((i["folder"] for i in parsed), folds, test_fraction,

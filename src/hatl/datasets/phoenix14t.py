@@ -44,11 +44,12 @@ def frame_folder_candidates(frames_root: Path, split: str, name: str, video: str
     return out
 
 
-def resolve_frame_folder(candidates: list[Path]) -> tuple[Path, int] | None:
-    """The first candidate that exists and holds frames, with its frame count."""
+def resolve_frame_folder(candidates: list[Path], record: str) -> tuple[Path, int] | None:
+    """The first candidate that exists and holds frames, with its frame count; the frames must be numbered
+    without gaps (``images0001.png`` ...): a missing frame is fatal, as for every adapter."""
     for path in candidates:
         if path.is_dir():
-            n = base.count_images(path)
+            n = base.numbered_image_frames(path, record)
             if n > 0:
                 return path, n
     return None
@@ -100,21 +101,26 @@ def build_rows(dataset: str, ds_cfg: dict[str, Any], config: dict[str, Any]) -> 
         log.info("%s: no frame folder at %s; annotation-only manifest (text-only tasks)", dataset, frames_root)
 
     rows: list[dict[str, Any]] = []
+    problems = base.SourceProblems(frames_root)
     for item in base.progress(parsed, f"{dataset}: frame folders"):
+        record = f"{item['file'].name} {item['record']}"
         candidates = frame_folder_candidates(frames_root, item["split"], item["name"], item["video"])
         if annotation_only:
             # where the official release keeps the frames; n_frames 0 marks "not available"
             source, n_frames = frames_root / item["split"] / item["name"], 0
         else:
-            found = resolve_frame_folder(candidates)
+            found = None  # stays None when the folder is bad (the problem is collected) or missing (skipped)
+            with problems.sample():
+                found = resolve_frame_folder(candidates, record)
+                if found is None:
+                    tried = ", ".join(str(c.relative_to(frames_root / item["split"])) for c in candidates)
+                    base.missing_source(policy, frames_root / item["split"] / item["name"], record,
+                                        "missing frame folder", skipped, hint=f"no PNGs in {tried}")
             if found is None:
-                tried = ", ".join(str(c.relative_to(frames_root / item["split"])) for c in candidates)
-                base.missing_source(policy, frames_root / item["split"] / item["name"],
-                                    f"{item['file'].name} {item['record']}",
-                                    "missing frame folder", skipped, hint=f"no PNGs in {tried}")
                 continue
             source, n_frames = found
         rows.append(base.make_row(item["name"], item["split"], item["signer"], item["gloss"], item["text"],
                                   str(source), "frames", fps, n_frames))
+    problems.raise_if_any()
     return rows, skipped
 

@@ -224,6 +224,31 @@ def _folder_frames(files: list[Path], sample_id: str, first: np.ndarray,
         yield resize_frame(rgb, resize) if resize else rgb
 
 
+def check_video_file(path: Path, sample_id: str) -> None:
+    """What can be said of a video without opening it: it exists and is not empty (OpenCV reports a
+    zero-byte file only as 'cannot open')."""
+    if not path.is_file():
+        raise InputError(path, sample_id, "video file does not exist" if not path.exists() else "not a file")
+    if path.stat().st_size == 0:
+        raise InputError(path, sample_id, "video file is empty (0 bytes)")
+
+
+def check_sources(shard: Shard) -> None:
+    """Every source of the shard exists and is not empty, checked before any decoding so that one run
+    names all such samples (up to a limit), not only the first."""
+    from hatl.datasets.base import SourceProblems
+
+    problems = SourceProblems(shard.manifest)
+    for _, row in shard.rows.iterrows():
+        path, sample_id = shard.source_path(str(row["source"])), str(row["sample_id"])
+        with problems.sample():
+            if shard.kind == "video":
+                check_video_file(path, sample_id)
+            elif not path.is_dir():
+                raise InputError(path, sample_id, "frame folder does not exist" if not path.exists() else "not a folder")
+    problems.raise_if_any()
+
+
 def open_sample(path: Path, kind: str, sample_id: str, fps: float = 0.0,
                 resize: ResizeConfig | None = None) -> SampleStream:
     """Open one video or frame folder; frames are decoded lazily (and resized when ``resize`` is given).
@@ -233,8 +258,7 @@ def open_sample(path: Path, kind: str, sample_id: str, fps: float = 0.0,
     iterating. ``fps`` is the manifest's value, used when the container carries none (frame folders).
     """
     if kind == "video":
-        if not path.is_file():
-            raise InputError(path, sample_id, "video file does not exist")
+        check_video_file(path, sample_id)
         cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
             cap.release()
@@ -349,6 +373,7 @@ def shard_streams(shard: Shard, resize: ResizeConfig | None) -> Iterator[SampleS
     if shard.kind not in FRAME_KINDS:
         raise InputError(shard.manifest, f"shard {shard.index}",
                          f"source kind {shard.kind!r} has no frames to decode (resize applies to video and frames shards)")
+    check_sources(shard)
     for _, row in shard.rows.iterrows():
         yield open_sample(shard.source_path(str(row["source"])), shard.kind, str(row["sample_id"]),
                           manifest_fps(row), resize)
