@@ -163,3 +163,25 @@ def test_table4_resolves_config(tmp_path):
     rows = table4_rows({"decoding": {"beam_width": 4}})
     assert next(r for r in rows if r["hyperparameter"] == "Decoding: beam width")["matches"] == "no"
     assert out.with_suffix(".md").exists() and "provenance" in json.loads(out.with_suffix(".json").read_text())
+
+
+def test_a_results_table_needs_its_release_and_says_so(tmp_path, caplog):
+    import yaml
+
+    cfg = yaml.safe_load(Path(CONFIG).read_text(encoding="utf-8"))
+    del cfg["datasets"]["isharah"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    out = tmp_path / "table6.csv"
+    for dataset in ("isharah", "medasl"):
+        caplog.clear()
+        assert main(["table", "--config", str(path), "--table", "6", "--dataset", dataset, "--scores",
+                     "--out", str(out)]) == 2
+        assert "table 6 reports Isharah, and the config has no isharah dataset" in caplog.text
+        assert "medasl, phoenix14t" in caplog.text
+        assert not out.exists() and not out.with_suffix(".json").exists()
+    caplog.clear()  # with the release configured, another dataset's runs cannot fill its table
+    assert main(["table", "--config", CONFIG, "--table", "6", "--dataset", "medasl", "--scores", "--out", str(out)]) == 2
+    assert "table 6 reports Isharah, but dataset 'medasl' is not of that release" in caplog.text
+    assert "use --dataset isharah" in caplog.text
+    assert not out.exists()

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from hatl.config import effective_config, is_demo, load_config
-from hatl.errors import InputError
+from hatl.errors import ConfigError, InputError
 from hatl.evaluate.bootstrap import paired_bootstrap, sentence_stats
 from hatl.evaluate.metrics import ROUGE_VARIANT, BleuSettings
 from hatl.evaluate.paper_numbers import METRICS, MODEL_NAMES, PAPER_TABLE4, STRATEGY_NAMES, TABLE_DATASET, rows_for
@@ -53,6 +53,35 @@ COLUMNS = (
     + [f"{c}_sd" for c in VALUE_COLUMNS]
     + ["dev_wer", "test_wer", "p_bleu4", "p_rouge", "runs"]
 )
+
+
+# The release each results table reports, as an adapter or demo profile name.
+TABLE_RELEASE = {5: "phoenix14t", 6: "isharah", 7: "medasl"}
+
+
+def datasets_for_table(config: dict[str, Any], table: int) -> list[str]:
+    """Configured datasets that can fill a results table: named after its release, read by its adapter, or a
+    demo with that profile."""
+    wanted = TABLE_RELEASE[table]
+    return [name for name, ds in (config.get("datasets") or {}).items()
+            if ds and (name == wanted or ds.get("adapter") == wanted or ds.get("demo_profile") == wanted)]
+
+
+def check_table_dataset(config: dict[str, Any], table: int, dataset: str) -> None:
+    """Table N compares with the paper's rows for one release: refuse a dataset that is not that release
+    (its measured rows would sit under another corpus's reported numbers) or a config that has none."""
+    if table not in TABLE_RELEASE:
+        return
+    fits = datasets_for_table(config, table)
+    wanted, paper = TABLE_RELEASE[table], TABLE_DATASET[table]
+    if not fits:
+        raise ConfigError(
+            f"table {table} reports {paper}, and the config has no {wanted} dataset (adapter '{wanted}', or a demo "
+            f"with demo_profile '{wanted}'): add one under 'datasets:', or build only the tables of the datasets "
+            f"you have ({', '.join(sorted(config.get('datasets') or {})) or 'none configured'})")
+    if dataset not in fits:
+        raise ConfigError(f"table {table} reports {paper}, but dataset '{dataset}' is not of that release (adapter or "
+                          f"demo_profile '{wanted}'); use --dataset {' or '.join(fits)}")
 
 
 # ------------------------------------------------------------------------------------------ run loading
@@ -417,6 +446,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    check_table_dataset(config, args.table, args.dataset)
     eff = effective_config(config, args.dataset)
     data_kind = "demo" if is_demo(config, args.dataset) else "real"
     prov = provenance(eff, dataset=args.dataset, table=args.table)
