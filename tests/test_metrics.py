@@ -133,7 +133,12 @@ def test_paired_bootstrap_detects_better_system():
     assert same["p_value"] == 1.0 and same["delta"] == 0.0
     again = paired_bootstrap([bad], [good], "bleu4", samples=50, seed=3)
     assert again == paired_bootstrap([bad], [good], "bleu4", samples=50, seed=3)
-    assert isinstance(np.float64(again["p_value"]), float)
+    # the perfect baseline is at least as good in every resample; the observed values are the corpus scores
+    assert again["p_value"] == 1.0 and (again["samples"], again["seed"]) == (50, 3)
+    assert again["baseline"] == pytest.approx(100.0)
+    assert again["hatl"] == pytest.approx(metrics.bleu_scores(HYPS * 8, refs)["bleu4"])
+    assert again["delta"] == pytest.approx(again["hatl"] - 100.0) and again["delta"] < -10
+    assert json.loads(json.dumps(again)) == again  # plain numbers: written to the table sidecar as they are
 
 
 @pytest.mark.parametrize("effective_order", [True, False])

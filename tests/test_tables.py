@@ -12,6 +12,7 @@ import pytest
 from hatl.cli import main
 from hatl.config import REPO_ROOT
 from hatl.evaluate.paper_numbers import PAPER_ROWS, PAPER_TABLE4
+from hatl.evaluate.metrics import BleuSettings
 from hatl.evaluate.tables import COLUMNS, table4_rows
 
 CONFIG = str(REPO_ROOT / "config" / "config.yaml")
@@ -185,3 +186,43 @@ def test_a_results_table_needs_its_release_and_says_so(tmp_path, caplog):
     assert "table 6 reports Isharah, but dataset 'medasl' is not of that release" in caplog.text
     assert "use --dataset isharah" in caplog.text
     assert not out.exists()
+
+
+def test_bootstrap_pairs_sentences_by_id_not_by_line_order(tmp_path, config):
+    """A baseline whose decoded file lists the same sentences in another order must give the same p-values;
+    pairing by position would score its hypotheses against other sentences' references."""
+    from hatl.evaluate.bootstrap import paired_bootstrap, sentence_stats
+    from hatl.evaluate.tables import load_scored_run, significance
+
+    settings = BleuSettings.from_config(config["evaluation"])
+    boot = {"samples": 300, "seed": 7, "metrics": ["bleu4", "rouge"]}
+    refs = REFS * 3
+    rng = random.Random(5)
+
+    def write_run(strategy: str, keep: float, order: list[int]):
+        run = tmp_path / strategy / "runs" / "medasl" / "adat" / "sign2text" / strategy / "fold0"
+        run.mkdir(parents=True)
+        hyps = [_corrupt(ref, keep, rng) for ref in refs]
+        for split in ("dev", "test"):
+            lines = [json.dumps({"id": f"s{i}", "ref": refs[i], "hyp": hyps[i]}) for i in order]
+            (run / f"decoded.{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (run / "scores.json").write_text(json.dumps({"splits": {}}), encoding="utf-8")
+        return load_scored_run(run / "scores.json"), hyps
+
+    ids = list(range(len(refs)))
+    shuffled = ids[::-1][1::2] + ids[::-1][0::2]
+    hatl, hatl_hyps = write_run("hatl", 0.75, ids)
+    rng = random.Random(6)
+    base, base_hyps = write_run("full", 0.7, ids)
+    rng = random.Random(6)  # the same hypotheses, listed in another order
+    base_shuffled, same_hyps = write_run("classical", 0.7, shuffled)
+    assert same_hyps == base_hyps
+
+    in_order = significance([hatl], [base], settings, boot)
+    assert 0.05 < in_order["p_bleu4"] < 0.95 and 0.05 < in_order["p_rouge"] < 0.95  # sensitive to the pairing
+    assert significance([hatl], [base_shuffled], settings, boot) == in_order
+    # what pairing by line order would have given: the baseline scored against other sentences' references
+    by_position = [base_hyps[i] for i in shuffled]
+    wrong = paired_bootstrap([sentence_stats(hatl_hyps, refs, settings)], [sentence_stats(by_position, refs, settings)],
+                             "rouge", 300, 7, settings)
+    assert wrong["p_value"] == pytest.approx(1 / 301) and in_order["p_rouge"] > 10 / 301
