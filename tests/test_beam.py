@@ -11,8 +11,6 @@ from hatl.evaluate.beam import BeamConfig, beam_search, greedy_search, model_ste
 from hatl.evaluate.ctc_decode import CTCConfig, adjust_logprobs, collapse, ctc_decode_batch, ctc_greedy, ctc_prefix_beam
 from hatl.evaluate.lm_fusion import LN10, WordLM
 
-kenlm = pytest.importorskip("kenlm")
-
 ITOS = ["<pad>", "<s>", "</s>", "<unk>", "the", "cat", "dog", "sat"]
 EOS = 2
 
@@ -40,10 +38,11 @@ ngram 2=4
 
 
 @pytest.fixture(scope="module")
-def lm_model(tmp_path_factory):
+def lm_model(tmp_path_factory, kenlm_module):
+    """The tiny ARPA model through kenlm (kenlm_module: skips locally without kenlm, fails under CI)."""
     path = tmp_path_factory.mktemp("lm") / "tiny.arpa"
     path.write_text(ARPA, encoding="utf-8")
-    return kenlm.Model(str(path))
+    return kenlm_module.Model(str(path))
 
 
 class ToyDecoder(torch.nn.Module):
@@ -275,7 +274,7 @@ def _tiny_run(tmp_path):
     return data_dir, vocab_dir, run_dir, arpa
 
 
-def test_decode_cli_on_tiny_gloss2text_run(tmp_path):
+def test_decode_cli_on_tiny_gloss2text_run(tmp_path, kenlm_module):
     import json
 
     from hatl.cli import main
@@ -283,7 +282,6 @@ def test_decode_cli_on_tiny_gloss2text_run(tmp_path):
 
     import yaml
 
-    pytest.importorskip("hatl.train.trainer")
     data_dir, vocab_dir, run_dir, arpa = _tiny_run(tmp_path)
     config = yaml.safe_load((REPO_ROOT / "config/config.yaml").read_text(encoding="utf-8"))
     config["decoding"]["max_length"] = 6  # a random model rarely ends early: keep the test short

@@ -348,6 +348,7 @@ def _body_ratios(pose: np.ndarray, face: np.ndarray, hand: np.ndarray, width: fl
     }
 
 
+@pytest.mark.real_data
 def test_proportions_resemble_real_mediapipe_output():
     """The synthetic body has the proportions MediaPipe reports on a real signer (a MedASL sequence)."""
     from conftest import real_data_path

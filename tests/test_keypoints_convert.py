@@ -40,6 +40,7 @@ def run_cli(tmp_path: Path, manifest: Path, out: Path, adapter: str = "medasl") 
                  "--shard", "0", "--out", str(out)])
 
 
+@pytest.mark.real_data
 def test_real_medasl_sequences_convert_in_numeric_order(tmp_path):
     videos = real_data_path("medasl", "Videos")
     manifest = write_manifest(tmp_path / "m.parquet", [

@@ -39,6 +39,7 @@ def hatl(*args: str | Path) -> int:
     return main([str(a) for a in args])
 
 
+@pytest.mark.real_data
 def test_real_clip_resize_then_holistic_at_52x65(tmp_path):
     video = real_data_path("sign_video", "test_video.mp4")
     manifest = write_manifest(tmp_path / "m.parquet", [{"sample_id": "clip", "split": "dev", "source": str(video),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
@@ -24,25 +23,7 @@ CORPUS = [
 ]
 
 
-def _have_kenlm() -> bool:
-    try:
-        lm.find_tool("lmplz")
-        lm.find_tool("build_binary")
-    except lm.KenLMNotFoundError:
-        return False
-    return True
-
-
-@pytest.fixture
-def kenlm_tools() -> None:
-    """Skip when lmplz/build_binary are absent (a user's machine); in CI (CI=true), which builds them, fail."""
-    if not _have_kenlm():
-        reason = "KenLM's lmplz/build_binary are not installed (bash scripts/build_kenlm.sh .venv/bin)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {reason}")
-        pytest.skip(reason)
-
-
+# kenlm_tools (tests/conftest.py): skips when KenLM is absent on a user's machine, fails under CI
 needs_kenlm = pytest.mark.usefixtures("kenlm_tools")
 
 

@@ -50,6 +50,7 @@ def real_config(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.real_data
 def test_real_annotation_only_manifest_vocab_and_lm(tmp_path):
     config = real_config(tmp_path)
     res = tmp_path / "results" / "phoenix14t"

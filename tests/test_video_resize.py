@@ -69,6 +69,7 @@ def test_natural_key_orders_numbers_numerically():
     assert sorted(names, key=natural_key) == ["images1.png", "images2.png", "images09.png", "images10.png", "images100.png"]
 
 
+@pytest.mark.real_data
 def test_real_video_resized_to_52x65(tmp_path):
     video = real_data_path("sign_video", "test_video.mp4")
     manifest = write_manifest(tmp_path / "m.parquet", [{"sample_id": "clip", "source": str(video), "source_kind": "video",
@@ -229,6 +230,7 @@ def test_bad_input_names_file_and_sample_and_writes_nothing(tmp_path, case):
     assert_no_output(out)
 
 
+@pytest.mark.real_data
 def test_truncated_real_video_is_corrupt(tmp_path):
     data = real_data_path("sign_video", "test_video.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"
