@@ -349,3 +349,38 @@ def test_lm_word_bonus_offsets_the_lms_cost_per_word(lm_model):
     assert beam_search(table_model(table), 1, plain, lm=lm)[0].score == pytest.approx(
         beam_search(table_model(table), 1, BeamConfig(beam_width=4, max_length=5, lm_weight=0.0), lm=lm)[0].score)
     assert BeamConfig.from_config({"lm_word_bonus": 1.5}).lm_word_bonus == 1.5
+
+
+@pytest.mark.parametrize(("decoding", "problem"), [
+    ({"beam_width": 0}, "beam_width must be >= 1, got 0"),
+    ({"max_length": 0, "min_length": 0}, "max_length must be >= 1, got 0"),
+    ({"max_length": 6, "min_length": 7}, "min_length must be in [0, max_length], got 7"),
+    ({"min_length": -1}, "min_length must be in [0, max_length], got -1"),
+    ({"lm_candidates": 0}, "lm_candidates must be >= 1, got 0"),
+])
+def test_beam_config_refuses_settings_the_search_cannot_run(decoding, problem):
+    import re
+
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        BeamConfig.from_config(decoding)
+
+
+def test_beam_config_reads_every_decoding_key():
+    cfg = BeamConfig.from_config({"beam_width": 3, "max_length": 9, "min_length": 2, "length_penalty": 0.5,
+                                  "lm_weight": 0.2, "lm_candidates": 5, "lm_word_bonus": 1.5})
+    assert cfg == BeamConfig(3, 9, 2, 0.5, 0.2, 5, 1.5)
+    assert BeamConfig.from_config({}) == BeamConfig()  # Table 4: beam 8, LM weight 0.7
+    assert (BeamConfig().beam_width, BeamConfig().lm_weight) == (8, 0.7)
+
+
+@pytest.mark.parametrize(("ctc", "problem"), [
+    ({"method": "viterbi"}, "CTC method must be 'beam' or 'greedy', got 'viterbi'"),
+    ({"temperature": 0}, "CTC temperature must be > 0, got 0"),
+    ({"beam_width": 0}, "CTC beam_width must be >= 1, got 0"),
+    ({"prune_top_k": 0}, "CTC prune_top_k must be >= 1, got 0"),
+])
+def test_ctc_config_refuses_settings_the_search_cannot_run(ctc, problem):
+    import re
+
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        CTCConfig.from_config({"ctc": ctc})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -211,3 +212,18 @@ def test_release_orders():
         default_release_order(4, "middle_out")
     with pytest.raises(ValueError, match="repeats"):
         ControllerConfig(release_order=(1, 1))
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("mode", "avg", "mode must be 'max' or 'min', not 'avg'"),
+    ("window", 0, "window must be >= 1, not 0"),
+    ("patience_first", 0, "patience_first must be >= 1, not 0"),
+    ("patience_later", -1, "patience_later must be >= 1, not -1"),
+    ("delta_decay_every", 0, "delta_decay_every must be >= 1, not 0"),
+    ("early_stop_patience", 0, "early_stop_patience must be >= 1, not 0"),
+    ("max_epochs", 0, "max_epochs must be >= 1, not 0"),
+])
+def test_config_refuses_settings_the_schedule_cannot_run(field, value, problem):
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        table4(**{field: value})
+    table4(**{field: "min" if field == "mode" else 1})  # the nearest valid value is accepted

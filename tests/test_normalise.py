@@ -218,3 +218,16 @@ def test_inconsistent_shards_are_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"\[s00\].*split 'train' differs"):
         normalise_dataset(tmp_path / "moved.parquet", shards, tmp_path / "o3", _config(), "toy")
     assert not any((tmp_path / name).exists() for name in ("o1", "o2", "o3"))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_keypoints_are_refused_naming_shard_and_sample(tmp_path: Path, bad: float) -> None:
+    manifest, shards = write_toy(tmp_path)
+    recs = read_keypoints(shards[1])
+    recs[1].landmarks = recs[1].landmarks.copy()  # read-only view of the file
+    recs[1].landmarks[3, 5, 0] = bad  # s03, a detected pose point
+    write_keypoints(shards[1], recs, LAYOUT, {"stage": "keypoints"})
+    out = tmp_path / "normalised"
+    with pytest.raises(InputError, match=r"shard-1\.parquet \[s03\]: landmarks contain NaN or infinite values"):
+        normalise_dataset(manifest, shards, out, _config(), "toy")
+    assert not out.exists()

@@ -202,3 +202,23 @@ def test_missing_columns_and_files_are_input_errors(tmp_path):
         D.load_split(D.SplitSource("train", path), None, None)
     with pytest.raises(InputError, match="does not exist"):
         D.load_split(D.SplitSource("dev", tmp_path / "nope.parquet"), None, None)
+
+
+@pytest.mark.parametrize("bad", [np.nan, -np.inf])
+def test_non_finite_landmarks_are_refused_naming_file_and_sample(tmp_path, bad):
+    rng = np.random.default_rng(0)
+    good, broken = synthetic_sample(rng, "ok", "train"), synthetic_sample(rng, "broken", "train")
+    broken.landmarks[1, 2, 1] = bad
+    path = tmp_path / "train.parquet"
+    write_keypoints(path, [good, broken], LAYOUT, {"stage": "normalised"})
+    with pytest.raises(InputError, match=r"train\.parquet \[broken\]: landmarks contain NaN or infinite values"):
+        D.load_split(D.SplitSource("train", path), None, None)
+
+
+def test_duplicate_sample_id_in_a_split_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "dev.parquet"
+    write_keypoints(path, [synthetic_sample(rng, "a", "dev"), synthetic_sample(rng, "a", "dev")], LAYOUT,
+                    {"stage": "normalised"})
+    with pytest.raises(InputError, match=r"dev\.parquet \[a\]: duplicate sample_id"):
+        D.load_split(D.SplitSource("dev", path), None, None)

@@ -43,6 +43,9 @@ class CTCConfig:
             raise ValueError(f"CTC method must be 'beam' or 'greedy', got {self.method!r}")
         if self.temperature <= 0:
             raise ValueError(f"CTC temperature must be > 0, got {self.temperature}")
+        for name in ("beam_width", "prune_top_k"):  # 0 would keep no prefix: every output empty, silently
+            if getattr(self, name) < 1:
+                raise ValueError(f"CTC {name} must be >= 1, got {getattr(self, name)}")
 
     @classmethod
     def from_config(cls, decoding: dict[str, Any], blank: int = 4) -> CTCConfig:
