@@ -20,7 +20,7 @@ import yaml
 
 from hatl.train import data as D
 from hatl.train import distributed as DU
-from hatl.train.state import STATE_FILE
+from hatl.train.state import DRILL_PAUSE_ENV, STATE_FILE
 from hatl.train.trainer import RunSpec, train_run
 from test_train_data import TINY_MODEL, TINY_TRAINING, tiny_run_inputs
 
@@ -257,16 +257,13 @@ def test_nproc_refuses_a_batch_smaller_than_the_world(inputs, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    os.environ.get("CI") == "true",
-    reason="timing race on a loaded 2-core runner: torchrun may finish or kill the ranks before they reach a step "
-    "boundary (2 of 3 CI-like runs); the single-process SIGTERM path is tested in test_train_run.py",
-)
 def test_sigterm_stops_every_rank_at_the_same_step_and_the_rerun_resumes_exactly(inputs, tmp_path):
-    # torchrun forwards SIGTERM (a SLURM walltime) to the workers; the flag is all-reduced with each step,
-    # so both ranks save at the same step and exit; rerunning resumes mid-epoch (reduced loss sums, per-rank
-    # RNG) and ends where the single process ends.
+    # torchrun forwards SIGTERM (a SLURM walltime) to the workers; each rank saves at the same step and exits;
+    # rerunning resumes mid-epoch (reduced loss sums, per-rank RNG) and ends where the single process ends.
+    # Deterministic: HATL_DRILL_PAUSE holds both ranks before the first save of epoch 2 at step >= 2; the
+    # signal is sent there, and the ranks go on only once both have logged it.
     import signal
+    import threading
     import time
 
     tr = training(max_epochs=4, checkpoint_every_steps=2, cache_frozen_prefix=False)
@@ -276,30 +273,41 @@ def test_sigterm_stops_every_rank_at_the_same_step_and_the_rerun_resumes_exactly
                       inputs["backbone"], one / "out", one / "resume", threads=1), cfg)
     argv = cli_argv(inputs, tmp_path / "cut", config_path, "sign2text", "hatl", "transformer", 2)
     args = argparse.Namespace(**{flag[2:].replace("-", "_"): value for flag, value in zip(argv[4::2], argv[5::2])})
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    proc = subprocess.Popen(DU.relaunch_command(args, 2), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    progress = tmp_path / "cut" / "resume" / "progress.json"
-    deadline = time.monotonic() + 180
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            seen = json.loads(progress.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            seen = None
-        if seen and seen["epoch"] >= 2 and seen["step_in_epoch"] >= 2:
-            proc.send_signal(signal.SIGTERM)  # the torchrun launcher we started, by its own pid
-            break
-        time.sleep(0.01)
-    stderr = proc.communicate(timeout=120)[1]
-    assert proc.returncode != 0, "the run finished before it could be stopped"
-    stops = [line for line in stderr.splitlines() if "terminated by signal at epoch" in line]  # the epoch depends on load
-    # Both ranks stop at the same step - unless torchrun's own grace period ends first (a rank busy in the dev
-    # evaluation under load), in which case the periodic mid-epoch save is what the rerun resumes from.
-    assert len(stops) in (0, 2), stderr[-3000:]
-    if stops:
-        assert stops[0].split("ERROR")[1] == stops[1].split("ERROR")[1]
-    state = json.loads(progress.read_text())
-    assert not state["finished"]
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", DRILL_PAUSE_ENV)}
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    proc = subprocess.Popen(DU.relaunch_command(args, 2), env={**env, DRILL_PAUSE_ENV: f"2:2:{gate}"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
+
+    def wait_for(what: str, done) -> None:
+        deadline = time.monotonic() + 240
+        while not done():
+            assert proc.poll() is None, f"the run ended while waiting for {what}:\n" + "".join(lines[-40:])
+            assert time.monotonic() < deadline, f"timed out waiting for {what}:\n" + "".join(lines[-40:])
+            time.sleep(0.02)
+
+    paused = [gate / "paused.rank0", gate / "paused.rank1"]
+    wait_for("both ranks at the drill pause", lambda: all(p.exists() for p in paused))
+    positions = {tuple(p.read_text().split()) for p in paused}
+    assert len(positions) == 1, positions  # both ranks hold at the same save
+    epoch, step = map(int, positions.pop())
+    proc.send_signal(signal.SIGTERM)  # the torchrun launcher we started, by its own pid
+    wait_for("both ranks to receive SIGTERM", lambda: sum("signal 15 received" in line for line in lines) == 2)
+    (gate / "go").write_text("")
+    proc.wait(timeout=120)
+    reader.join(timeout=10)
+    stderr = "".join(lines)
+    assert proc.returncode != 0, "the run finished although it was stopped"
+    stops = [line for line in stderr.splitlines() if "terminated by signal at epoch" in line]
+    assert len(stops) == 2, stderr[-3000:]
+    assert all(f"terminated by signal at epoch {epoch}, step {step}/" in line for line in stops), stops
+    assert stops[0].split("ERROR")[1] == stops[1].split("ERROR")[1]
+    state = json.loads((tmp_path / "cut" / "resume" / "progress.json").read_text())
+    assert (state["epoch"], state["step_in_epoch"], state["finished"]) == (epoch, step, False)
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "resuming" in done.stderr
+    assert f"resuming {tmp_path / 'cut' / 'resume'} at epoch {epoch}, step {step}" in done.stderr
     assert_same_run(one, tmp_path / "cut")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
 PROGRESS_FILE = "progress.json"
 FORMAT_VERSION = 1
+DRILL_PAUSE_ENV = "HATL_DRILL_PAUSE"  # <epoch>:<step>:<folder>, see drill_pause
+_drill_paused = False  # a process pauses once per run
 
 
 def fingerprint(spec: dict[str, Any]) -> str:
@@ -102,3 +106,29 @@ def load_state(resume_dir: str | Path, expected_fingerprint: str) -> dict[str, A
         log.warning("%s: resume state belongs to another run definition (config or inputs changed); starting afresh", path)
         return None
     return state
+
+
+def drill_pause(epoch: int, step_in_epoch: int, epoch_done: bool) -> None:
+    """Stop/resume drills: hold every process at a known step boundary until the drill lets it go.
+
+    With ``HATL_DRILL_PAUSE=<epoch>:<step>:<folder>`` a process reaching its first mid-epoch save of epoch
+    ``<epoch>`` at step ``<step>`` or later writes ``<folder>/paused.rank<RANK>`` (holding "epoch step") and
+    waits until ``<folder>/go`` exists. Under torchrun every rank reaches the same save together (it is a
+    collective), so a test can deliver SIGTERM while all ranks are known to sit before the save and have
+    it take effect at exactly that step, whatever the machine's load. Unset (every real run), this is one
+    environment lookup per save.
+    """
+    global _drill_paused
+    spec = os.environ.get(DRILL_PAUSE_ENV)
+    if not spec or epoch_done or _drill_paused:
+        return
+    want_epoch, want_step, folder = spec.split(":", 2)
+    if epoch != int(want_epoch) or step_in_epoch < int(want_step):
+        return
+    _drill_paused = True
+    gate = Path(folder)
+    (gate / f"paused.rank{os.environ.get('RANK', '0')}").write_text(f"{epoch} {step_in_epoch}\n")
+    log.warning("%s: paused before the save at epoch %d, step %d until %s exists", DRILL_PAUSE_ENV, epoch,
+                step_in_epoch, gate / "go")
+    while not (gate / "go").exists():
+        time.sleep(0.02)

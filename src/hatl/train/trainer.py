@@ -49,7 +49,7 @@ from hatl.train.optim import (
     decay_factor,
     warmup_steps,
 )
-from hatl.train.state import capture_rng, cpu_state_dict, file_identity, fingerprint, load_state, restore_rng, save_state
+from hatl.train.state import capture_rng, cpu_state_dict, drill_pause, file_identity, fingerprint, load_state, restore_rng, save_state
 
 log = logging.getLogger(__name__)
 
@@ -787,6 +787,7 @@ class Trainer:
     # -- state ---------------------------------------------------------------------------------------
     def save(self, epoch: int, step_in_epoch: int, epoch_done: bool, sums: dict[str, float], epoch_time: float,
              events: list[dict[str, Any]], finished: bool = False) -> None:
+        drill_pause(epoch, step_in_epoch, epoch_done)  # test hook (HATL_DRILL_PAUSE), a no-op in real runs
         rng_ranks = None
         if self.dist.enabled:  # a collective: every rank calls save at the same points; rank 0 writes
             rng_ranks = DU.gather_objects(capture_rng())
