@@ -305,3 +305,11 @@ def test_load_backbone_refuses_other_files(tmp_path):
     path = write_ckpt(tmp_path / "ck.pth", pyskl_like_state("coco"), "mmcv")
     with pytest.raises(InputError, match="import-backbone"):
         load_backbone(path)
+
+
+def test_legacy_torch_format_is_still_read(tmp_path):
+    state = pyskl_like_state("coco")
+    torch.save(state, tmp_path / "old.pth", _use_new_zipfile_serialization=False)  # pre-1.6 pickle stream
+    read, fmt = read_checkpoint(tmp_path / "old.pth")
+    assert fmt == "flat" and read.keys() == state.keys()
+    assert all(torch.equal(read[k], v) for k, v in state.items())

@@ -46,7 +46,7 @@ IGNORED_PREFIXES = ("cls_head.",)  # the action classifier: the translator repla
 # Wrappers that prefix every key of the model they wrap; stripped before the key map, with a note.
 WRAPPER_PREFIXES: dict[str, str] = {"module.": "saved from a DistributedDataParallel/DataParallel wrapper"}
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
-LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)  # how the pre-1.6 format starts
+PICKLE_PROTOCOLS = (2, 3, 4, 5)  # the pre-1.6 format is a pickle stream: b"\x80" + protocol (torch used 2)
 MAX_NAMED_KEYS = 5  # keys named in one error; the count says how many more
 _BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 _CONV = ("weight", "bias")
@@ -146,10 +146,10 @@ def check_container(path: Path) -> None:
         raise InputError(path, None, "checkpoint file is empty (0 bytes): an interrupted download or copy?")
     with open(path, "rb") as fh:
         head = fh.read(64)
-    if head.startswith((ZIP_MAGIC, LEGACY_MAGIC)):
+    if head.startswith(ZIP_MAGIC) or (len(head) > 1 and head[0] == 0x80 and head[1] in PICKLE_PROTOCOLS):
         return
     raise InputError(path, None, f"not a torch checkpoint: {_looks_like(head)} ({size} bytes); torch.save writes a "
-                     "zip archive (starting 'PK'), or before PyTorch 1.6 a pickle starting with torch's magic number")
+                     "zip archive (starting 'PK'), or before PyTorch 1.6 a pickle stream (starting 0x80)")
 
 
 def _reason(err: BaseException) -> str:
