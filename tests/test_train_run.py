@@ -23,6 +23,7 @@ LOG_FIELDS = {
     "epoch", "wall_time_s", "epoch_time_s", "loss_total", "loss_ctc", "loss_ce", "loss_enc", "loss_bb",
     "dev_bleu4", "dev_ctc_loss", "dev_wer", "metric_name", "metric", "metric_avg", "delta", "tau",
     "trainable_layers", "n_trainable_layers", "n_trainable_params", "lr", "events",
+    "dev_distinct_outputs", "dev_distinct_refs",
 }
 SUMMARY_FIELDS = {
     "best_epoch", "best_metric", "metric_name", "epochs_run", "total_hours", "train_time_s", "release_epochs",
@@ -174,6 +175,8 @@ def test_sign2gloss2text_adat_uses_the_ctc_release_metric(inputs, tmp_path):
     assert all(line["dev_ctc_loss"] is not None and line["dev_wer"] is not None for line in log)
     assert all(line["metric"] == pytest.approx(line["dev_ctc_loss"]) for line in log)
     assert log[-1]["loss_ctc"] > 0
+    # collapse made visible: distinct greedy dev outputs against distinct dev references, every epoch
+    assert all(1 <= line["dev_distinct_outputs"] and line["dev_distinct_refs"] >= 1 for line in log)
 
 
 def test_gloss2text_has_no_backbone_to_release(inputs, tmp_path):

@@ -32,6 +32,7 @@ import pandas as pd
 from hatl.config import effective_config, is_demo, load_config
 from hatl.errors import ConfigError, InputError
 from hatl.evaluate.bootstrap import paired_bootstrap, sentence_stats
+from hatl.evaluate.collapse import COLLAPSE_RATIO, constant_floor, distinct_outputs
 from hatl.evaluate.metrics import ROUGE_VARIANT, BleuSettings
 from hatl.evaluate.paper_numbers import METRICS, MODEL_NAMES, PAPER_TABLE4, STRATEGY_NAMES, TABLE_DATASET, rows_for
 from hatl.evaluate.score import RUN_KEYS, parse_run_dir, read_decoded
@@ -51,8 +52,11 @@ COLUMNS = (
     ["table", "dataset", "task", "name", "model", "strategy", "source", "data", "n_folds"]
     + VALUE_COLUMNS
     + [f"{c}_sd" for c in VALUE_COLUMNS]
-    + ["dev_wer", "test_wer", "p_bleu4", "p_rouge", "runs"]
+    + ["dev_wer", "test_wer", "p_bleu4", "p_rouge", "test_distinct", "test_distinct_refs", "test_distinct_ratio",
+       "collapsed", "runs"]
 )
+FLOOR_SOURCE = "floor"
+FLOOR_NAME = "Constant output (best dev reference)"
 
 
 # The release each results table reports, as an adapter or demo profile name.
@@ -180,6 +184,7 @@ def nolm_row(row: dict[str, Any], members: list[ScoredRun]) -> dict[str, Any] | 
     """
     out = {k: v for k, v in row.items() if not k.startswith(("dev_", "test_", "p_"))}
     out["name"] = row["name"] + ", no LM fusion"
+    out["collapsed"] = None  # the distinct-output count is the fused beam's
     for split in SPLITS:
         blocks = [m.scores["splits"].get(split) or {} for m in members]
         if any(not isinstance(b.get("nolm"), dict) for b in blocks):
@@ -212,6 +217,7 @@ def measured_rows(
                 row[f"{split}_{metric}"] = mean
                 if metric != "wer":
                     row[f"{split}_{metric}_sd"] = sd
+        row.update(distinct_columns(members, skipped, row["name"] + f" [{task}]"))
         hatl = groups.get((task, model, "hatl"))
         if strategy != "hatl" and hatl:
             try:
@@ -224,6 +230,70 @@ def measured_rows(
         if extra is not None:
             rows.append(extra)
     return rows
+
+
+def distinct_columns(members: list[ScoredRun], skipped: list[dict[str, str]], record: str) -> dict[str, Any]:
+    """Distinct test outputs vs distinct test references (mean over folds) and the collapse flag.
+
+    A fold without its decoded test file is listed in ``skipped``; with none left the columns stay empty.
+    """
+    counts = []
+    for member in members:
+        path = member.decoded_path("test")
+        if not path.exists():
+            skipped.append({"record": record, "reason": f"no distinct-output count: {path} does not exist"})
+            continue
+        rows = read_decoded(path)
+        counts.append(distinct_outputs([r["hyp"] for r in rows], [r["ref"] for r in rows]))
+    if not counts:
+        return {"test_distinct": None, "test_distinct_refs": None, "test_distinct_ratio": None, "collapsed": None}
+    ratio = float(np.mean([c.ratio for c in counts]))
+    return {
+        "test_distinct": float(np.mean([c.outputs for c in counts])),
+        "test_distinct_refs": float(np.mean([c.references for c in counts])),
+        "test_distinct_ratio": ratio,
+        "collapsed": ratio < COLLAPSE_RATIO,
+    }
+
+
+def _fold_refs(members: list[ScoredRun], split: str) -> dict[str, list[str]]:
+    """fold -> the references of ``split`` (by sample id, over every run of the fold that has the file)."""
+    by_fold: dict[str, dict[str, str]] = defaultdict(dict)
+    for member in members:
+        path = member.decoded_path(split)
+        if path.exists():
+            for row in read_decoded(path):
+                by_fold[member.run["fold"]].setdefault(row["id"], row["ref"])
+    return {fold: [refs[i] for i in sorted(refs)] for fold, refs in by_fold.items()}
+
+
+def floor_rows(runs: list[ScoredRun], table: int, dataset: str, data_kind: str, settings: BleuSettings,
+               skipped: list[dict[str, str]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One constant-output row per task group: per fold, the dev reference with the best dev BLEU-4,
+    emitted for every input and scored on dev and test (mean ± sd over folds, like the measured rows).
+    Also returns what was chosen (task -> fold -> sentence and its dev BLEU-4) for the sidecar."""
+    by_task: dict[str, list[ScoredRun]] = defaultdict(list)
+    for run in runs:
+        by_task[run.run["task"]].append(run)
+    rows, chosen = [], {}
+    for task, members in by_task.items():
+        dev, test = _fold_refs(members, "dev"), _fold_refs(members, "test")
+        folds = sorted(dev)
+        if not folds:
+            skipped.append({"record": f"{FLOOR_NAME} [{task}]", "reason": "no decoded dev file: no constant-output floor"})
+            continue
+        floors = {f: constant_floor(dev[f], {"dev": dev[f], "test": test.get(f, [])}, settings) for f in folds}
+        chosen[task] = {f: {"sentence": fl.sentence, "dev_bleu4": fl.dev_bleu4} for f, fl in floors.items()}
+        row: dict[str, Any] = {
+            "table": table, "dataset": dataset, "task": task, "name": FLOOR_NAME, "model": "", "strategy": "",
+            "source": FLOOR_SOURCE, "data": data_kind, "n_folds": len(folds), "runs": "",
+        }
+        for split in SPLITS:
+            for metric in METRICS:
+                mean, sd = _mean_sd([fl.scores.get(split, {}).get(metric) for fl in floors.values()])
+                row[f"{split}_{metric}"], row[f"{split}_{metric}_sd"] = mean, sd
+        rows.append(row)
+    return rows, chosen
 
 
 def reported_rows(table: int, dataset: str) -> list[dict[str, Any]]:
@@ -244,9 +314,10 @@ def reported_rows(table: int, dataset: str) -> list[dict[str, Any]]:
 
 def _sort_key(row: dict[str, Any]) -> tuple:
     literature = row["source"] == "reported (literature)"
+    source_rank = {"reported (literature)": 0, "reported": 1, FLOOR_SOURCE: 2}.get(row["source"], 3)
     return (
         TASK_ORDER.index(row["task"]) if row["task"] in TASK_ORDER else len(TASK_ORDER),
-        0 if literature else (1 if row["source"] == "reported" else 2),
+        source_rank,
         0 if literature else MODEL_ORDER.index(row["model"]) if row["model"] in MODEL_ORDER else 9,
         0 if literature else STRATEGY_ORDER.index(row["strategy"]) if row["strategy"] in STRATEGY_ORDER else 9,
     )
@@ -254,13 +325,19 @@ def _sort_key(row: dict[str, Any]) -> tuple:
 
 def results_table(
     table: int, dataset: str, runs: list[ScoredRun], data_kind: str, settings: BleuSettings, boot: dict[str, Any],
+    floors: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
-    """Rows of Table 5/6/7 (reported + measured) in the paper's order, and the list of skipped items."""
+    """Rows of Table 5/6/7 (reported, constant-output floor, measured) in the paper's order, and the list of
+    skipped items. ``floors``, when given, receives the floor sentences chosen per task and fold."""
     for run in runs:
         if run.run["dataset"] != dataset:
             raise InputError(run.path, "run.dataset", f"run belongs to dataset '{run.run['dataset']}', not '{dataset}'")
     skipped: list[dict[str, str]] = []
-    rows = reported_rows(table, dataset) + measured_rows(runs, table, dataset, data_kind, settings, boot, skipped)
+    floor, chosen = floor_rows(runs, table, dataset, data_kind, settings, skipped)
+    if floors is not None:
+        floors.update(chosen)
+    rows = (reported_rows(table, dataset) + floor
+            + measured_rows(runs, table, dataset, data_kind, settings, boot, skipped))
     measured_tasks = {r.run["task"] for r in runs}
     # The paper has no Gloss2Text rows (its literature rows for it come from VL-Transfer): the group appears
     # only when we have such runs.
@@ -387,6 +464,35 @@ def _p(value: Any) -> str:
     return f"{value:.3f}"
 
 
+def _distinct_cell(row: pd.Series) -> str:
+    value, refs = row.get("test_distinct"), row.get("test_distinct_refs")
+    if value is None or refs is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    text = f"{value:.0f}/{refs:.0f}" if float(value).is_integer() and float(refs).is_integer() else f"{value:.1f}/{refs:.1f}"
+    return text + (" ⚠" if _is_collapsed(row) else "")
+
+
+def _is_collapsed(row: pd.Series) -> bool:
+    value = row.get("collapsed")
+    return bool(value) and not (isinstance(value, float) and math.isnan(value))
+
+
+def collapsed_names(frame: pd.DataFrame) -> list[str]:
+    """Measured rows flagged as collapsed, as "Name [Task]"."""
+    return [f"{row['name']} [{TASK_NAMES.get(row['task'], row['task'])}]" for _, row in frame.iterrows() if _is_collapsed(row)]
+
+
+def collapse_note(frame: pd.DataFrame) -> str:
+    """The sentence under a table (and in the report) that says which runs are collapsed."""
+    names = collapsed_names(frame)
+    measured = int((frame["source"] == "measured").sum())
+    if not names:
+        return f"No measured run is collapsed (every one has >= {COLLAPSE_RATIO:.0%} distinct test outputs)."
+    return (f"⚠ COLLAPSED: {len(names)} of {measured} measured runs decode fewer than {COLLAPSE_RATIO:.0%} distinct "
+            "test sentences (against distinct references); their scores are what a few fixed sentences score, "
+            "compare the constant-output row: " + "; ".join(names) + ".")
+
+
 def results_markdown(frame: pd.DataFrame, table: int, meta: dict[str, Any]) -> str:
     lines = [
         f"<!-- Table {table}: {TABLE_DATASET[table]} ({meta['dataset']}). ROUGE: {meta['rouge_variant']}. "
@@ -394,20 +500,26 @@ def results_markdown(frame: pd.DataFrame, table: int, meta: dict[str, Any]) -> s
         "",
         f"**Table {table}.** Translation quality on {TABLE_DATASET[table]} (dataset `{meta['dataset']}`, our data: "
         f"{meta['data']}). Reported rows are the paper's; measured rows are ours (mean ± sd over folds where "
-        "there are several). p = one-sided paired bootstrap p-value that HATL beats that baseline on test.",
+        "there are several). p = one-sided paired bootstrap p-value that HATL beats that baseline on test. "
+        f"*{FLOOR_NAME}*: the dev reference with the best dev BLEU-4, emitted for every input (the floor a model "
+        "must beat). Test distinct: distinct test outputs / distinct test references; ⚠ marks a collapsed run "
+        f"(< {COLLAPSE_RATIO:.0%}).",
         "",
         "| Model | Source | Data | " + " | ".join(f"Dev {METRIC_LABELS[m]}" for m in METRICS) + " | "
-        + " | ".join(f"Test {METRIC_LABELS[m]}" for m in METRICS) + " | p (BLEU-4) | p (ROUGE) |",
-        "|" + "---|" * (3 + 2 * len(METRICS) + 2),
+        + " | ".join(f"Test {METRIC_LABELS[m]}" for m in METRICS) + " | p (BLEU-4) | p (ROUGE) | Test distinct |",
+        "|" + "---|" * (3 + 2 * len(METRICS) + 3),
     ]
     current = None
     for _, row in frame.iterrows():
         if row["task"] != current:
             current = row["task"]
-            lines.append(f"| **{TASK_NAMES.get(current, current)}** |" + " |" * (2 + 2 * len(METRICS) + 2))
-        cells = [row["name"], row["source"], row["data"]] + [_cell(row, c) for c in VALUE_COLUMNS]
-        cells += [_p(row.get("p_bleu4")), _p(row.get("p_rouge"))]
+            lines.append(f"| **{TASK_NAMES.get(current, current)}** |" + " |" * (2 + 2 * len(METRICS) + 3))
+        name = row["name"] + (" ⚠ collapsed" if _is_collapsed(row) else "")
+        cells = [name, row["source"], row["data"]] + [_cell(row, c) for c in VALUE_COLUMNS]
+        cells += [_p(row.get("p_bleu4")), _p(row.get("p_rouge")), _distinct_cell(row)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines.append("")
+    lines.append(collapse_note(frame))
     lines.append("")
     lines.append("BLEU-1..4 are cumulative sacrebleu scores; " + meta["rouge_variant"] + ".")
     return "\n".join(lines) + "\n"
@@ -462,7 +574,8 @@ def run(args: argparse.Namespace) -> int:
     runs = [load_scored_run(p) for p in paths]
     settings = BleuSettings.from_config(eff.get("evaluation", {}))
     boot = eff.get("evaluation", {}).get("bootstrap", {})
-    frame, skipped = results_table(args.table, args.dataset, runs, data_kind, settings, boot)
+    floors: dict[str, Any] = {}
+    frame, skipped = results_table(args.table, args.dataset, runs, data_kind, settings, boot, floors)
     # the signatures the runs were scored with (normally one; several would mean mixed scoring settings)
     signatures = [json.loads(s) for s in sorted({json.dumps(r.scores.get("bleu_signature"), sort_keys=True) for r in runs})]
     meta = {
@@ -477,7 +590,11 @@ def run(args: argparse.Namespace) -> int:
         "rouge_variant": ROUGE_VARIANT, "bleu_signature": meta["bleu_signature"], "bleu_settings": dataclasses.asdict(settings),
         "bootstrap": boot, "p_value": "one-sided paired bootstrap on test: (1 + #{baseline >= HATL}) / (1 + samples)",
         "aggregation": "mean over folds; *_sd = sample standard deviation (ddof=1) when there are >= 2 folds",
+        "constant_output": floors, "collapse_ratio": COLLAPSE_RATIO, "collapsed": collapsed_names(frame),
+        "collapse_note": collapse_note(frame),
         "scores": [str(p) for p in paths], "skipped": skipped, "provenance": prov,
     })
+    for name in collapsed_names(frame):
+        log.warning("collapsed run (< %.0f%% distinct test outputs): %s", 100 * COLLAPSE_RATIO, name)
     log.info("wrote %s: %d measured run(s), %d row(s), %d skipped", args.out, len(runs), len(frame), len(skipped))
     return 0

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from hatl.errors import ConfigError, HatlError, InputError
+from hatl.evaluate import collapse
 from hatl.evaluate.metrics import edit_distance
 from hatl.io import atomic_path, write_json, write_text
 from hatl.provenance import provenance
@@ -782,6 +783,7 @@ class Trainer:
             "ctc_loss": sums["ctc"] / sums["n"] if self.spec.task == "sign2gloss2text" else None,
             "wer": corpus_wer(ghyps, grefs) if ghyps else None,
         }
+        result.update(collapse.log_fields(hyps, refs))  # dev_distinct_outputs / dev_distinct_refs in log.jsonl
         return result
 
     # -- state ---------------------------------------------------------------------------------------
@@ -1041,6 +1043,8 @@ class Trainer:
         write_json(out / "summary.json", summary)
         log.info("finished: best %s %.5g at epoch %s; stop: %s; %.1f s", self.tc.metric, summary["best_metric"],
                  summary["best_epoch"], summary["stop_reason"], self.wall_time_s)
+        if (warning := collapse.collapse_warning(summary)) is not None:
+            log.warning(warning)
         return summary
 
     def _backbone_args(self) -> dict[str, Any] | None:
