@@ -1,0 +1,437 @@
+"""The learning ladder: does a sign model learn on the demo data, rung by rung, each number against its goal.
+
+    .venv/bin/python bench/learning_ladder.py                       # phoenix14t demo, default demo sizes
+    .venv/bin/python bench/learning_ladder.py --rungs overfit isolated --dataset medasl
+    .venv/bin/python bench/learning_ladder.py --train 60 --dev 16 --test 16 --epochs 10   # quick look
+
+Rungs (issue 11), lowest first; the first that fails is where to look:
+
+1. ``overfit``: 32 demo training samples, each task (Sign2Gloss2Text, Sign2Text) and translator (Transformer,
+   ADAT), trained and evaluated on those same samples: greedy gloss WER < 5% and BLEU-4 > 90. A model that
+   cannot memorise 32 sentences has a bug.
+2. ``isolated``: the backbone alone (ST-GCN++ with a classification head, trained by the demo pretraining's
+   own function ``hatl.models.pretrain.pretrain``) classifies single-sign demo clips of signers it never
+   saw: accuracy > 95%. Measured on the coco body joints the demo pretraining reads.
+3. ``continuous``: demo Sign2Gloss2Text (Transformer, the configured demo strategy), held-out test, gloss WER
+   of the decode path (CTC prefix beam as ``hatl decode``) <= 20%; the training loop's greedy dev WER is
+   printed beside it.
+4. ``translation``: demo Sign2Gloss2Text and Sign2Text test BLEU-4 (beam, no LM) at least 3x the
+   constant-output floor (best single dev reference, ``hatl.evaluate.collapse``), with distinct outputs.
+
+Everything runs in-process through the package's own commands and functions (``hatl demo-data``,
+``manifest``, ``keypoints``, ``normalise``, ``vocab``, ``pretrain-demo``, ``import-backbone``, then
+``hatl.train.trainer.Trainer`` and ``hatl.evaluate.decode.decode_samples``), seeded, on 1 CPU thread, in a
+temporary folder (``--work`` keeps it). The demo config is config/config.yaml with the demo overrides;
+``--train/--dev/--test`` and ``--epochs`` scale it down. Prints one line per rung and a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from hatl.config import REPO_ROOT, effective_config, load_config
+
+log = logging.getLogger("learning_ladder")
+
+RUNGS = ("overfit", "isolated", "continuous", "translation")
+TASKS = ("sign2gloss2text", "sign2text")
+MODELS = ("transformer", "adat")
+
+
+@dataclass
+class Rung:
+    rung: str
+    what: str
+    value: float | None
+    goal: str
+    passed: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        value = "n/a" if self.value is None else f"{self.value:.1f}"
+        return f"{'PASS' if self.passed else 'FAIL'}  {self.rung:<11} {self.what:<52} {value:>7}  goal {self.goal}"
+
+
+@dataclass
+class Settings:
+    dataset: str = "phoenix14t"
+    train: int | None = None  # demo samples per split (None: the config's demo.samples)
+    dev: int | None = None
+    test: int | None = None
+    epochs: int | None = None  # training.max_epochs for the continuous/translation rungs (None: demo config)
+    overfit_samples: int = 32
+    overfit_epochs: int = 150
+    isolated_reps: int = 3  # clips per sign and signer
+    isolated_epochs: int = 15
+    isolated_signs: int = 12
+    strategy: str | None = None  # None: classical (the frozen-feature path every strategy starts from)
+    seed: int = 1234
+    extra: dict[str, Any] = field(default_factory=dict)  # config overrides merged into demo.overrides
+
+
+# ------------------------------------------------------------------------------------------ demo inputs
+@dataclass
+class DemoInputs:
+    work: Path
+    config_path: Path
+    config: dict[str, Any]  # effective config of the dataset
+    data_dir: Path
+    vocab_dir: Path
+    backbone: Path
+    pretrain_history: list[dict[str, Any]]
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def ladder_config(settings: Settings, demo_root: Path) -> dict[str, Any]:
+    """config/config.yaml with the dataset's demo folder at ``demo_root``, no clips, one keypoint shard."""
+    raw = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
+    cfg = copy.deepcopy(raw)
+    cfg["seed"] = settings.seed
+    cfg["datasets"] = {settings.dataset: {**raw["datasets"][settings.dataset], "root": str(demo_root)}}
+    profile = cfg["datasets"][settings.dataset].get("demo_profile", settings.dataset)
+    demo = cfg["demo"]
+    demo["clips_per_dataset"] = 0
+    sizes = dict(demo["samples"].get(profile, {}))
+    for split in ("train", "dev", "test"):
+        if getattr(settings, split) is not None:
+            sizes[split] = getattr(settings, split)
+    demo["samples"] = {profile: sizes}
+    cfg["preprocess"]["shard_size"] = 100000
+    if settings.extra:
+        demo["overrides"] = _merge(demo.get("overrides", {}), settings.extra)
+    return cfg
+
+
+def prepare_demo(settings: Settings, work: Path, reuse: bool = False) -> DemoInputs:
+    """demo-data → manifest → keypoints → normalise → vocab → pretrain-demo → import-backbone, via the CLI."""
+    from hatl.cli import main
+
+    ds = settings.dataset
+    work.mkdir(parents=True, exist_ok=True)
+    demo = work / "demo"
+    cfg = ladder_config(settings, demo)
+    config_path = work / "config.yaml"
+    if not (reuse and config_path.is_file()):
+        config_path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    c = str(config_path)
+    steps = [
+        ["demo-data", "--config", c, "--dataset", ds, "--out-dir", str(demo)],
+        ["manifest", "--config", c, "--dataset", ds, "--out", str(work / "manifest.parquet"),
+         "--splits-out", str(work / "splits.tsv")],
+        ["keypoints", "--config", c, "--dataset", ds, "--manifest", str(work / "manifest.parquet"), "--shard", "0",
+         "--out", str(work / "shard-0.parquet")],
+        ["normalise", "--config", c, "--dataset", ds, "--manifest", str(work / "manifest.parquet"),
+         "--keypoints", str(work / "shard-0.parquet"), "--out-dir", str(work / "normalised")],
+        ["vocab", "--config", c, "--dataset", ds, "--manifest", str(work / "manifest.parquet"), "--fold", "main",
+         "--out-dir", str(work / "vocab")],
+        ["pretrain-demo", "--config", c, "--dataset", ds, "--data", str(work / "normalised" / "train.parquet"),
+         "--fold", "main", "--threads", "1", "--out", str(work / "stgcnpp_demo.pth"),
+         "--report", str(work / "pretrain.json")],
+        ["import-backbone", "--config", c, "--dataset", ds, "--checkpoint", str(work / "stgcnpp_demo.pth"),
+         "--out", str(work / "stgcnpp.pt"), "--report", str(work / "import_report.json")],
+    ]
+    if reuse and (work / "stgcnpp.pt").is_file() and (work / "pretrain.json").is_file():
+        steps = []  # a finished preparation in --work (same settings: the caller's responsibility)
+        log.info("reusing the prepared demo in %s", work)
+    for argv in steps:
+        t0 = time.perf_counter()
+        if main(argv) != 0:
+            raise RuntimeError(f"hatl {' '.join(argv)} failed")
+        log.info("hatl %s: %.1f s", argv[0], time.perf_counter() - t0)
+    history = json.loads((work / "pretrain.json").read_text(encoding="utf-8"))["history"]
+    return DemoInputs(work, config_path, effective_config(load_config(c), ds), work / "normalised", work / "vocab",
+                      work / "stgcnpp.pt", history)
+
+
+# ------------------------------------------------------------------------------------------ training
+def train(inputs: DemoInputs, settings: Settings, task: str, model: str, name: str, data_dir: Path | None = None,
+          training: dict[str, Any] | None = None, strategy: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """One in-process ``hatl train`` run; returns (trainer, summary)."""
+    from hatl.train.trainer import RunSpec, Trainer
+
+    config = copy.deepcopy(inputs.config)
+    config["training"] = _merge(config.get("training", {}), training or {})
+    out = inputs.work / "runs" / name
+    spec = RunSpec(settings.dataset, model, task, strategy or settings.strategy or "classical", "main",
+                   data_dir or inputs.data_dir, inputs.vocab_dir, inputs.backbone, out, out / "resume", threads=1)
+    trainer = Trainer(spec, config)
+    t0 = time.perf_counter()
+    summary = trainer.run()
+    log.info("trained %s: %d epochs, %.0f s, best dev %s", name, summary["epochs_run"], time.perf_counter() - t0,
+             {k: summary["best_dev"].get(k) for k in ("bleu4", "wer", "distinct_outputs", "distinct_refs")})
+    trainer.model.load_state_dict(trainer.best_state)
+    trainer.model.eval()
+    return trainer, summary
+
+
+def subset_dir(inputs: DemoInputs, n: int) -> Path:
+    """A data folder whose train and dev are both the first ``n`` training samples (memorisation test)."""
+    from hatl.keypoint_store import iter_keypoints, read_layout, read_meta, write_keypoints
+
+    src = inputs.data_dir / "train.parquet"
+    records = []
+    for rec in iter_keypoints(src):
+        records.append(rec)
+        if len(records) == n:
+            break
+    out = inputs.work / f"overfit{n}"
+    out.mkdir(exist_ok=True)
+    layout, meta = read_layout(src), read_meta(src)
+    meta = {k: v for k, v in meta.items() if k not in ("layout", "channels")}
+    write_keypoints(out / "train.parquet", records, layout, meta)
+    dev = [copy.copy(r) for r in records]
+    for r in dev:
+        r.split = "dev"
+    write_keypoints(out / "dev.parquet", dev, layout, meta)
+    return out
+
+
+def overfit_rungs(inputs: DemoInputs, settings: Settings) -> list[Rung]:
+    n = settings.overfit_samples
+    data = subset_dir(inputs, n)
+    # patience 30: a run that has memorised (WER 0 / BLEU 100) cannot improve, so it stops 30 epochs later
+    training = {"max_epochs": settings.overfit_epochs, "early_stopping": {"patience": 30},
+                "metric": {"sign2gloss2text": "wer", "sign2text": "bleu4"},
+                "batch_size": 8, "lr": {"warmup_min_steps": 10}}
+    model_off = {"transformer": {"dropout": 0.0}, "adat": {"dropout": 0.0}}
+    rungs = []
+    for task in TASKS:
+        for model in MODELS:
+            saved = copy.deepcopy(inputs.config["model"])
+            inputs.config["model"] = _merge(saved, model_off)  # memorisation: no dropout
+            try:
+                _, summary = train(inputs, settings, task, model, f"overfit-{task}-{model}", data, training)
+            finally:
+                inputs.config["model"] = saved
+            best = summary["best_dev"]
+            detail = {"epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"], **best}
+            bleu = float(best.get("bleu4") or 0.0)
+            rungs.append(Rung("overfit", f"{task} {model}: train BLEU-4 ({n} samples)", bleu, "> 90", bleu > 90, detail))
+            if task == "sign2gloss2text":
+                wer = best.get("wer")
+                rungs.append(Rung("overfit", f"{task} {model}: train gloss WER % (greedy)", wer, "< 5",
+                                  wer is not None and wer < 5, detail))
+    return rungs
+
+
+# ------------------------------------------------------------------------------------------ isolated signs
+def isolated_clips(settings: Settings, config: dict[str, Any]) -> tuple[list[np.ndarray], list[int], list[int], list[str]]:
+    """Single-sign demo clips (normalised MediaPipe landmarks), their sign index, signer index and the signs."""
+    from hatl.demo import body
+    from hatl.demo.generator import PROFILES, dataset_seed, demo_settings
+    from hatl.demo.grammar import sample_sentence, sign_key
+    from hatl.landmarks import build_layout, select_from_groups
+    from hatl.normalise import NormaliseConfig, aspect_factor, normalise_sample
+
+    eff = effective_config(config, settings.dataset)
+    ds_cfg = eff["datasets"][settings.dataset]
+    profile = PROFILES[ds_cfg.get("demo_profile") or settings.dataset]
+    demo = demo_settings(eff, profile.name)
+    kp = eff["preprocess"]["keypoints"]
+    layout = build_layout(tuple(kp["groups"]), kp.get("face_subset", "reduced"))
+    seed = dataset_seed(eff, settings.dataset)
+    rng = np.random.default_rng(body.stable_seed(seed, "ladder-isolated"))
+    counts: dict[str, int] = {}
+    for _ in range(400):  # the most frequent signs of the grammar
+        for g in sample_sentence(profile.name, rng, profile.max_glosses).gloss:
+            counts[sign_key(g)] = counts.get(sign_key(g), 0) + 1
+    glosses = sorted(counts, key=lambda g: (-counts[g], g))[: settings.isolated_signs]
+    signs = {g: body.make_sign(seed, g) for g in glosses}
+    n_signers = max(profile.n_signers, 4)
+    signers = [body.make_signer(seed, k, f"S{k}", demo.aspect, profile.fps) for k in range(n_signers)]
+    ncfg = NormaliseConfig.from_config(eff)
+    clips, labels, who = [], [], []
+    for gi, gloss in enumerate(glosses):
+        for si, signer in enumerate(signers):
+            for rep in range(settings.isolated_reps):
+                clip_seed = body.stable_seed(seed, "ladder-clip", gloss, si, rep)
+                timeline = body.build_timeline([gloss], signs, signer, np.random.default_rng(clip_seed))
+                states, times = body.sample_frames(timeline, 1, 10_000)  # the sign's own duration
+                skel = body.to_image(body.add_noise(body.build_skeleton(states, times, signer, False), clip_seed, signer),
+                                     demo.aspect)
+                dropped = body.hand_dropouts(np.random.default_rng(body.stable_seed(clip_seed, "drop")), states, signer)
+                arrays = {"pose": skel.pose, "face": skel.face, "left_hand": skel.left_hand.copy(),
+                          "right_hand": skel.right_hand.copy()}
+                arrays["left_hand"][dropped["left"]] = np.nan
+                arrays["right_hand"][dropped["right"]] = np.nan
+                coords, mask = select_from_groups(layout, arrays, len(states))
+                norm, _ = normalise_sample(coords, mask, layout, ncfg, aspect_factor(demo.width, demo.height))
+                clips.append(norm)
+                labels.append(gi)
+                who.append(si)
+    return clips, labels, who, glosses, layout  # type: ignore[return-value]
+
+
+def isolated_rung(settings: Settings, config: dict[str, Any]) -> Rung:
+    from hatl.models.pretrain import PretrainConfig, WindowSet, crop, pose_to_coco, pretrain
+    from hatl.models.stgcnpp import STGCNPPConfig
+    from collections import Counter
+
+    clips, labels, who, glosses, layout = isolated_clips(settings, config)
+    eff = effective_config(config, settings.dataset)
+    window = max(len(c) for c in clips)
+    held_out = {max(who), max(who) - 1}  # the last two signers are never trained on
+    x = np.stack([crop(pose_to_coco(c, layout), 0, window) for c in clips]).astype(np.float32)
+    y = np.asarray(labels, dtype=np.int64)
+    train_rows = [i for i, s in enumerate(who) if s not in held_out]
+    test_rows = [i for i, s in enumerate(who) if s in held_out]
+    windows = WindowSet(x[train_rows], y[train_rows], glosses, Counter(), len(train_rows))
+    bb = eff["backbone"]
+    pcfg = PretrainConfig(**{**bb.get("pretrain_demo", {}), "epochs": settings.isolated_epochs, "window": window,
+                             "max_classes": len(glosses), "max_windows": len(train_rows)})
+    arch = STGCNPPConfig(in_channels=int(bb.get("in_channels", 3)), base_channels=int(bb.get("base_channels", 64)))
+    model, history = pretrain(windows, arch, pcfg, settings.seed)
+    with torch.no_grad():
+        pred = model(torch.from_numpy(x[test_rows]).unsqueeze(1)).argmax(1).numpy()
+    acc = 100.0 * float((pred == y[test_rows]).mean())
+    frames = [len(c) for c in clips]
+    detail = {"signs": len(glosses), "train_clips": len(train_rows), "test_clips": len(test_rows),
+              "held_out_signers": sorted(held_out), "frames_per_clip": [min(frames), float(np.mean(frames)), max(frames)],
+              "train_accuracy": history[-1]["accuracy"] if history else None, "chance": 100.0 / len(glosses)}
+    return Rung("isolated", f"{len(glosses)} single-sign classes, held-out signers: accuracy %", acc, "> 95", acc > 95,
+                detail)
+
+
+# ------------------------------------------------------------------------------------------ test-set rungs
+def decode_test(trainer: Any, inputs: DemoInputs, task: str) -> dict[str, Any]:
+    """Decode the test split as ``hatl decode`` does (beam; CTC prefix beam for glosses), without the LM."""
+    from hatl.evaluate.collapse import distinct_outputs
+    from hatl.evaluate.decode import DecodeSettings, decode_samples
+    from hatl.evaluate.metrics import BleuSettings, bleu_scores, wer
+    from hatl.train import data as D
+
+    cfg = inputs.config
+    text = cfg["datasets"][trainer.spec.dataset].get("text", {})
+    test = D.load_split(D.split_sources(inputs.data_dir, "main")["test"], trainer.gloss_vocab, trainer.text_vocab,
+                        lowercase=bool(text.get("lowercase", True)),
+                        strip_punctuation=bool(text.get("strip_punctuation", True)),
+                        need_gloss=task == "sign2gloss2text", need_text=True)
+    settings = DecodeSettings.from_config(cfg["decoding"], blank=trainer.gloss_vocab.blank or 4)
+    rows = decode_samples(trainer.model, test.samples, task, trainer.text_vocab, trainer.gloss_vocab, settings)
+    hyps, refs = [r["hyp"] for r in rows], [r["ref"] for r in rows]
+    out = {"bleu4": bleu_scores(hyps, refs, BleuSettings.from_config(cfg.get("evaluation", {})))["bleu4"],
+           "distinct": distinct_outputs(hyps, refs).text(), "distinct_ratio": distinct_outputs(hyps, refs).ratio,
+           "n": len(rows)}
+    if task == "sign2gloss2text":
+        out["wer"] = wer([r["gloss_hyp"] for r in rows], [r["gloss_ref"] for r in rows])["wer"]
+    return out
+
+
+def floor_of(inputs: DemoInputs, trainer: Any) -> dict[str, Any]:
+    from hatl.evaluate.collapse import constant_floor
+    from hatl.evaluate.metrics import BleuSettings
+    from hatl.train import data as D
+
+    sources = D.split_sources(inputs.data_dir, "main")
+    text = inputs.config["datasets"][trainer.spec.dataset].get("text", {})
+    kwargs = dict(lowercase=bool(text.get("lowercase", True)), strip_punctuation=bool(text.get("strip_punctuation", True)),
+                  need_gloss=False, need_text=True)
+    dev = [s.text for s in D.load_split(sources["dev"], trainer.gloss_vocab, trainer.text_vocab, **kwargs).samples]
+    test = [s.text for s in D.load_split(sources["test"], trainer.gloss_vocab, trainer.text_vocab, **kwargs).samples]
+    floor = constant_floor(dev, {"test": test}, BleuSettings.from_config(inputs.config.get("evaluation", {})))
+    return {"sentence": floor.sentence, "test_bleu4": floor.scores["test"]["bleu4"], "dev_bleu4": floor.dev_bleu4}
+
+
+def test_rungs(inputs: DemoInputs, settings: Settings, which: set[str]) -> list[Rung]:
+    training = {"max_epochs": settings.epochs} if settings.epochs else {}
+    rungs: list[Rung] = []
+    floor: dict[str, Any] | None = None
+    tasks = ["sign2gloss2text"] + (["sign2text"] if "translation" in which else [])
+    for task in tasks:
+        trainer, summary = train(inputs, settings, task, "transformer", f"{task}-transformer", training=training)
+        result = decode_test(trainer, inputs, task)
+        floor = floor or floor_of(inputs, trainer)
+        detail = {**result, "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"],
+                  "dev_greedy": summary["best_dev"], "floor": floor, "strategy": trainer.spec.strategy}
+        if task == "sign2gloss2text" and "continuous" in which:
+            rungs.append(Rung("continuous", "sign2gloss2text transformer: test gloss WER % (decode)", result["wer"],
+                              "<= 20", result["wer"] is not None and result["wer"] <= 20, detail))
+        if "translation" in which:
+            goal = 3 * floor["test_bleu4"]
+            rungs.append(Rung("translation", f"{task} transformer: test BLEU-4 (floor {floor['test_bleu4']:.1f}, "
+                              f"distinct {result['distinct']})", result["bleu4"], f">= 3x floor = {goal:.1f}",
+                              result["bleu4"] >= goal, detail))
+    return rungs
+
+
+# ------------------------------------------------------------------------------------------ main
+def run_ladder(settings: Settings, rungs: list[str], work: Path, reuse: bool = False) -> list[Rung]:
+    torch.set_num_threads(1)
+    results: list[Rung] = []
+    inputs = prepare_demo(settings, work, reuse)
+    if "overfit" in rungs:
+        results += overfit_rungs(inputs, settings)
+    if "isolated" in rungs:
+        results.append(isolated_rung(settings, yaml.safe_load(inputs.config_path.read_text(encoding="utf-8"))))
+    if {"continuous", "translation"} & set(rungs):
+        results += test_rungs(inputs, settings, set(rungs))
+    return results
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="phoenix14t")
+    p.add_argument("--rungs", nargs="+", default=list(RUNGS), choices=RUNGS)
+    p.add_argument("--train", type=int, default=None)
+    p.add_argument("--dev", type=int, default=None)
+    p.add_argument("--test", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="training.max_epochs of the continuous/translation runs")
+    p.add_argument("--overfit-samples", type=int, default=32)
+    p.add_argument("--overfit-epochs", type=int, default=150)
+    p.add_argument("--isolated-reps", type=int, default=3)
+    p.add_argument("--isolated-epochs", type=int, default=15)
+    p.add_argument("--isolated-signs", type=int, default=12)
+    p.add_argument("--strategy", default=None, choices=["classical", "full", "hatl"])
+    p.add_argument("--set", dest="extra", default=None, help="JSON merged into demo.overrides, e.g. "
+                   "'{\"training\": {\"max_epochs\": 60}}'")
+    p.add_argument("--work", type=Path, default=None, help="keep the work folder here (default: a temporary one)")
+    p.add_argument("--reuse", action="store_true", help="reuse a prepared demo (data, vocab, backbone) in --work")
+    p.add_argument("--json", type=Path, default=None, help="also write the rungs as JSON")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    settings = Settings(dataset=args.dataset, train=args.train, dev=args.dev, test=args.test, epochs=args.epochs,
+                        overfit_samples=args.overfit_samples, overfit_epochs=args.overfit_epochs,
+                        isolated_reps=args.isolated_reps, isolated_epochs=args.isolated_epochs,
+                        isolated_signs=args.isolated_signs, strategy=args.strategy,
+                        extra=json.loads(args.extra) if args.extra else {})
+    t0 = time.perf_counter()
+    if args.work is not None:
+        results = run_ladder(settings, args.rungs, args.work, args.reuse)
+    else:
+        with tempfile.TemporaryDirectory(prefix="hatl-ladder-") as tmp:
+            results = run_ladder(settings, args.rungs, Path(tmp))
+    print(f"learning ladder: dataset {settings.dataset} (demo), {time.perf_counter() - t0:.0f} s, 1 thread")
+    for rung in results:
+        print(rung.line())
+    failed = next((r for r in results if not r.passed), None)
+    print("first failing rung: " + (f"{failed.rung} ({failed.what})" if failed else "none"))
+    if args.json is not None:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1, default=str), encoding="utf-8")
+    return 0 if failed is None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

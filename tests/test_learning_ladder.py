@@ -1,0 +1,61 @@
+"""bench/learning_ladder.py on tiny settings: every rung runs through the package's own stages and prints its
+number against its goal (the goals themselves are checked by running the bench at demo size, not here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ladder():
+    """The bench script is not a package module: import it by path."""
+    spec = importlib.util.spec_from_file_location("learning_ladder_bench", REPO / "bench" / "learning_ladder.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rung_line_shows_value_goal_and_verdict(ladder):
+    line = ladder.Rung("overfit", "sign2text adat: train BLEU-4", 93.25, "> 90", True).line()
+    assert line.startswith("PASS") and "93.2" in line and "goal > 90" in line
+    assert ladder.Rung("continuous", "WER", None, "<= 20", False).line().startswith("FAIL")
+
+
+def test_ladder_config_points_at_the_work_folder_and_scales_the_demo(ladder, tmp_path):
+    settings = ladder.Settings(dataset="medasl", train=30, dev=8, test=8, extra={"training": {"max_epochs": 3}})
+    cfg = ladder.ladder_config(settings, tmp_path / "demo")
+    assert list(cfg["datasets"]) == ["medasl"] and cfg["datasets"]["medasl"]["root"] == str(tmp_path / "demo")
+    assert cfg["demo"]["samples"] == {"medasl": {"train": 30, "dev": 8, "test": 8}}
+    assert cfg["demo"]["clips_per_dataset"] == 0
+    assert cfg["demo"]["overrides"]["training"]["max_epochs"] == 3
+    assert cfg["demo"]["overrides"]["training"]["early_stopping"]["patience"] == 5  # merged, not replaced
+
+
+def test_tiny_ladder_prints_every_rung_against_its_goal(ladder, tmp_path, capsys):
+    out_json = tmp_path / "rungs.json"
+    code = ladder.main(["--train", "24", "--dev", "6", "--test", "6", "--overfit-samples", "4", "--overfit-epochs", "2",
+                        "--isolated-signs", "3", "--isolated-reps", "1", "--isolated-epochs", "1", "--epochs", "2",
+                        "--work", str(tmp_path / "work"), "--json", str(out_json)])
+    printed = capsys.readouterr().out
+    assert code in (0, 1)  # tiny settings are not expected to pass the goals
+    rungs = json.loads(out_json.read_text(encoding="utf-8"))
+    assert [r["rung"] for r in rungs] == ["overfit"] * 6 + ["isolated", "continuous", "translation", "translation"]
+    lines = [line for line in printed.splitlines() if re.match(r"^(PASS|FAIL) ", line)]
+    assert len(lines) == len(rungs) and all("goal " in line for line in lines)
+    assert "first failing rung:" in printed
+    for r in rungs:
+        assert r["value"] is None or 0.0 <= r["value"] <= 200.0  # WER can exceed 100, BLEU/accuracy cannot
+    isolated = next(r for r in rungs if r["rung"] == "isolated")
+    assert isolated["detail"]["signs"] == 3 and isolated["detail"]["chance"] == pytest.approx(100 / 3)
+    assert isolated["detail"]["test_clips"] > 0 and isolated["detail"]["train_clips"] > 0
+    translation = [r for r in rungs if r["rung"] == "translation"]
+    assert all(r["detail"]["floor"]["test_bleu4"] > 0 and "/" in r["detail"]["distinct"] for r in translation)
