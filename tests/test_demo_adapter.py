@@ -37,7 +37,7 @@ def test_rows_from_the_default_place(tmp_path, monkeypatch):
         assert tuple(row) == ROW_COLUMNS
         assert Path(row["source"]).is_absolute() and Path(row["source"]).is_file()
         assert row["fold"] == -1 and row["split"] in ("train", "dev", "test")
-        assert row["fps"] == 25.0 and row["n_frames"] >= 16
+        assert row["fps"] == 12.5 and row["n_frames"] >= 16  # half PHOENIX14T's 25 fps (generator.PROFILES)
         assert row["gloss"] and row["text"] and row["signer"].startswith("Signer")
     kinds = Counter((r["source_kind"], r["split"]) for r in rows)
     assert kinds == {("demo", "train"): 8, ("demo", "dev"): 2, ("demo", "test"): 2, ("video", "train"): 2}
@@ -95,7 +95,7 @@ def test_bad_demo_folders_name_file_and_record(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ann = out / "annotations.tsv"
     lines = ann.read_text(encoding="utf-8").splitlines()
-    ann.write_text("\n".join(lines[:3] + [lines[3].replace("\t25.0\t", "\tfast\t")] + lines[4:]) + "\n",
+    ann.write_text("\n".join(lines[:3] + [lines[3].replace("\t12.5\t", "\tfast\t")] + lines[4:]) + "\n",
                    encoding="utf-8")
     with pytest.raises(InputError, match=r"annotations.tsv \[line 4 \(demo_0002\)\]"):
         rows_for(cfg, "phoenix14t")

@@ -55,10 +55,15 @@ class Profile:
     uses_protocol: bool  # Isharah's SI (unseen signers) / US (unseen sentences) protocols shape the splits
 
 
+# Frame rates: half the real corpora's (PHOENIX14T 25 fps, Isharah and MedASL 30 fps). Signers sign at the real
+# pace in seconds (body.SIGN_SECONDS: about 0.6 s per gloss), so a demo sentence lasts as long as a real one but
+# has half the frames: about 8 frames per gloss, 2 encoder steps per gloss after the backbone's stride 4. The
+# full rate (16 frames per gloss) would make every trainable-backbone demo run about 2.4x slower than the demo
+# budget allows on CPU; the timing ratio (seconds per gloss) stays the real one.
 PROFILES: dict[str, Profile] = {
-    "phoenix14t": Profile("phoenix14t", 25.0, 9, "Signer{n:02d}", 9, None, False),
-    "isharah": Profile("isharah", 30.0, 15, "{k:02d}", 4, 60, True),
-    "medasl": Profile("medasl", 30.0, 1, "Signer{n:02d}", 6, None, False),
+    "phoenix14t": Profile("phoenix14t", 12.5, 9, "Signer{n:02d}", 9, None, False),
+    "isharah": Profile("isharah", 15.0, 15, "{k:02d}", 4, 60, True),
+    "medasl": Profile("medasl", 15.0, 1, "Signer{n:02d}", 6, None, False),
 }
 
 
@@ -280,7 +285,7 @@ def generate_demo(config: dict[str, Any], dataset: str) -> DemoData:
                           kp.get("face_subset", "reduced"))
     seed = dataset_seed(eff, dataset)
     plans = plan_samples(profile, settings, ds_cfg, seed, int(eff.get("seed", 0)))
-    signers = [body.make_signer(seed, k, profile.signer_format.format(k=k, n=k + 1), settings.aspect)
+    signers = [body.make_signer(seed, k, profile.signer_format.format(k=k, n=k + 1), settings.aspect, profile.fps)
                for k in range(profile.n_signers)]
     signs = {sign_key(g): body.make_sign(seed, g) for p in plans for g in p.sentence.gloss}
     data = DemoData(dataset, profile, settings, seed, layout, plans, [], signers=signers,
