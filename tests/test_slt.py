@@ -276,3 +276,30 @@ def test_construction_errors_and_parameter_groups():
     assert len(groups["backbone"]) == len(list(model.backbone.parameters()))
     assert len(groups["decoder"]) == len(list(model.decoder.parameters()))
     assert model.cfg == ModelConfig.from_dict(TINY)
+
+
+def test_eval_features_of_a_padded_batch_equal_each_sample_alone():
+    """Issue 11: batch norm turns zeroed padding into constants that the temporal convolutions carry into a
+    shorter clip's last frames. Training caches frozen features per sample, unpadded; decoding batches
+    samples of different lengths. In eval mode each sample must get the features it gets alone."""
+    from hatl.models.slt import pool_backbone_output
+
+    model = make_model("sign2gloss2text").eval()
+    gen = torch.Generator().manual_seed(3)
+    for module in model.backbone.modules():  # trained statistics: a fresh BN would map 0 to 0 and hide the leak
+        if isinstance(module, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=gen))
+            module.running_var.copy_(torch.rand(module.running_var.shape, generator=gen) + 0.5)
+    batch = make_batch((16, 11, 6))
+    with torch.no_grad():
+        feats, mask = model.backbone_features(batch["keypoints"], batch["frame_mask"])
+        padded = pool_backbone_output(model.backbone(
+            (batch["keypoints"] * batch["frame_mask"][:, :, None, None]).unsqueeze(1)))
+        for row, n in enumerate((16, 11, 6)):
+            alone, alone_mask = model.backbone_features(batch["keypoints"][row : row + 1, :n],
+                                                        batch["frame_mask"][row : row + 1, :n])
+            k = int(alone_mask.sum())
+            assert int(mask[row].sum()) == k
+            assert torch.allclose(feats[row, :k], alone[0, :k], atol=1e-5)
+        # the plain padded pass is what differs (the shortest clip's last real step)
+        assert not torch.allclose(padded[2, :2], feats[2, :2], atol=1e-4)
