@@ -127,7 +127,11 @@ def drill_pause(epoch: int, step_in_epoch: int, epoch_done: bool) -> None:
         return
     _drill_paused = True
     gate = Path(folder)
-    (gate / f"paused.rank{os.environ.get('RANK', '0')}").write_text(f"{epoch} {step_in_epoch}\n")
+    # Written under a temporary name and renamed: the test polls for the file and must never read it half-written.
+    marker = gate / f"paused.rank{os.environ.get('RANK', '0')}"
+    partial = marker.with_name(marker.name + ".part")
+    partial.write_text(f"{epoch} {step_in_epoch}\n")
+    partial.replace(marker)
     log.warning("%s: paused before the save at epoch %d, step %d until %s exists", DRILL_PAUSE_ENV, epoch,
                 step_in_epoch, gate / "go")
     while not (gate / "go").exists():
