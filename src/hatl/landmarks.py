@@ -11,6 +11,11 @@ Groups (MediaPipe Holistic indices):
   eyes, brows, nose and face oval, the parts that carry non-manual signals; ``full`` = all 468).
 * ``iris``: the 10 iris points (mesh indices 468-477), present only with ``refine_face_landmarks``.
 * ``left_hand`` / ``right_hand``: 21 points each.
+
+Skeleton groups (not MediaPipe): datasets released as skeletons from another tracker keep their own joints,
+one group per layout and never mixed with MediaPipe groups (:data:`SKELETONS`): ``kinect20`` (Kinect v1,
+20 joints, the isl_kinect release's order) and ``boston3`` (RWTH-BOSTON-104 hand and nose tracks, 2D).
+Their graphs are in :mod:`hatl.models.graph`; the backbone import maps them onto the MediaPipe graph.
 """
 
 from __future__ import annotations
@@ -49,6 +54,20 @@ FACE_PARTS: dict[str, tuple[int, ...]] = {
 FACE_RINGS = ("lips_outer", "lips_inner", "right_eye", "left_eye", "oval")  # closed loops; others are chains
 REDUCED_FACE: tuple[int, ...] = tuple(i for part in FACE_PARTS.values() for i in part)
 IRIS: tuple[int, ...] = tuple(range(468, 478))  # 468 right-eye centre + 4 ring, 473 left-eye centre + 4 ring
+
+# Skeleton groups of non-MediaPipe trackers: joint names in file order.
+# kinect20: the order of the isl_kinect files (checked against the data: bone lengths constant over frames,
+# heights head > shoulders > ... > feet; NOT the Kinect SDK's enum order). Pairs are (left, right) of the
+# subject: Kinect camera-space x grows to the sensor's left, i.e. the subject's right, and the odd joints have
+# the larger x (and the busier arm of right-handed signers).
+KINECT20_NAMES: tuple[str, ...] = (
+    "head", "shoulder_center", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
+    "right_wrist", "left_hand", "right_hand", "spine", "hip_center", "left_hip", "right_hip", "left_knee",
+    "right_knee", "left_ankle", "right_ankle", "left_foot", "right_foot",
+)
+# boston3: the tracked positions of hands_condensed.csv (pixels, 2D: z is stored as 0).
+BOSTON3_NAMES: tuple[str, ...] = ("left_hand", "right_hand", "nose")
+SKELETONS: dict[str, tuple[str, ...]] = {"kinect20": KINECT20_NAMES, "boston3": BOSTON3_NAMES}
 
 # Layout of one MedASL / ADAT-style 1662-value frame: pose 33x4 | face 468x3 | left hand 21x3 | right hand 21x3.
 FLAT1662_OFFSETS = {"pose": (0, 33, 4), "face": (132, 468, 3), "left_hand": (1536, 21, 3), "right_hand": (1599, 21, 3)}
@@ -110,7 +129,9 @@ def group_indices(group: str, face_subset: str = "reduced") -> tuple[int, ...]:
         return IRIS
     if group in ("left_hand", "right_hand"):
         return tuple(range(21))
-    raise ValueError(f"unknown landmark group {group!r}; known: {', '.join(GROUPS)}")
+    if group in SKELETONS:
+        return tuple(range(len(SKELETONS[group])))
+    raise ValueError(f"unknown landmark group {group!r}; known: {', '.join(GROUPS + tuple(SKELETONS))}")
 
 
 def _joint_name(group: str, idx: int) -> str:
@@ -118,15 +139,23 @@ def _joint_name(group: str, idx: int) -> str:
         return f"pose.{POSE_NAMES[idx]}"
     if group in ("left_hand", "right_hand"):
         return f"{group}.{HAND_NAMES[idx]}"
+    if group in SKELETONS:
+        return f"{group}.{SKELETONS[group][idx]}"
     return f"{group}.{idx}"
 
 
 def build_layout(groups: tuple[str, ...] | list[str] = DEFAULT_GROUPS, face_subset: str = "reduced") -> Layout:
-    """The joint order for the selected groups, always in the canonical group order of :data:`GROUPS`."""
-    unknown = [g for g in groups if g not in GROUPS]
+    """The joint order for the selected groups, always in the canonical group order of :data:`GROUPS`.
+
+    A skeleton group (:data:`SKELETONS`) is a whole layout of its own: it cannot be combined with others.
+    """
+    unknown = [g for g in groups if g not in GROUPS and g not in SKELETONS]
     if unknown:
-        raise ValueError(f"unknown landmark group(s) {unknown}; known: {', '.join(GROUPS)}")
-    ordered = tuple(g for g in GROUPS if g in groups)
+        raise ValueError(f"unknown landmark group(s) {unknown}; known: {', '.join(GROUPS + tuple(SKELETONS))}")
+    skeletons = [g for g in groups if g in SKELETONS]
+    if skeletons and len(set(groups)) > 1:
+        raise ValueError(f"skeleton group {skeletons[0]!r} is a layout of its own; it cannot be combined with {sorted(set(groups) - {skeletons[0]})}")
+    ordered = tuple(skeletons[:1]) if skeletons else tuple(g for g in GROUPS if g in groups)
     joints = tuple(
         Joint(group, idx, _joint_name(group, idx)) for group in ordered for idx in group_indices(group, face_subset)
     )

@@ -111,7 +111,36 @@ POSE_EQUIVALENTS = {
              "pose.left_wrist", "pose.right_wrist", "pose.left_hip", "pose.right_hip"),
     "nturgb+d": ("pose.nose", "pose.left_shoulder", "pose.right_shoulder", "pose.left_elbow", "pose.right_elbow",
                  "pose.left_wrist", "pose.right_wrist", "pose.left_hip", "pose.right_hip"),
+    "kinect20": ("pose.nose", "pose.left_shoulder", "pose.right_shoulder", "pose.left_elbow", "pose.right_elbow",
+                 "pose.left_wrist", "pose.right_wrist", "pose.left_hip", "pose.right_hip"),
+    "boston3": ("pose.nose",),
 }
+
+
+# Kinect v1 skeleton of the isl_kinect release (hatl.landmarks.KINECT20_NAMES order). "head" stands for the
+# nose (as NTU's head does); the shoulder centre is the centre, like NTU's spine-shoulder.
+KINECT20_GRAPH_NAMES = (
+    "pose.nose", "kinect.shoulder_center", "pose.left_shoulder", "pose.right_shoulder", "pose.left_elbow",
+    "pose.right_elbow", "pose.left_wrist", "pose.right_wrist", "kinect.left_hand", "kinect.right_hand",
+    "kinect.spine", "kinect.hip_center", "pose.left_hip", "pose.right_hip", "kinect.left_knee", "kinect.right_knee",
+    "kinect.left_ankle", "kinect.right_ankle", "kinect.left_foot", "kinect.right_foot",
+)
+KINECT20_INWARD: tuple[Edge, ...] = (
+    (0, 1), (2, 1), (3, 1), (4, 2), (5, 3), (6, 4), (7, 5), (8, 6), (9, 7), (10, 1), (11, 10), (12, 11), (13, 11),
+    (14, 12), (15, 13), (16, 14), (17, 15), (18, 16), (19, 17),
+)
+# RWTH-BOSTON-104 tracks (hatl.landmarks.BOSTON3_NAMES order): two hand centres and the nose, the hands linked
+# to the nose. The tracked hand centre is not MediaPipe's wrist, so only the nose carries over.
+BOSTON3_GRAPH_NAMES = ("boston.left_hand", "boston.right_hand", "pose.nose")
+BOSTON3_INWARD: tuple[Edge, ...] = ((0, 2), (1, 2))
+
+
+def kinect20_graph() -> Graph:
+    return Graph("kinect20", KINECT20_GRAPH_NAMES, KINECT20_INWARD, center=1)
+
+
+def boston3_graph() -> Graph:
+    return Graph("boston3", BOSTON3_GRAPH_NAMES, BOSTON3_INWARD, center=2)
 
 
 def coco_graph() -> Graph:
@@ -122,7 +151,18 @@ def ntu_graph() -> Graph:
     return Graph("nturgb+d", NTU_NAMES, NTU_INWARD, center=20)
 
 
-PYSKL_GRAPHS = {"coco": coco_graph, "nturgb+d": ntu_graph}
+# Graphs a pyskl-format checkpoint can come in: pyskl's own two, and kinect20 (hatl's supervised pretraining
+# on isl_kinect writes its checkpoint in pyskl's format on that skeleton).
+PYSKL_GRAPHS = {"coco": coco_graph, "nturgb+d": ntu_graph, "kinect20": kinect20_graph}
+# Graphs of the non-MediaPipe skeleton layouts (hatl.landmarks.SKELETONS), by group name.
+SKELETON_GRAPHS = {"kinect20": kinect20_graph, "boston3": boston3_graph}
+
+
+def layout_graph(layout: Layout) -> Graph:
+    """The graph of a keypoint layout: a skeleton group's own graph, else the MediaPipe graph over it."""
+    if len(layout.groups) == 1 and layout.groups[0] in SKELETON_GRAPHS:
+        return SKELETON_GRAPHS[layout.groups[0]]()
+    return mediapipe_graph(layout)
 
 
 def pyskl_graph(name: str) -> Graph:
@@ -254,4 +294,4 @@ def mediapipe_graph(layout: Layout) -> Graph:
 def shared_joints(source: Graph, target: Graph) -> list[tuple[int, int]]:
     """(source index, target index) of joints present in both graphs under the same name."""
     where = {name: v for v, name in enumerate(target.joint_names)}
-    return [(v, where[name]) for v, name in enumerate(source.joint_names) if name in where and not name.startswith(("coco.", "ntu."))]
+    return [(v, where[name]) for v, name in enumerate(source.joint_names) if name in where and not name.startswith(("coco.", "ntu.", "kinect.", "boston."))]
