@@ -20,6 +20,8 @@ ADAPTERS: dict[str, str] = {
     "isharah": "hatl.datasets.isharah",
     "medasl": "hatl.datasets.medasl",
     "generic": "hatl.datasets.generic",
+    "isl_kinect": "hatl.datasets.isl_kinect",
+    "boston104": "hatl.datasets.boston104",
 }
 
 

@@ -39,7 +39,8 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "sample_id", "split", "fold", "signer", "gloss", "text", "source", "source_kind", "fps", "n_frames", "shard",
 )
 ROW_COLUMNS: tuple[str, ...] = MANIFEST_COLUMNS[:-1]
-SOURCE_KINDS: tuple[str, ...] = ("video", "frames", "npy", "demo")
+# skeleton: a file of another tracker's joints, read by the adapter's own read_skeleton (isl_kinect, boston104)
+SOURCE_KINDS: tuple[str, ...] = ("video", "frames", "npy", "demo", "skeleton")
 PREDEFINED_SPLITS: tuple[str, ...] = ("train", "dev", "test")
 CV_SPLITS: tuple[str, ...] = ("trainval", "test")
 

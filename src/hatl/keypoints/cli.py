@@ -25,7 +25,7 @@ from tqdm import tqdm
 from hatl.config import dataset_config, effective_config, load_config
 from hatl.errors import ConfigError, InputError
 from hatl.keypoint_store import KeypointRecord, write_keypoints
-from hatl.keypoints.convert import NPY_RESOLUTION, npy_record, read_demo_records
+from hatl.keypoints.convert import NPY_RESOLUTION, npy_record, read_demo_records, skeleton_layout, skeleton_record
 from hatl.keypoints.holistic import HolisticConfig, HolisticExtractor
 from hatl.landmarks import Layout, build_layout, select_from_groups
 from hatl.provenance import provenance
@@ -143,6 +143,21 @@ def convert_npy_shard(shard: Shard, st: KeypointSettings, report: ShardReport) -
     return records, meta
 
 
+def convert_skeleton_shard(shard: Shard, st: KeypointSettings, report: ShardReport) -> tuple[list[KeypointRecord], dict[str, Any], Layout]:
+    """Another tracker's skeletons, kept in the adapter's own layout (not the configured MediaPipe groups)."""
+    layout = skeleton_layout(st.adapter)
+    report.groups = layout.groups
+    records = []
+    for _, row in shard.rows.iterrows():
+        rec = skeleton_record(shard.source_path(str(row["source"])), str(row["sample_id"]), str(row["split"]),
+                              manifest_fps(row), st.adapter)
+        report.add(rec, _manifest_frames(row))
+        records.append(rec)
+    meta = {"extractor": {"extractor": f"skeleton-{layout.groups[0]}", "note": "tracker joints released with the dataset"},
+            "input_resolution": {"mode": "source"}}
+    return records, meta, layout
+
+
 def copy_demo_shard(shard: Shard, st: KeypointSettings, report: ShardReport) -> tuple[list[KeypointRecord], dict[str, Any]]:
     by_source: dict[str, list[Any]] = {}
     for _, row in shard.rows.iterrows():
@@ -169,19 +184,22 @@ def keypoints_shard(cfg: dict[str, Any], dataset: str, manifest: Path, shard_ind
     st = KeypointSettings.from_config(cfg, dataset)
     shard = read_shard(manifest, shard_index)
     report = ShardReport(st.layout.groups)
+    layout = st.layout
     if shard.kind in ("video", "frames"):
         records, meta = extract_frames_shard(shard, st, clips, report)
     elif shard.kind == "npy":
         records, meta = convert_npy_shard(shard, st, report)
     elif shard.kind == "demo":
         records, meta = copy_demo_shard(shard, st, report)
+    elif shard.kind == "skeleton":
+        records, meta, layout = convert_skeleton_shard(shard, st, report)
     else:
         raise InputError(manifest, f"shard {shard_index}", f"unknown source kind {shard.kind!r}")
     if clips is not None and shard.kind not in ("video", "frames"):
         log.warning("--clips %s ignored: shard %d holds %s samples", clips, shard_index, shard.kind)
     meta = {"stage": "keypoints", "dataset": dataset, "shard": shard_index, "source_kind": shard.kind,
             "manifest": str(manifest), **meta, "report": report.to_dict(), "provenance": provenance(cfg)}
-    write_keypoints(out, records, st.layout, meta)
+    write_keypoints(out, records, layout, meta)
     return report
 
 

@@ -1,4 +1,5 @@
-"""Keypoints that need no MediaPipe run: MedASL-style per-frame ``.npy`` folders and the demo keypoint file.
+"""Keypoints that need no MediaPipe run: MedASL-style per-frame ``.npy`` folders, other trackers' skeleton
+files (isl_kinect, boston104: kept in their own skeleton layout) and the demo keypoint file.
 
 ``.npy`` folders (MedASL): one file per frame named by its index (``0.npy``, ``1.npy``, ... ``10.npy``),
 each a (1662,) vector (pose 33x4 | face 468x3 | left hand 21x3 | right hand 21x3, zeros when not
@@ -22,7 +23,7 @@ from hatl.datasets.base import npy_frame_files
 from hatl.demo import read_demo_samples
 from hatl.errors import InputError
 from hatl.keypoint_store import KeypointRecord, read_layout
-from hatl.landmarks import FLAT1662_SIZE, Layout, groups_from_flat1662, select_from_groups
+from hatl.landmarks import FLAT1662_SIZE, Layout, build_layout, groups_from_flat1662, select_from_groups
 
 # adapter -> (width, height) of the recordings behind its .npy landmarks, where the dataset documents it
 NPY_RESOLUTION: dict[str, tuple[int, int]] = {"medasl": (1280, 800)}
@@ -69,6 +70,34 @@ def npy_record(folder: Path, sample_id: str, split: str, fps: float, layout: Lay
     coords, mask = select_from_groups(layout, groups_from_flat1662(frames), len(frames))
     width, height = NPY_RESOLUTION.get(adapter, (0, 0))
     return KeypointRecord(sample_id, split, coords, mask, fps, width, height)
+
+
+# -------------------------------------------------------------------------------------------- skeleton
+def skeleton_layout(adapter: str) -> Layout:
+    """The layout a skeleton adapter's files are in (its ``SKELETON`` group of :data:`hatl.landmarks.SKELETONS`)."""
+    from hatl.datasets import get_adapter
+
+    module = get_adapter(adapter)
+    group = getattr(module, "SKELETON", None)
+    if group is None or not callable(getattr(module, "read_skeleton", None)):
+        raise InputError(None, f"adapter {adapter}", "manifest rows of kind 'skeleton' need an adapter with SKELETON "
+                         "and read_skeleton (isl_kinect, boston104)")
+    return build_layout((group,))
+
+
+def skeleton_record(source: Path, sample_id: str, split: str, fps: float, adapter: str) -> KeypointRecord:
+    """One sample of another tracker's skeleton file, in the adapter's own skeleton layout.
+
+    The detection mask is True in frames where the tracker reported any non-zero joint (the releases store
+    every joint in every frame, so frames are only undetected when all zeros).
+    """
+    from hatl.datasets import get_adapter
+
+    coords = get_adapter(adapter).read_skeleton(Path(source), sample_id).astype(np.float32, copy=False)
+    if len(coords) == 0:
+        raise InputError(source, sample_id, "skeleton file holds no frames")
+    mask = np.abs(coords).sum(axis=(1, 2))[:, None] > 0
+    return KeypointRecord(sample_id, split, coords, mask, fps)
 
 
 # ------------------------------------------------------------------------------------------------ demo
