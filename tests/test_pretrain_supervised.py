@@ -1,0 +1,159 @@
+"""Supervised isolated-sign pretraining: input preparation, LOSO evaluation, the pyskl checkpoint and its import."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hatl.cli import main
+from hatl.landmarks import build_layout
+from hatl.models import checkpoint
+from hatl.models.graph import kinect20_graph
+from hatl.models.pretrain_supervised import (
+    SignSet, SupervisedConfig, body_frame, loso, mean_row, predict, resample, rotate_about_vertical, train_classifier,
+)
+from hatl.models.stgcnpp import STGCNPPConfig
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# a standing Kinect-20 body (metres), the isl_kinect joint order
+REST = np.array([
+    [0.0, 0.65, 2.5], [0.0, 0.47, 2.5], [-0.17, 0.36, 2.5], [0.17, 0.36, 2.5], [-0.25, 0.15, 2.5], [0.25, 0.15, 2.5],
+    [-0.27, -0.05, 2.45], [0.27, -0.05, 2.45], [-0.28, -0.12, 2.45], [0.28, -0.12, 2.45], [0.0, 0.1, 2.5],
+    [0.0, 0.0, 2.5], [-0.1, -0.02, 2.5], [0.1, -0.02, 2.5], [-0.1, -0.45, 2.5], [0.1, -0.45, 2.5],
+    [-0.1, -0.85, 2.5], [0.1, -0.85, 2.5], [-0.1, -0.9, 2.45], [0.1, -0.9, 2.45],
+], dtype=np.float32)
+
+
+def sign_take(sign: int, rng: np.random.Generator, frames: int = 20) -> np.ndarray:
+    """The right arm moves in one of three directions (the sign); signers differ in position, angle and size."""
+    direction = np.eye(3, dtype=np.float32)[sign] * 0.3
+    t = np.linspace(0, 1, frames, dtype=np.float32)[:, None, None]
+    seq = np.repeat(REST[None], frames, axis=0)
+    seq[:, [5, 7, 9]] += t * direction
+    seq = rotate_about_vertical(seq - REST[1], float(rng.uniform(-0.3, 0.3))) * rng.uniform(0.8, 1.2)
+    return (seq + rng.normal(0, 0.01, seq.shape) + rng.uniform(-0.5, 0.5, 3)).astype(np.float32)
+
+
+def toy_signs(frames: int = 8) -> SignSet:
+    rng = np.random.default_rng(0)
+    xs, ys, signers = [], [], []
+    for signer in ("a", "b", "c"):
+        for sign in range(3):
+            for _ in range(4):
+                xs.append(resample(body_frame(sign_take(sign, rng), kinect20_graph()), frames))
+                ys.append(sign)
+                signers.append(signer)
+    return SignSet(np.stack(xs), np.array(ys), np.array(signers), ["down", "left", "up"], [str(i) for i in range(36)])
+
+
+def test_resample_interpolates_linearly():
+    seq = np.arange(3, dtype=np.float32)[:, None, None] * np.ones((3, 2, 3), np.float32)
+    out = resample(seq, 5)
+    np.testing.assert_allclose(out[:, 0, 0], [0.0, 0.5, 1.0, 1.5, 2.0])
+    assert resample(seq[:1], 4).shape == (4, 2, 3)
+
+
+def test_body_frame_removes_position_angle_and_size():
+    seq = np.repeat(REST[None], 4, axis=0)
+    moved = rotate_about_vertical(seq, 0.4) * 1.7 + np.array([0.3, -0.2, 0.5], np.float32)
+    graph = kinect20_graph()
+    a, b = body_frame(seq, graph), body_frame(moved, graph)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert a[0, 1] == pytest.approx([0, 0, 0], abs=1e-6)  # the shoulder centre is the origin
+    np.testing.assert_allclose(a[0, 3] - a[0, 2], [1.0, 0.0, 0.0], atol=1e-6)  # shoulder line = unit x
+
+
+def test_rotation_is_about_the_vertical_axis():
+    point = np.array([[1.0, 2.0, 0.0]], np.float32)
+    out = rotate_about_vertical(point, math.pi / 2)
+    np.testing.assert_allclose(out, [[0.0, 2.0, -1.0]], atol=1e-6)
+
+
+def test_training_learns_signs_of_an_unseen_signer():
+    """Trained on signers b and c, the model names most signs of signer a (chance 1/3); measured 7/12."""
+    signs = toy_signs()
+    test = signs.signers == "a"
+    cfg = SupervisedConfig(frames=8, epochs=6, batch_size=8, lr=0.01)
+    model, _ = train_classifier(signs.x[~test], signs.y[~test], 3, kinect20_graph(),
+                                STGCNPPConfig(in_channels=3, base_channels=6), cfg, seed=0)
+    assert not model.training
+    assert (predict(model, signs.x[test]) == signs.y[test]).mean() >= 0.5
+
+
+def test_loso_rows_and_floors():
+    signs = toy_signs()
+    keep = signs.signers != "c"
+    two = SignSet(signs.x[keep], signs.y[keep], signs.signers[keep], signs.classes, [])
+    cfg = SupervisedConfig(frames=8, epochs=1, batch_size=8)
+    rows = loso(two, kinect20_graph(), STGCNPPConfig(in_channels=3, base_channels=6), cfg, seed=0)
+    assert [r["held_out_signer"] for r in rows] == ["a", "b"]
+    assert all(r["test_samples"] == 12 and r["train_samples"] == 12 and r["classes"] == 3 for r in rows)
+    # balanced signs: chance and the constant-output floor are both 1/3
+    assert all(r["chance"] == pytest.approx(1 / 3) and r["constant_baseline"] == pytest.approx(1 / 3) for r in rows)
+    assert all(1 <= r["distinct_predictions"] <= 3 for r in rows)
+    mean = mean_row(rows)
+    assert mean["accuracy"] == pytest.approx((rows[0]["accuracy"] + rows[1]["accuracy"]) / 2)
+    assert mean["seconds"] == pytest.approx(sum(r["seconds"] for r in rows))
+
+
+def test_cli_writes_table_and_an_importable_checkpoint(tmp_path):
+    from hatl.keypoint_store import KeypointRecord, write_keypoints
+    from hatl.datasets.manifest import Manifest, assign_shards, write_manifest
+    import pandas as pd
+
+    rng = np.random.default_rng(2)
+    rows, records = [], []
+    for signer in ("a", "b"):
+        for sign, name in enumerate(("down", "left", "up")):
+            for take in range(2):
+                sid = f"{name}_{signer}_{take}"
+                seq = sign_take(sign, rng, frames=12)
+                records.append(KeypointRecord(sid, "trainval", seq, np.ones((12, 1), bool), 30.0))
+                rows.append({"sample_id": sid, "split": "trainval", "fold": 0 if signer == "a" else 1, "signer": signer,
+                             "gloss": name, "text": "", "source": "x", "source_kind": "skeleton", "fps": 30.0,
+                             "n_frames": 12})
+    write_manifest(Manifest("isl", assign_shards(pd.DataFrame(rows), 64), {"dataset": "isl"}), tmp_path / "m.parquet")
+    write_keypoints(tmp_path / "k.parquet", records, build_layout(("kinect20",)), {"stage": "keypoints"})
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("datasets:\n  medasl: {adapter: demo, demo_profile: medasl, cross_validation: {folds: 5}}\n"
+                   "backbone:\n  base_channels: 6\n  pretrain: {supervised: {frames: 8, epochs: 2, batch_size: 4}}\n")
+    out = tmp_path / "pre.pth"
+    code = main(["pretrain-supervised", "--config", str(cfg), "--manifest", str(tmp_path / "m.parquet"),
+                 "--keypoints", str(tmp_path / "k.parquet"), "--csv", str(tmp_path / "t.csv"), "--out", str(out),
+                 "--report", str(tmp_path / "r.json"), "--threads", "1"])
+    assert code == 0
+    table = list(csv.DictReader(open(tmp_path / "t.csv")))
+    assert [r["held_out_signer"] for r in table] == ["a", "b", "mean"]
+    assert float(table[-1]["chance"]) == pytest.approx(1 / 3, abs=1e-4)
+    blob = torch.load(out, map_location="cpu", weights_only=True)
+    assert blob["state_dict"]["backbone.gcn.0.gcn.A"].shape == (3, 20, 20)
+    assert blob["state_dict"]["cls_head.fc_cls.weight"].shape == (3, 24)
+    assert blob["meta"]["hatl"]["layout"] == "kinect20"
+    # enters the chain like a pyskl file: the kinect20 joints with a MediaPipe meaning carry over
+    layout = build_layout(("pose", "left_hand", "right_hand"))
+    result = checkpoint.import_checkpoint(out, STGCNPPConfig(in_channels=3, base_channels=6), layout)
+    assert result.report.source_layout == "kinect20"
+    carried = next(n for n in result.report.notes if n.startswith("joints carried over"))
+    assert carried.startswith("joints carried over (9)") and "pose.right_wrist" in carried
+    src = blob["state_dict"]["backbone.gcn.3.gcn.A"]
+    dst = result.model.state_dict()["gcn.3.gcn.A"]
+    nose, r_wrist = layout.index("pose", 0), layout.index("pose", 16)
+    assert dst[1, nose, r_wrist] == src[1, 0, 7]  # head/nose <- right wrist entry carried from kinect20
+
+
+def test_checkpoint_width_must_match_the_backbone(tmp_path):
+    from hatl.errors import InputError
+    from hatl.models.pretrain import _Classifier, pyskl_state_dict, save_pyskl_checkpoint
+    from hatl.models.stgcnpp import STGCNPP
+
+    model = _Classifier(STGCNPP(kinect20_graph().adjacency(), STGCNPPConfig(in_channels=3, base_channels=6)), 3)
+    save_pyskl_checkpoint(tmp_path / "p.pth", pyskl_state_dict(model), {})
+    with pytest.raises(InputError, match="base_channels"):
+        checkpoint.import_checkpoint(tmp_path / "p.pth", STGCNPPConfig(in_channels=3, base_channels=8),
+                                     build_layout(("pose",)))
