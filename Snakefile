@@ -29,6 +29,7 @@ report: "workflow/report/workflow.rst"
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
+    source=r"isl_kinect",
     shard=r"\d+",
     model=r"transformer|adat",
     task=r"sign2text|sign2gloss2text|gloss2text",

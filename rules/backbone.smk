@@ -1,5 +1,6 @@
-# Backbone: the demo's own pyskl-format pretraining (only when no checkpoint is configured), then the
-# import of a pyskl ST-GCN++ checkpoint onto each dataset's MediaPipe graph.
+# Backbone: pretraining when no checkpoint is configured (the demo's own, or supervised on a named real
+# source: backbone.pretrain), then the import of a pyskl-format ST-GCN++ checkpoint onto each dataset's
+# MediaPipe graph.
 
 
 rule pretrain_demo:
@@ -25,6 +26,63 @@ rule pretrain_demo:
     shell:
         "hatl pretrain-demo --config {params.config} --data {input.data}/{params.split}.parquet"
         " --fold {params.fold} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule pretrain_data:
+    output:
+        manifest=f"{RESULTS}/pretraining/{{source}}/manifest.parquet",
+        splits=f"{RESULTS}/pretraining/{{source}}/splits.tsv",
+        keypoints=directory(f"{RESULTS}/pretraining/{{source}}/keypoints"),
+    log:
+        "logs/pretrain_data/{source}.log",
+    benchmark:
+        "benchmarks/pretrain_data/{source}.tsv"
+    conda:
+        "../envs/hatl.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda w, attempt: attempt_scaled(2000, attempt),
+        runtime=lambda w, attempt: attempt_scaled(15, attempt),
+    params:
+        config=lambda w: resolved_config(),
+        settings=lambda w: [
+            config["backbone"].get("pretrain", {}).get("roots", {}).get(w.source),
+            config["seed"],
+        ],
+        out_dir=lambda w: f"{RESULTS}/pretraining/{w.source}",
+    shell:
+        "hatl pretrain-data --config {params.config} --source {wildcards.source}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule pretrain_supervised:
+    input:
+        manifest=f"{RESULTS}/pretraining/{{source}}/manifest.parquet",
+        keypoints=f"{RESULTS}/pretraining/{{source}}/keypoints",
+    output:
+        table=f"{RESULTS}/pretraining/{{source}}.csv",
+        report=f"{RESULTS}/pretraining/{{source}}.json",
+        checkpoint=f"{RESULTS}/pretrained/stgcnpp_{{source}}.pth",
+    log:
+        "logs/pretrain_supervised/{source}.log",
+    benchmark:
+        "benchmarks/pretrain_supervised/{source}.tsv"
+    conda:
+        "../envs/hatl.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda w, attempt: attempt_scaled(4000, attempt),
+        runtime=lambda w, attempt: attempt_scaled(120, attempt),
+    params:
+        config=lambda w: resolved_config(pretrain_arch_dataset()),
+        settings=lambda w: [
+            eff(pretrain_arch_dataset())["backbone"],
+            config["seed"],
+        ],
+    shell:
+        "hatl pretrain-supervised --config {params.config} --manifest {input.manifest}"
+        " --keypoints {input.keypoints}/*.parquet --threads {threads}"
+        " --csv {output.table} --report {output.report} --out {output.checkpoint} > {log} 2>&1"
 
 
 rule import_backbone:

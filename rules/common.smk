@@ -178,8 +178,21 @@ def manifest_inputs(wildcards):
 
 
 def backbone_checkpoint(wildcards):
-    ckpt = eff(wildcards.dataset)["backbone"].get("checkpoint")
-    return ckpt if ckpt else f"{RESULTS}/pretrained/stgcnpp_demo.pth"
+    """`backbone.checkpoint`, else the configured pretraining's output (`backbone.pretrain.method`)."""
+    backbone = eff(wildcards.dataset)["backbone"]
+    if backbone.get("checkpoint"):
+        return backbone["checkpoint"]
+    pretrain = backbone.get("pretrain", {})
+    if pretrain.get("method") == "supervised":
+        return f"{RESULTS}/pretrained/stgcnpp_{pretrain['sources'][0]}.pth"
+    return f"{RESULTS}/pretrained/stgcnpp_demo.pth"
+
+
+def pretrain_arch_dataset():
+    """The dataset whose effective `backbone` sizes the pretraining source's network: the first dataset
+    (a checkpoint imports only into a backbone of its own width; demo datasets override the width).
+    """
+    return DATASETS[0]
 
 
 def demo_pretrain_source():
