@@ -264,7 +264,7 @@ def test_unknown_dataset_and_null_root(tmp_path, caplog):
 
 def test_demo_adapter_registered_lazily():
     assert ADAPTERS["demo"] == "hatl.datasets.demo"
-    assert set(ADAPTERS) == {"demo", "phoenix14t", "isharah", "medasl", "generic"}
+    assert set(ADAPTERS) == {"demo", "phoenix14t", "isharah", "medasl", "generic", "isl_kinect", "boston104"}
     # the registry and the other adapters never import the demo generator
     code = ("import sys, hatl.datasets as d; d.get_adapter('generic'); d.get_adapter('medasl'); "
             "import hatl.datasets.manifest; print('hatl.datasets.demo' in sys.modules)")
