@@ -108,3 +108,20 @@ def test_unknown_pretraining_source_is_refused_by_name(tmp_path: Path) -> None:
     result = _run([_tool("snakemake"), "-n", "--configfile", str(bad), "--cores", "1", "results/table7.csv"])
     assert result.returncode != 0
     assert "'backbone.pretrain_demo.source': 'no_such_dataset' is not a dataset of this config" in result.stdout + result.stderr
+
+
+def test_supervised_pretraining_feeds_import_backbone(tmp_path: Path) -> None:
+    """`backbone.pretrain.method: supervised` puts the isl_kinect stages in front of every import-backbone job."""
+    over = tmp_path / "supervised.yaml"
+    over.write_text("backbone: {pretrain: {method: supervised}}\n", encoding="utf-8")
+    result = _run([_tool("snakemake"), "-n", "-p", "--configfile", str(over), "--cores", "1",
+                   "results/phoenix14t/backbone/stgcnpp.pt"])
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    commands = [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line]
+    assert any(c.startswith("hatl pretrain-data") and "--source isl_kinect" in c for c in commands), out
+    sup = [c for c in commands if c.startswith("hatl pretrain-supervised")]
+    assert len(sup) == 1 and "--csv results/pretraining/isl_kinect.csv" in sup[0]
+    imp = [c for c in commands if c.startswith("hatl import-backbone")]
+    assert imp and "--checkpoint results/pretrained/stgcnpp_isl_kinect.pth" in imp[0]
+    assert not any(c.startswith("hatl pretrain-demo") for c in commands)
