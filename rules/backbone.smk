@@ -45,10 +45,7 @@ rule pretrain_data:
         runtime=lambda w, attempt: attempt_scaled(15, attempt),
     params:
         config=lambda w: resolved_config(),
-        settings=lambda w: [
-            config["backbone"].get("pretrain", {}).get("roots", {}).get(w.source),
-            config["seed"],
-        ],
+        settings=lambda w: settings_read_by("pretrain-data"),
         out_dir=lambda w: f"{RESULTS}/pretraining/{w.source}",
     shell:
         "hatl pretrain-data --config {params.config} --source {wildcards.source}"
@@ -75,10 +72,7 @@ rule pretrain_supervised:
         runtime=lambda w, attempt: attempt_scaled(120, attempt),
     params:
         config=lambda w: resolved_config(pretrain_arch_dataset()),
-        settings=lambda w: [
-            eff(pretrain_arch_dataset())["backbone"],
-            config["seed"],
-        ],
+        settings=lambda w: settings_read_by("pretrain-supervised", pretrain_arch_dataset()),
     shell:
         "hatl pretrain-supervised --config {params.config} --manifest {input.manifest}"
         " --keypoints {input.keypoints}/*.parquet --threads {threads}"

@@ -59,6 +59,9 @@ CONFIG_READS: dict[str, tuple[str, ...]] = {
     "stats": ("datasets.*.adapter", "datasets.*.demo_profile", "datasets.*.language", "datasets.*.domain",
               "datasets.*.text"),
     "pretrain-demo": ("seed", "backbone.base_channels", "backbone.in_channels", "backbone.pretrain_demo"),
+    # a pretraining source is not under `datasets`: its adapter, root and split come from backbone.pretrain
+    "pretrain-data": ("seed", "preprocess.shard_size", "backbone.pretrain.roots"),
+    "pretrain-supervised": ("seed", "backbone.base_channels", "backbone.in_channels", "backbone.pretrain.supervised"),
     "import-backbone": ("backbone.checkpoint", "backbone.sha256", "backbone.base_channels", "backbone.in_channels",
                         "preprocess.keypoints.groups", "preprocess.keypoints.face_subset"),
     # dev BLEU during training (early stopping, HATL releases, best.pt) is scored with evaluation.bleu
