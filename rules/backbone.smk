@@ -72,7 +72,9 @@ rule pretrain_supervised:
         runtime=lambda w, attempt: attempt_scaled(120, attempt),
     params:
         config=lambda w: resolved_config(pretrain_arch_dataset()),
-        settings=lambda w: settings_read_by("pretrain-supervised", pretrain_arch_dataset()),
+        settings=lambda w: settings_read_by(
+            "pretrain-supervised", pretrain_arch_dataset()
+        ),
     shell:
         "hatl pretrain-supervised --config {params.config} --manifest {input.manifest}"
         " --keypoints {input.keypoints}/*.parquet --threads {threads}"
