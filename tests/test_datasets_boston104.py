@@ -42,6 +42,7 @@ def write_release(root: Path, tracks: dict[int, int], train: list[str], test: li
 
 
 # ------------------------------------------------------------------------------------------- real data
+@pytest.mark.real_data
 def test_real_release_manifest():
     root = real_data_path("boston104")
     manifest = build_manifest(config_for(root), "b")
@@ -57,6 +58,7 @@ def test_real_release_manifest():
     assert frame.loc["002", "split"] == "test" and frame.loc["002", "gloss"].startswith("JOHN WRITE")
 
 
+@pytest.mark.real_data
 def test_real_keypoints_in_the_boston3_layout(tmp_path):
     root = real_data_path("boston104")
     cfg = config_for(root)

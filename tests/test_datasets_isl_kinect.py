@@ -36,6 +36,7 @@ def write_take(folder: Path, name: str, frames: int = 5, values: int = 60, text:
 
 
 # ------------------------------------------------------------------------------------------- real data
+@pytest.mark.real_data
 def test_real_subset_manifest():
     root = real_data_path("isl_kinect")
     manifest = build_manifest(config_for(root), "isl")
@@ -54,6 +55,7 @@ def test_real_subset_manifest():
     assert frame.set_index("sample_id").loc["afternoon_apurve_1", "n_frames"] == 64
 
 
+@pytest.mark.real_data
 def test_real_joint_order_is_checked_against_the_data():
     """Bone lengths between linked joints stay (nearly) constant over a take, and the head is on top."""
     arr = isl_kinect.read_skeleton(real_data_path("isl_kinect", "RawDataset", "afternoon_apurve_1.txt"), "a")
@@ -75,6 +77,7 @@ def read_layout_of_kinect():
     return build_layout(("kinect20",))
 
 
+@pytest.mark.real_data
 def test_real_source_data_writes_manifest_and_keypoints(tmp_path):
     root = real_data_path("isl_kinect")
     sub = tmp_path / "rel" / "RawDataset"
