@@ -19,7 +19,8 @@ from hatl.cli import main
 from hatl.config import validate_config
 from hatl.datasets import ADAPTERS, get_adapter
 from hatl.datasets.manifest import (
-    assign_shards, build_manifest, check_rows, manifest_meta, read_manifest, shards, splits_provenance_path,
+    assign_shards, build_manifest, check_rows, manifest_meta, read_manifest, resolve_shard_size, shards,
+    splits_provenance_path,
 )
 from hatl.errors import ConfigError, InputError
 
@@ -75,6 +76,29 @@ def test_assign_shards_never_mixes_kinds_and_respects_size():
     # stable: the input order does not matter
     again = assign_shards(frame, shard_size=4)
     assert again.equals(out)
+
+
+def test_automatic_shard_size_bounds_the_shard_count():
+    """The shipped `shard_size: auto`: 64 per shard for datasets of the paper's size (as the old fixed default),
+    and about `target_shards` shards however large the dataset grows (issue 18: 610,000 clips were 9,532 jobs)."""
+    shipped = validate_config({"datasets": {"d": {"adapter": "generic"}}})["preprocess"]
+    assert (shipped["shard_size"], shipped["target_shards"], shipped["min_shard_size"]) == ("auto", 1000, 64)
+    sizes = {n: resolve_shard_size(shipped, n) for n in (1, 2_000, 8_257, 64_000, 64_001, 100_000, 610_000, 610_193)}
+    assert sizes == {1: 64, 2_000: 64, 8_257: 64, 64_000: 64, 64_001: 65, 100_000: 100, 610_000: 610, 610_193: 611}
+    # an explicit size is honoured whatever the dataset's size
+    assert resolve_shard_size({**shipped, "shard_size": 16}, 610_000) == 16
+    # the shard count the workflow plans: 130 for PHOENIX14T (8,257 samples), 1,000 for 610,000
+    for n, expected in ((8_257, 130), (610_000, 1_000)):
+        frame = pd.DataFrame({"sample_id": [f"s{i:06d}" for i in range(n)], "split": "train", "source_kind": "video"})
+        assert assign_shards(frame.assign(fold=-1, signer="", gloss="", text="", source="", fps=25.0, n_frames=1),
+                             resolve_shard_size(shipped, n))["shard"].nunique() == expected
+
+
+def test_target_shards_and_min_shard_size_steer_auto():
+    assert resolve_shard_size({"shard_size": "auto", "target_shards": 10, "min_shard_size": 1}, 95) == 10
+    assert resolve_shard_size({"shard_size": "auto", "target_shards": 10, "min_shard_size": 50}, 95) == 50
+    with pytest.raises(ConfigError, match="shard_size"):
+        validate_config({"datasets": {"d": {"adapter": "generic"}}, "preprocess": {"shard_size": "big"}})
 
 
 def test_shards_rejects_a_mixed_shard():
@@ -146,7 +170,7 @@ def test_cli_phoenix_annotation_only(tmp_path):
     assert run_cli(config, "ph", out) == 0
     meta = manifest_meta(out / "manifest.parquet")
     assert meta["counts"] == {"dev": 519, "test": 642, "train": 7096}
-    assert meta["annotation_only"] is True and meta["n_shards"] == 130  # ceil(519/64)+ceil(642/64)+ceil(7096/64)
+    assert meta["annotation_only"] is True and meta["n_shards"] == 130  # ceil(8257/64): auto gives 64 per shard at this size
     assert not (out / "splits.tsv").exists()
 
 
