@@ -2,6 +2,7 @@
 # wildcards to paths and config sections.
 import functools
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -135,12 +136,26 @@ def vocab_json(dataset, fold):
 # --- sharding (the manifest is a checkpoint: its shard column decides the keypoint jobs) ---
 
 
+@functools.lru_cache(maxsize=None)
 def manifest_of(dataset):
+    """The manifest path once the checkpoint is done; raises (and caches nothing) until then. Snakemake only ever
+    adds to a checkpoint's finished outputs, so a path once returned stays valid (the lookup is ~1 ms, and
+    every keypoint job asks for it several times)."""
     return checkpoints.manifest.get(dataset=dataset).output.manifest
 
 
 def shard_kinds(dataset):
-    frame = pd.read_parquet(manifest_of(dataset), columns=["shard", "source_kind"])
+    """shard -> source kind of a dataset's manifest. Every keypoint job's input function asks, and Snakemake
+    re-runs them after each checkpoint: read once per manifest version, not once per call (re-reading the
+    Parquet per job was the dry run's hot spot, 20 ms x shards x checkpoints)."""
+    path = manifest_of(dataset)
+    stat = os.stat(path)
+    return _read_shard_kinds(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=None)
+def _read_shard_kinds(path, mtime_ns, size):
+    frame = pd.read_parquet(path, columns=["shard", "source_kind"])
     return {
         int(s): str(k)
         for s, k in frame.drop_duplicates("shard").itertuples(index=False)
@@ -154,14 +169,22 @@ def keypoint_shards(wildcards):
     ]
 
 
+def reads_clip_shard(dataset, kind):
+    """Whether a shard's keypoint job reads a clip shard written by a separate `resize` job. By default
+    (`preprocess.keep_clips: false`) one job resizes on the fly and extracts: no clip file, half the jobs.
+    """
+    preprocess = eff(dataset)["preprocess"]
+    return (
+        kind in ("video", "frames")
+        and preprocess["keep_clips"]
+        and preprocess["keypoints"]["input_resolution"] == "resized"
+    )
+
+
 def keypoint_inputs(wildcards):
     inputs = {"manifest": manifest_of(wildcards.dataset)}
     kind = shard_kinds(wildcards.dataset)[int(wildcards.shard)]
-    resized = (
-        eff(wildcards.dataset)["preprocess"]["keypoints"]["input_resolution"]
-        == "resized"
-    )
-    if kind in ("video", "frames") and resized:
+    if reads_clip_shard(wildcards.dataset, kind):
         inputs["clips"] = (
             f"{RESULTS}/{wildcards.dataset}/clips/shard-{wildcards.shard}.npz"
         )

@@ -1,4 +1,5 @@
-# Data stages: demo data (demo datasets only), manifest (a checkpoint: it decides the shards), resize.
+# Data stages: demo data (demo datasets only), manifest (a checkpoint: it decides the shards), resize (a job of
+# its own only with preprocess.keep_clips: by default the keypoint job resizes on the fly).
 
 
 rule demo_data:

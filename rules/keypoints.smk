@@ -1,4 +1,6 @@
 # Keypoint stages: MediaPipe Holistic (or .npy / demo conversion) per shard, then normalisation per split.
+# A video/frames shard is decoded, resized and extracted in this one job unless preprocess.keep_clips asks for
+# the clip shard of a separate `resize` job (rules/data.smk).
 
 
 rule keypoints:

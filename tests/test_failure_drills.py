@@ -1,6 +1,7 @@
 """Failure drills (issue 6): what a cluster does to a run, done on purpose with the local executor.
 
-* a keypoint shard deleted, or corrupted, reruns only that shard and what depends on it;
+* a keypoint shard deleted, or corrupted, reruns only that shard and what depends on it (a demo-keypoint shard,
+  and a video shard, whose single job decodes, resizes and runs MediaPipe: no separate resize job, no clip file);
 * a walltime-style kill (SIGKILL of the whole snakemake process group during a job) leaves a lock and an
   incomplete job that `--unlock` + `--rerun-incomplete` finish, without redoing finished jobs;
 * a training job killed mid-run is rerun and resumes from its state in resume/, while nothing upstream reruns.
@@ -43,12 +44,13 @@ pytestmark = pytest.mark.slow
 
 
 def drill_config(max_epochs: int = 6) -> dict:
-    """The shipped config shrunk to one demo dataset, 40 samples in 3 keypoint shards (no video clips, so no
-    MediaPipe), one tiny translator and one training run that takes seconds per epoch on a CPU."""
+    """The shipped config shrunk to one demo dataset: 40 keypoint samples in 3 shards plus one rendered video clip
+    in a 4th (its job resizes and runs MediaPipe, ~1 s), one tiny translator and one training run that takes
+    seconds per epoch on a CPU."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
     config["datasets"] = {DS: dict(config["datasets"][DS], tasks=["sign2text"])}
     config["experiments"] = {"models": ["transformer"], "strategies": [STRATEGY]}
-    config["demo"]["clips_per_dataset"] = 0
+    config["demo"]["clips_per_dataset"] = 1
     config["demo"]["samples"] = {DS: {"train": 24, "dev": 8, "test": 8}}
     config["demo"]["frames"] = {"min": 16, "max": 24}
     config["preprocess"]["shard_size"] = 16
@@ -135,6 +137,12 @@ def mtimes(workdir: Path, under: str = "results") -> dict[str, int]:
             if p.is_file() and "results/config/" not in str(p.relative_to(workdir))}
 
 
+def shard_of_kind(workdir: Path, kind: str) -> int:
+    """The (first) keypoint shard of the manifest that holds samples of this source kind."""
+    table = pq.read_table(workdir / f"results/{DS}/manifest.parquet", columns=["shard", "source_kind"]).to_pydict()
+    return min(s for s, k in zip(table["shard"], table["source_kind"]) if k == kind)
+
+
 def table_rows(path: Path) -> list[dict]:
     """Parquet content without the schema metadata (which carries provenance and timestamps)."""
     return pq.read_table(path).replace_schema_metadata(None).to_pylist()
@@ -189,7 +197,9 @@ def copy_workdir(src: Path, dst: Path) -> Path:
 def test_deleted_shard_reruns_only_that_shard(built: Path, tmp_path: Path) -> None:
     workdir = copy_workdir(built, tmp_path / "wd")
     shards = sorted((workdir / f"results/{DS}/keypoints").glob("shard-*.parquet"))
-    assert len(shards) == 3, shards
+    assert len(shards) == 4, shards  # 3 demo-keypoint shards + 1 video shard
+    # The video shard was one job: decoded, resized and extracted on the fly, no clip shard written.
+    assert not (workdir / f"results/{DS}/clips").exists()
     assert plan(workdir, NORMALISED) == set(), "a fresh build must be up to date"
     victim = shards[1]
     expected = table_rows(victim)
@@ -210,9 +220,12 @@ def test_deleted_shard_reruns_only_that_shard(built: Path, tmp_path: Path) -> No
     assert all(after[p] == before[p] for p in before if "keypoints/" in p and victim.name not in p)
 
 
-def test_corrupted_shard_is_refused_then_rerun_alone(built: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["demo", "video"])
+def test_corrupted_shard_is_refused_then_rerun_alone(built: Path, tmp_path: Path, kind: str) -> None:
+    """`video`: the fused shard job (decode + resize + MediaPipe in one `hatl keypoints`) is what reruns."""
     workdir = copy_workdir(built, tmp_path / "wd")
-    victim = workdir / f"results/{DS}/keypoints/shard-2.parquet"
+    shard = shard_of_kind(workdir, kind)
+    victim = workdir / f"results/{DS}/keypoints/shard-{shard}.parquet"
     expected = table_rows(victim)
     before = mtimes(workdir)
     victim.write_bytes(b"PAR1 not a parquet file, as after a disk fault or a half-copied file")
@@ -221,7 +234,7 @@ def test_corrupted_shard_is_refused_then_rerun_alone(built: Path, tmp_path: Path
     failed = smk(workdir, NORMALISED, check=False)
     assert failed.returncode != 0
     log = (workdir / f"logs/normalise/{DS}.log").read_text(errors="replace")
-    assert "shard-2.parquet" in log, log[-2000:]
+    assert victim.name in log, log[-2000:]
     assert not (workdir / NORMALISED).exists()
 
     # -R FILE: rerun the job that makes this file and everything downstream, nothing else.
@@ -230,8 +243,25 @@ def test_corrupted_shard_is_refused_then_rerun_alone(built: Path, tmp_path: Path
     smk(workdir, NORMALISED, "-R", rel)
     assert table_rows(victim) == expected
     after = mtimes(workdir)
-    untouched = [p for p in before if "keypoints/" in p and "shard-2" not in p] + [f"results/{DS}/manifest.parquet"]
+    untouched = [p for p in before if "keypoints/" in p and victim.name not in p] + [f"results/{DS}/manifest.parquet"]
     assert all(after[p] == before[p] for p in untouched)
+    assert not (workdir / f"results/{DS}/clips").exists(), "no intermediate clip file unless keep_clips asks"
+
+
+def test_keep_clips_brings_back_the_resize_job_with_identical_keypoints(built: Path, tmp_path: Path) -> None:
+    """`preprocess.keep_clips: true`: video shards go back to two jobs (`resize` writes the clip shard, `keypoints`
+    reads it); demo-keypoint shards are untouched, and the keypoints equal the fused job's."""
+    workdir = copy_workdir(built, tmp_path / "wd")
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text(encoding="utf-8"))
+    config["preprocess"]["keep_clips"] = True
+    make_workdir(workdir, config)
+    shard = shard_of_kind(workdir, "video")
+    keypoints, clips = f"results/{DS}/keypoints/shard-{shard}.parquet", f"results/{DS}/clips/shard-{shard}.npz"
+    expected = table_rows(workdir / keypoints)
+    assert plan(workdir, NORMALISED) == {("resize", (clips,)), ("keypoints", (keypoints,)), ("normalise", (NORMALISED,))}
+    smk(workdir, NORMALISED)
+    assert (workdir / clips).is_file()
+    assert table_rows(workdir / keypoints) == expected
 
 
 def test_walltime_kill_then_rerun_incomplete(tmp_path: Path) -> None:

@@ -45,14 +45,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # not depend on them); `hatl vocab` repeats those checks on the built manifest and reruns when what the tasks
 # need changes, so a task change never rebuilds the data (manifest -> resize -> MediaPipe).
 CONFIG_READS: dict[str, tuple[str, ...]] = {
-    "manifest": ("seed", "preprocess.shard_size", "dataset.adapter", "dataset.root", "dataset.protocol",
-                 "dataset.annotations", "dataset.videos", "dataset.fps", "dataset.missing_sources",
-                 "dataset.cross_validation"),
+    "manifest": ("seed", "preprocess.shard_size", "preprocess.target_shards", "preprocess.min_shard_size",
+                 "dataset.adapter", "dataset.root", "dataset.protocol", "dataset.annotations", "dataset.videos",
+                 "dataset.fps", "dataset.missing_sources", "dataset.cross_validation"),
     "demo-data": ("seed", "demo.clips_per_dataset", "demo.samples", "demo.frames", "demo.clip_size",
                   "dataset.demo_profile", "dataset.protocol", "dataset.cross_validation",
                   "preprocess.keypoints.groups", "preprocess.keypoints.face_subset"),
     "resize": ("preprocess.resize",),
-    "keypoints": ("preprocess.keypoints", "dataset.adapter"),
+    "keypoints": ("preprocess.keypoints", "preprocess.resize", "dataset.adapter"),
     "normalise": ("preprocess.normalise",),
     "vocab": ("vocab", "dataset.text", "dataset.tasks:needs"),
     "lm": ("lm", "dataset.text"),
