@@ -1,33 +1,45 @@
-"""How long Snakemake takes to build the DAG of the full paper grid at real dataset sizes (issue 6: at most 10 s).
+"""How long Snakemake takes to plan the full paper grid, at real dataset sizes or with one dataset scaled up.
 
-Real data is not needed for a dry run: for each dataset a manifest with the real number of samples is written
-straight into a temporary results folder (so the `manifest` checkpoint is already satisfied and its shard column
-decides the resize/keypoint jobs), with the real adapters configured. Then `snakemake -n` builds the DAG of every
-table and figure (the default target). Figures printed: jobs per rule, total jobs, wall time (median of --repeat
-runs, each a fresh process, parse + DAG + dry-run report included).
+Real data is not needed for a dry run: for each dataset a manifest with the wanted number of samples is written
+straight into a temporary results folder (so the `manifest` checkpoint is already satisfied and its shard column,
+cut exactly as the manifest stage cuts it, decides the keypoint jobs), with the real adapters configured. Then
+`snakemake -n` builds the DAG of every table and figure (the default target). Figures printed per size: jobs per
+rule, total jobs, shards, wall time (median of --repeat runs, each a fresh process, parse + DAG + dry-run report
+included), CPU time, peak memory (max RSS) of the snakemake process, and the load average beside them (the
+machine may be shared: CPU time is what the load does not inflate).
 
-    .venv/bin/python bench/dag_scale.py [--repeat 3] [--shard-size N] [--keep DIR]
+    .venv/bin/python bench/dag_scale.py                                  # the paper grid at real sizes (budget 10 s)
+    .venv/bin/python bench/dag_scale.py --samples 10000 100000 610000    # PHOENIX14T scaled to N samples (budget 60 s)
+    .venv/bin/python bench/dag_scale.py --scale 10                       # every dataset 10x
+    options: [--repeat 3] [--shard-size N|auto] [--keep-clips] [--targets all|runs] [--keep DIR]
+
+`--samples N` gives the scaled dataset (`--scaled-dataset`, default phoenix14t) N samples: dev and test 5,000 each
+(N/10 each below 50,000), the rest train; the other datasets keep their real sizes. This is issue 18's measurement
+(610,000 samples = 600,000 / 5,000 / 5,000, as YouTube-ASL's ~610k clips). Exit status 1 when a median exceeds
+its budget.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import re
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
-from hatl.datasets.manifest import Manifest, assign_shards, write_manifest
+from hatl.datasets.manifest import Manifest, assign_shards, resolve_shard_size, write_manifest
 from hatl.provenance import provenance
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,21 +65,44 @@ SIZES = {
 }
 
 
+PAPER_BUDGET_S = 10.0  # issue 6: the paper grid at real sizes
+SCALED_BUDGET_S = 60.0  # issue 18: a 610,000-sample dataset
+HELD_OUT = 5_000  # dev and test samples of a scaled dataset (issue 18's 600,000 / 5,000 / 5,000)
+
+
+def scaled_sizes(samples: int | None, scale: float | None, scaled: str) -> dict[str, DatasetSize]:
+    """The datasets' sizes: real, one dataset at `samples` in total, or every split times `scale`."""
+    if scale is not None:
+        return {name: replace(size, splits={k: max(1, round(v * scale)) for k, v in size.splits.items()})
+                for name, size in SIZES.items()}
+    if samples is None:
+        return dict(SIZES)
+    size = SIZES[scaled]
+    if "trainval" in size.splits:  # a cross-validation dataset: 20% test, as MedASL
+        splits = {"trainval": samples - samples // 5, "test": samples // 5}
+    else:
+        held_out = min(HELD_OUT, samples // 10)
+        splits = {"train": samples - 2 * held_out, "dev": held_out, "test": held_out}
+    return {**SIZES, scaled: replace(size, splits=splits)}
+
+
 def synthetic_manifest(name: str, size: DatasetSize, shard_size: int, folds: int) -> pd.DataFrame:
-    """A manifest frame with the contract's columns and the real number of samples per split."""
-    rows = []
+    """A manifest frame with the contract's columns and the given number of samples per split (built column-wise:
+    a 610,000-row frame in about a second)."""
+    parts = []
     for split, count in size.splits.items():
-        for i in range(count):
-            fold = i % folds if split == "trainval" else -1
-            rows.append({
-                "sample_id": f"{name}-{split}-{i:05d}", "split": split, "fold": fold, "signer": f"S{i % 9}",
-                "gloss": "A B", "text": "a b", "source": f"/absent/{name}/{split}/{i:05d}",
-                "source_kind": size.source_kind, "fps": size.fps, "n_frames": 100,
-            })
-    return assign_shards(pd.DataFrame(rows), shard_size)
+        index = np.arange(count)
+        ids = pd.Series(index).map(lambda i: f"{i:07d}")
+        parts.append(pd.DataFrame({
+            "sample_id": f"{name}-{split}-" + ids, "split": split,
+            "fold": index % folds if split == "trainval" else -1, "signer": "S" + pd.Series(index % 9).astype(str),
+            "gloss": "A B", "text": "a b", "source": f"/absent/{name}/{split}/" + ids,
+            "source_kind": size.source_kind, "fps": size.fps, "n_frames": 100,
+        }))
+    return assign_shards(pd.concat(parts, ignore_index=True), shard_size)
 
 
-def grid_config(shard_size: int | None) -> dict:
+def grid_config(shard_size: int | str | None, keep_clips: bool) -> dict:
     """The shipped config with the real adapters (every model, task, strategy; all MedASL folds)."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text(encoding="utf-8"))
     for name, size in SIZES.items():
@@ -78,25 +113,31 @@ def grid_config(shard_size: int | None) -> dict:
     config["datasets"]["medasl"]["cross_validation"]["run_folds"] = None  # the full grid: all 5 folds
     if shard_size is not None:
         config["preprocess"]["shard_size"] = shard_size
+    if keep_clips:
+        config["preprocess"]["keep_clips"] = True
     return config
 
 
-def prepare(workdir: Path, shard_size: int | None) -> dict[str, int]:
-    """Write config/config.yaml and results/{ds}/manifest.parquet + splits.tsv; return shards per dataset."""
-    config = grid_config(shard_size)
+def prepare(workdir: Path, config: dict, sizes: dict[str, DatasetSize]) -> dict[str, tuple[int, int, int]]:
+    """Write config/config.yaml and results/{ds}/manifest.parquet + splits.tsv; return (samples, shard size,
+    shards) per dataset, the shard size resolved as the manifest stage resolves it."""
+    from hatl.config import validate_config
+
     (workdir / "config").mkdir(parents=True)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    size_of_shard = int(config["preprocess"]["shard_size"])
+    preprocess = validate_config(yaml.safe_load(yaml.safe_dump(config)))["preprocess"]
     folds = int(config["datasets"]["medasl"]["cross_validation"]["folds"])
     shards = {}
-    for name, size in SIZES.items():
+    for name, size in sizes.items():
+        n_samples = sum(size.splits.values())
+        size_of_shard = resolve_shard_size(preprocess, n_samples)
         frame = synthetic_manifest(name, size, size_of_shard, folds)
         meta = {"dataset": name, "adapter": size.adapter, "root": f"/absent/{name}", "skipped": [],
                 "shard_size": size_of_shard, "n_shards": int(frame["shard"].nunique()),
                 "provenance": provenance(config), "synthetic": "bench/dag_scale.py"}
         out = workdir / "results" / name
         write_manifest(Manifest(name, frame, meta), out / "manifest.parquet", out / "splits.tsv")
-        shards[name] = int(frame["shard"].nunique())
+        shards[name] = (n_samples, size_of_shard, int(frame["shard"].nunique()))
     return shards
 
 
@@ -132,61 +173,136 @@ def run_targets(config: dict) -> list[str]:
     return targets
 
 
-def dry_run(workdir: Path, snakefile: Path, targets: list[str]) -> tuple[float, float, str]:
-    """Wall time, CPU time (user + sys of the snakemake process: what the machine's load does not inflate)
-    and output of one dry run."""
+@dataclass
+class DryRun:
+    wall_s: float
+    cpu_s: float
+    max_rss_mb: float
+    output: str
+
+
+def dry_run(workdir: Path, snakefile: Path, targets: list[str]) -> DryRun:
+    """Wall time, CPU time (user + sys of the snakemake process: what the machine's load does not inflate),
+    peak memory and output of one dry run in a fresh process."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), "-n",
            "--quiet", "rules", "--cores", "1", *targets]
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # wait4 gives this child's own rusage (RUSAGE_CHILDREN would report the largest child so far).
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        sys.exit(f"dry run failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return elapsed, cpu, proc.stdout + proc.stderr
+        sys.exit(f"dry run failed (exit {proc.returncode}):\n{output[-5000:]}")
+    return DryRun(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, output)  # ru_maxrss: KiB
+
+
+@dataclass
+class Measurement:
+    label: str
+    shards: dict[str, tuple[int, int, int]]
+    counts: dict[str, int]
+    runs: list[DryRun]
+    load_before: float
+    load_after: float
+    budget_s: float
+
+    @property
+    def wall_s(self) -> float:
+        return statistics.median(r.wall_s for r in self.runs)
+
+    @property
+    def cpu_s(self) -> float:
+        return statistics.median(r.cpu_s for r in self.runs)
+
+    @property
+    def max_rss_mb(self) -> float:
+        return max(r.max_rss_mb for r in self.runs)
+
+
+def measure(label: str, sizes: dict[str, DatasetSize], config: dict, args: argparse.Namespace,
+            budget_s: float) -> Measurement:
+    folder = re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_")
+    workdir = args.keep / folder if args.keep else Path(tempfile.mkdtemp(prefix="hatl-dag-scale-"))
+    if args.keep and workdir.exists():
+        shutil.rmtree(workdir)
+    try:
+        # The manifests are built in a separate process: a child forked from a bench process holding 610,000-row
+        # frames would inherit its peak RSS, and ru_maxrss would report the bench's memory, not Snakemake's.
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            shards = pool.submit(prepare, workdir, config, sizes).result()
+        targets = [] if args.targets == "all" else run_targets(config)
+        load_before = os.getloadavg()[0]
+        runs = [dry_run(workdir, args.snakefile, targets) for _ in range(args.repeat)]
+        load_after = os.getloadavg()[0]
+    finally:
+        if args.keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return Measurement(label, shards, job_counts(runs[-1].output), runs, load_before, load_after, budget_s)
+
+
+def report(m: Measurement, targets: str) -> None:
+    print(f"== {m.label}")
+    print("datasets (samples, shard size, shards): "
+          + ", ".join(f"{n} ({s:,}, {z}, {k:,})" for n, (s, z, k) in m.shards.items()))
+    for rule, count in sorted(m.counts.items()):
+        if rule != "total":
+            print(f"  {rule:<16} {count:6d}")
+    print(f"targets: {targets}")
+    print(f"jobs in the DAG: {m.counts.get('total', 0)}")
+    print(f"snakemake -n wall time: median {m.wall_s:.2f} s over {len(m.runs)} run(s) "
+          f"(each: {', '.join(f'{r.wall_s:.2f}' for r in m.runs)} s; budget {m.budget_s:.0f} s)")
+    print(f"snakemake -n CPU time (user+sys): median {m.cpu_s:.2f} s; peak memory (max RSS) {m.max_rss_mb:.0f} MB")
+    print(f"load average (1 min) {m.load_before:.1f} before, {m.load_after:.1f} after, on {os.cpu_count()} cores")
+
+
+def parse_samples(values: list[str]) -> list[int | None]:
+    """'paper' (or 'real') = the real sizes; a number = the scaled dataset's total samples."""
+    return [None if v in ("paper", "real") else int(v.replace(",", "").replace("_", "")) for v in values]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=3, help="dry runs to time (median reported)")
-    parser.add_argument("--shard-size", type=int, default=None, help="override preprocess.shard_size")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--samples", nargs="+", default=["paper"], metavar="N",
+                      help="total samples of the scaled dataset, one measurement each ('paper': real sizes)")
+    size.add_argument("--scale", type=float, default=None, help="multiply every dataset's split sizes by this")
+    parser.add_argument("--scaled-dataset", choices=sorted(SIZES), default="phoenix14t",
+                        help="the dataset --samples resizes (default phoenix14t)")
+    parser.add_argument("--repeat", type=int, default=3, help="dry runs to time per size (median reported)")
+    parser.add_argument("--shard-size", default=None,
+                        help="override preprocess.shard_size (a number, or auto); default: the shipped value")
+    parser.add_argument("--keep-clips", action="store_true",
+                        help="preprocess.keep_clips: true (a separate resize job per video/frames shard)")
     parser.add_argument("--snakefile", type=Path, default=REPO / "Snakefile", help="workflow to time")
     parser.add_argument("--targets", choices=["all", "runs"], default="all",
                         help="all: every table and figure (the default target); runs: every run's scores.json + Table 3")
-    parser.add_argument("--keep", type=Path, default=None, help="build the work folder here and keep it")
+    parser.add_argument("--keep", type=Path, default=None, help="build the work folders under here and keep them")
     args = parser.parse_args(argv)
 
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix="hatl-dag-scale-"))
-    if args.keep and workdir.exists():
-        shutil.rmtree(workdir)
-    try:
-        shards = prepare(workdir, args.shard_size)
-        targets = [] if args.targets == "all" else run_targets(grid_config(args.shard_size))
-        times, cpus, output = [], [], ""
-        for _ in range(args.repeat):
-            elapsed, cpu, output = dry_run(workdir, args.snakefile, targets)
-            times.append(elapsed)
-            cpus.append(cpu)
-        counts = job_counts(output)
-    finally:
-        if args.keep is None:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-    samples = {name: sum(size.splits.values()) for name, size in SIZES.items()}
-    print("datasets (samples, shards): " + ", ".join(f"{n} ({samples[n]}, {shards[n]})" for n in SIZES))
-    for rule, count in sorted(counts.items()):
-        if rule != "total":
-            print(f"  {rule:<16} {count:6d}")
-    print(f"targets: {args.targets}")
-    print(f"jobs in the DAG: {counts.get('total', 0)}")
-    print(f"snakemake -n wall time: median {statistics.median(times):.2f} s over {len(times)} run(s) "
-          f"(each: {', '.join(f'{t:.2f}' for t in times)} s; budget 10 s)")
-    print(f"snakemake -n CPU time (user+sys): median {statistics.median(cpus):.2f} s; load average now "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    return 0 if statistics.median(times) <= 10.0 else 1
+    shard_size = args.shard_size if args.shard_size in (None, "auto") else int(args.shard_size)
+    config = grid_config(shard_size, args.keep_clips)
+    plans = ([(f"every dataset x{args.scale:g}", scaled_sizes(None, args.scale, args.scaled_dataset), SCALED_BUDGET_S)]
+             if args.scale is not None else
+             [("paper grid, real sizes" if n is None else f"{args.scaled_dataset} at {n:,} samples",
+               scaled_sizes(n, None, args.scaled_dataset), PAPER_BUDGET_S if n is None else SCALED_BUDGET_S)
+              for n in parse_samples(args.samples)])
+    print(f"preprocess: shard_size {config['preprocess']['shard_size']}, target_shards "
+          f"{config['preprocess'].get('target_shards')}, min_shard_size {config['preprocess'].get('min_shard_size')}, "
+          f"keep_clips {config['preprocess'].get('keep_clips', False)}")
+    results = []
+    for label, sizes, budget in plans:
+        results.append(measure(label, sizes, config, args, budget))
+        report(results[-1], args.targets)
+    if len(results) > 1:
+        print("\n| samples (scaled dataset) | shards (all datasets) | jobs | dry run, median s | CPU s | peak RSS MB | load avg |")
+        print("|---|---|---|---|---|---|---|")
+        for m in results:
+            print(f"| {m.label} | {sum(k for _, _, k in m.shards.values()):,} | {m.counts.get('total', 0):,} | "
+                  f"{m.wall_s:.1f} | {m.cpu_s:.1f} | {m.max_rss_mb:.0f} | {m.load_before:.1f}-{m.load_after:.1f} |")
+    return 0 if all(m.wall_s <= m.budget_s for m in results) else 1
 
 
 if __name__ == "__main__":
