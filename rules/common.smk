@@ -148,18 +148,33 @@ def shard_kinds(dataset):
     """shard -> source kind of a dataset's manifest. Every keypoint job's input function asks, and Snakemake
     re-runs them after each checkpoint: read once per manifest version, not once per call (re-reading the
     Parquet per job was the dry run's hot spot, 20 ms x shards x checkpoints)."""
+    return {shard: kind for shard, (kind, _) in _shard_table(dataset).items()}
+
+
+def shard_samples(dataset, shard):
+    return _shard_table(dataset)[int(shard)][1]
+
+
+def _shard_table(dataset):
     path = manifest_of(dataset)
     stat = os.stat(path)
-    return _read_shard_kinds(path, stat.st_mtime_ns, stat.st_size)
+    return _read_shard_table(path, stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=None)
-def _read_shard_kinds(path, mtime_ns, size):
+def _read_shard_table(path, mtime_ns, size):
+    """shard -> (source kind, samples), read once per manifest version."""
     frame = pd.read_parquet(path, columns=["shard", "source_kind"])
-    return {
-        int(s): str(k)
-        for s, k in frame.drop_duplicates("shard").itertuples(index=False)
-    }
+    sizes = frame.groupby("shard").size()
+    kinds = frame.drop_duplicates("shard").set_index("shard")["source_kind"]
+    return {int(s): (str(kinds[s]), int(sizes[s])) for s in sizes.index}
+
+
+def keypoint_runtime(wildcards, attempt):
+    """Minutes for a keypoint job: 60 per 64 samples (the old fixed shard size, ~5x the measured MediaPipe time
+    of 124-frame clips), so a large automatic shard (610 samples at 610k) is not killed at a 60-minute walltime."""
+    blocks = -(-shard_samples(wildcards.dataset, wildcards.shard) // 64)
+    return attempt_scaled(60 * max(1, blocks), attempt)
 
 
 def keypoint_shards(wildcards):

@@ -17,7 +17,7 @@ rule keypoints:
     threads: 1
     resources:
         mem_mb=lambda w, attempt: attempt_scaled(3000, attempt),
-        runtime=lambda w, attempt: attempt_scaled(60, attempt),
+        runtime=keypoint_runtime,
     params:
         config=lambda w: resolved_config(w.dataset),
         settings=lambda w: settings_read_by("keypoints", w.dataset),
