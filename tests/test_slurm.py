@@ -26,7 +26,7 @@ from test_failure_drills import DS, RUN, drill_config, make_workdir, snakemake_c
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts" / "slurm"
 PROFILE = REPO / "profiles" / "slurm"
-TARGET = f"{RUN}/best.pt"  # pulls demo data, manifest, resize, keypoints, normalise, vocab, backbone, training
+TARGET = f"{RUN}/best.pt"  # pulls demo data, manifest, keypoints, normalise, vocab, backbone, training
 CLUSTER_START_S = 300  # includes the package installation on a fresh machine
 WORKFLOW_S = 330
 
@@ -42,8 +42,8 @@ def skip_reason() -> str | None:
 
 
 def slurm_config() -> dict:
-    """The drill config with one rendered clip (so resize and MediaPipe run as SLURM jobs too), one keypoint
-    shard per source kind and a two-epoch training."""
+    """The drill config with one rendered clip (so decode, resize and MediaPipe run as a SLURM job too), one
+    keypoint shard per source kind (the profile submits the two as one group job) and a two-epoch training."""
     config = drill_config(max_epochs=2)
     config["demo"]["clips_per_dataset"] = 1
     config["preprocess"]["shard_size"] = 64
@@ -96,22 +96,36 @@ def daemon_running(pid: int, name: str) -> bool:
     return comm == name and not (state and state.group(1) == "Z")
 
 
-def submitted_jobs(output: str, workdir: Path) -> dict[str, dict[str, str]]:
-    """SLURM job id -> rule and the resources Snakemake computed for it. The ids and log paths come from the
-    executor's 'Job N has been submitted with SLURM jobid M (log: ...)' lines; each job's SLURM log (in the
-    profile's slurm-logdir) holds the job's own 'rule X:' block with its 'resources:' line."""
-    jobs: dict[str, dict[str, str]] = {}
+def submitted_jobs(output: str, workdir: Path) -> dict[str, dict[str, object]]:
+    """SLURM job id -> the rules it ran and the resources Snakemake computed for each. The ids and log paths come
+    from the executor's 'Job N has been submitted with SLURM jobid M (log: ...)' lines; each job's SLURM log (in the
+    profile's slurm-logdir) holds a 'rule X:' block with its 'resources:' line per Snakemake job in it (several
+    for a group job, whose log lies under group_<name>)."""
+    jobs: dict[str, dict[str, object]] = {}
     for job_id, log in re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)\.", output):
         log_path = Path(log)
         assert log_path.is_relative_to(workdir / "logs" / "slurm"), log_path
         text = log_path.read_text(errors="replace")
-        rule = re.search(r"^(?:local)?(?:rule|checkpoint) (\w+):", text, re.M)
-        resources = re.search(r"^\s+resources: (.*)$", text, re.M)
-        assert rule and resources, f"no rule/resources in {log_path}:\n{text[-2000:]}"
-        assert log_path.parts[-3] == f"rule_{rule.group(1)}" or log_path.parts[-2] == f"rule_{rule.group(1)}"
-        jobs[job_id] = {"rule": rule.group(1),
-                        **dict(kv.split("=", 1) for kv in resources.group(1).split(", ") if "=" in kv)}
+        blocks = re.findall(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):\n(?:.*\n)*?\s+resources: (.*)$", text, re.M)
+        assert blocks, f"no rule/resources in {log_path}:\n{text[-2000:]}"
+        rules = [rule for rule, _ in blocks]
+        folder = f"rule_{rules[0]}" if len(rules) == 1 else "group_"
+        assert any(part.startswith(folder) for part in log_path.relative_to(workdir).parts), log_path
+        members = [dict(kv.split("=", 1) for kv in res.split(", ") if "=" in kv) for _, res in blocks]
+        jobs[job_id] = {"rules": rules, "members": members}
     return jobs
+
+
+def requested(job: dict[str, object]) -> dict[str, str]:
+    """What the submission asked SLURM for. A group job whose members all fit side by side on the job's cores
+    (here: two 1-thread shard jobs, `--cores 2`) asks for the sum of their memory and the longest runtime
+    (Snakemake's layered group resources)."""
+    members = job["members"]
+    first = dict(members[0])
+    if len(members) > 1:
+        first["mem_mb"] = str(sum(int(m["mem_mb"]) for m in members))
+        first["runtime"] = str(max(int(m["runtime"]) for m in members))
+    return first
 
 
 def sacct(state: Path, job_ids: list[str]) -> dict[str, dict[str, str]]:
@@ -191,20 +205,23 @@ def test_demo_workflow_on_slurm_matches_local_run(cluster: Path, tmp_path: Path)
     assert proc.returncode == 0, f"SLURM run failed ({proc.returncode}):\n{output[-6000:]}"
 
     submitted = submitted_jobs(output, on_slurm)
-    rules = sorted(job["rule"] for job in submitted.values())
-    assert rules == sorted(["demo_data", "manifest", "resize", "keypoints", "keypoints", "normalise", "vocab",
-                            "pretrain_demo", "import_backbone", "train"]), rules
+    # One submission per job, except the two keypoint shards (demo keypoints, the rendered clip): one group job.
+    # No resize job: the clip's shard is decoded, resized and extracted in its keypoint job.
+    per_submission = sorted(tuple(sorted(job["rules"])) for job in submitted.values())
+    assert per_submission == sorted([("demo_data",), ("manifest",), ("keypoints", "keypoints"), ("normalise",),
+                                     ("vocab",), ("pretrain_demo",), ("import_backbone",), ("train",)]), per_submission
     granted = sacct(cluster, list(submitted))
-    for job_id, want in submitted.items():
-        got = granted[job_id]
-        where = f"SLURM job {job_id} (rule {want['rule']}): {got}"
+    for job_id, job in submitted.items():
+        got, want = granted[job_id], requested(job)
+        is_train = job["rules"] == ["train"]
+        where = f"SLURM job {job_id} (rules {job['rules']}): {got}"
         assert got["State"] == "COMPLETED", where
         assert got["Account"] == "hatl", where
-        assert got["Partition"] == ("gpu" if want["rule"] == "train" else "cpu"), where
+        assert got["Partition"] == ("gpu" if is_train else "cpu"), where
         assert got["ReqMem"] == f"{want['mem_mb']}M", where
         assert got["Timelimit"] == minutes_to_slurm(int(want["runtime"])), where
         has_gpu = "gres/gpu:a100=1" in got["ReqTRES"]
-        assert has_gpu == (want["rule"] == "train"), where
+        assert has_gpu == is_train, where
     # The same targets locally: identical data, vocabularies and training curve.
     try:
         here.wait(timeout=300)
