@@ -172,7 +172,8 @@ def _read_shard_table(path, mtime_ns, size):
 
 def keypoint_runtime(wildcards, attempt):
     """Minutes for a keypoint job: 60 per 64 samples (the old fixed shard size, ~5x the measured MediaPipe time
-    of 124-frame clips), so a large automatic shard (610 samples at 610k) is not killed at a 60-minute walltime."""
+    of 124-frame clips), so a large automatic shard (610 samples at 610k) is not killed at a 60-minute walltime.
+    """
     blocks = -(-shard_samples(wildcards.dataset, wildcards.shard) // 64)
     return attempt_scaled(60 * max(1, blocks), attempt)
 
