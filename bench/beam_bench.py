@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from hatl.config import REPO_ROOT, load_config
-from hatl.evaluate.beam import BeamConfig, beam_search, model_step_fn
+from hatl.models.beam import BeamConfig, beam_search, model_step_fn
 from hatl.evaluate.lm_fusion import WordLM, load_kenlm
 from hatl.text import normalise_text
 

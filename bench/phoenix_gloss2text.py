@@ -114,7 +114,7 @@ def export_best_from_resume(config: Path, res: Path) -> dict:
     from hatl.config import effective_config, load_config
     from hatl.io import atomic_path, write_json
     from hatl.provenance import provenance
-    from hatl.train.trainer import BEST_FORMAT
+    from hatl.models.trained import BEST_FORMAT
     from hatl.vocab import Vocabulary
 
     cfg = effective_config(load_config(config), DATASET)

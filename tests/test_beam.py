@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from hatl.evaluate.beam import BeamConfig, beam_search, greedy_search, model_step_fn, select_rows
-from hatl.evaluate.ctc_decode import CTCConfig, adjust_logprobs, collapse, ctc_decode_batch, ctc_greedy, ctc_prefix_beam
+from hatl.models.beam import BeamConfig, beam_search, greedy_search, model_step_fn, select_rows
+from hatl.models.ctc_decode import CTCConfig, adjust_logprobs, collapse, ctc_decode_batch, ctc_greedy, ctc_prefix_beam
 from hatl.evaluate.lm_fusion import LN10, WordLM
 
 ITOS = ["<pad>", "<s>", "</s>", "<unk>", "the", "cat", "dog", "sat"]
@@ -237,7 +237,7 @@ def _tiny_run(tmp_path):
     from hatl.keypoint_store import KeypointRecord, write_keypoints
     from hatl.landmarks import build_layout
     from hatl.models.slt import SLTModel
-    from hatl.train.trainer import BEST_FORMAT
+    from hatl.models.trained import BEST_FORMAT
     from hatl.vocab import TextNormalisation, VocabConfig, build_gloss_vocab, build_text_vocab
 
     layout = build_layout(["pose"], "reduced")
@@ -315,7 +315,7 @@ def test_min_length_bars_an_immediate_eos() -> None:
 
     import torch
 
-    from hatl.evaluate.beam import BeamConfig, beam_search, greedy_search
+    from hatl.models.beam import BeamConfig, beam_search, greedy_search
 
     vocab = 6
 

@@ -18,10 +18,10 @@ import pytest
 import torch
 import yaml
 
-from hatl.train import data as D
+from hatl import batches as D
 from hatl.train import distributed as DU
+from hatl.train.recipe import RunSpec, train_run
 from hatl.train.state import DRILL_PAUSE_ENV, STATE_FILE
-from hatl.train.trainer import RunSpec, train_run
 from test_train_data import TINY_MODEL, TINY_TRAINING, tiny_run_inputs
 
 TIME_FIELDS = ("wall_time_s", "epoch_time_s")

@@ -9,7 +9,7 @@ import pytest
 
 from hatl.errors import InputError
 from hatl.folds import describe, fold_index, fold_rows, trains_fold
-from hatl.train import data as D
+from hatl import batches as D
 
 
 def manifest(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
@@ -52,7 +52,7 @@ def test_fold_rows_refuses_what_would_train_on_the_wrong_rows(tmp_path: Path) ->
 
 
 def test_training_data_selects_the_same_rows(tmp_path: Path) -> None:
-    """hatl.train.data's manifest sources (gloss2text training and decoding) agree with fold_rows."""
+    """hatl.batches's manifest sources (gloss2text training and decoding) agree with fold_rows."""
     path = tmp_path / "manifest.parquet"
     CV.to_parquet(path)
     sources = D.manifest_sources(path, "fold0")

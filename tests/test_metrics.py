@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hatl.evaluate import metrics
+from hatl import metrics
 from hatl.evaluate.bootstrap import bleu_from_stats, paired_bootstrap, sentence_stats
 
 SACREBLEU = Path(sys.executable).with_name("sacrebleu")
@@ -144,7 +144,7 @@ def test_paired_bootstrap_detects_better_system():
 @pytest.mark.parametrize("effective_order", [True, False])
 def test_vectorised_bleu_matches_sacrebleu(effective_order):
     from hatl.evaluate.bootstrap import bleu_batch
-    from hatl.evaluate.metrics import BleuSettings
+    from hatl.metrics import BleuSettings
 
     settings = BleuSettings(effective_order=effective_order)
     hyps = HYPS + ["gewitter", "", "xx yy", "es gibt"]

@@ -106,7 +106,7 @@ def test_real_annotation_only_manifest_vocab_and_lm(tmp_path):
 def tiny_gloss2text(tmp_path_factory):
     """A tiny gloss2text run trained (a few epochs) from a manifest with train/dev/test rows."""
     from hatl.keypoint_store import iter_keypoints
-    from hatl.train.trainer import RunSpec, train_run
+    from hatl.train.recipe import RunSpec, train_run
     from test_train_data import tiny_run_inputs, write_tiny_dataset
 
     root = tmp_path_factory.mktemp("g2t")

@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from hatl.errors import InputError
+from hatl.experiment import BOS, PAD
 from hatl.models.graph import coco_graph
 from hatl.models.slt import (
-    BOS,
-    PAD,
     Encoded,
     ModelConfig,
     SLTModel,

@@ -18,7 +18,7 @@ from hatl.config import REPO_ROOT, load_config
 from hatl.errors import InputError
 from hatl.keypoint_store import KeypointRecord, write_keypoints
 from hatl.landmarks import build_layout
-from hatl.train import data as D
+from hatl import batches as D
 
 GLOSSES = ["SONNE", "REGEN", "WIND", "MORGEN", "HEUTE", "NORD"]
 WORDS = {"SONNE": "sonne", "REGEN": "regen", "WIND": "wind", "MORGEN": "morgen", "HEUTE": "heute", "NORD": "im norden"}

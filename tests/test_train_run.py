@@ -16,7 +16,8 @@ import torch
 
 from hatl.errors import HatlError
 from hatl.train.state import PROGRESS_FILE, STATE_FILE
-from hatl.train.trainer import RunSpec, Trainer, default_model_factory, load_trained, train_run
+from hatl.models.trained import load_trained
+from hatl.train.recipe import RunSpec, Trainer, default_model_factory, train_run
 from test_train_data import TINY_TRAINING, tiny_run_inputs
 
 LOG_FIELDS = {
@@ -156,14 +157,14 @@ def test_hatl_releases_top_down_restores_first_and_keeps_frozen_layers(inputs, r
 def test_frozen_prefix_cache_gives_the_backbone_features(reference):
     # L1..L8 frozen (cached), L9-L10 run on top: the same features as the model's own backbone pass.
     trainer = reference["trainer"]
-    assert trainer.frozen_prefix() == 8
+    assert trainer.cache.frozen_prefix() == 8
     trainer.model.eval()
     with torch.no_grad():
         sample = trainer.dev.samples[0]
         kp = torch.from_numpy(sample.keypoints)[None]
         mask = torch.ones((1, sample.n_frames), dtype=torch.bool)
         want, want_mask = trainer.model.backbone_features(kp, mask)
-        batch = trainer.make_batch("dev", [0])
+        batch = trainer.cache.make_batch("dev", [0])
     assert torch.equal(batch["backbone_mask"], want_mask)
     torch.testing.assert_close(batch["backbone_features"], want, rtol=1e-5, atol=1e-6)
 

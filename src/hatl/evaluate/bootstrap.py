@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hatl.evaluate.metrics import BleuSettings, rouge_l_sentences
+from hatl.metrics import BleuSettings, rouge_l_sentences
 
 
 @dataclass

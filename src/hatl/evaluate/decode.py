@@ -10,8 +10,8 @@ reference text), ``hyp`` (beam with KenLM fusion), ``hyp_nolm`` (the same beam w
 of the LM is measurable), ``gloss_ref`` and ``gloss_hyp`` (CTC decoding; sign2gloss2text only, else null)),
 plus ``decoded.summary.json`` (settings, counts, skipped samples with reasons, provenance).
 
-The model is rebuilt from ``RUN/best.pt`` (``hatl.train.trainer.load_trained``); dev/test come from the same
-loader training uses (``hatl.train.data``), so references are normalised exactly as the training targets.
+The model is rebuilt from ``RUN/best.pt`` (``hatl.models.trained.load_trained``); dev/test come from the same
+loader training uses (``hatl.batches``), so references are normalised exactly as the training targets.
 Gloss2Text needs no keypoints: with ``--manifest`` (instead of ``--data-dir``) the gloss inputs and the references
 are read from the dataset manifest, exactly as ``hatl train --manifest`` reads them (annotation-only datasets such
 as PHOENIX14T without video have no normalised keypoints at all). For gloss2text, ``gloss_ref`` holds the
@@ -35,10 +35,11 @@ import torch
 
 from hatl.config import effective_config, load_config
 from hatl.errors import InputError
-from hatl.evaluate.beam import BeamConfig, SpecialIds, beam_search, model_step_fn
-from hatl.evaluate.ctc_decode import CTCConfig, ctc_decode_batch
+from hatl.experiment import BLANK
 from hatl.evaluate.lm_fusion import WordLM, load_kenlm
 from hatl.io import atomic_path, write_json
+from hatl.models.beam import BeamConfig, SpecialIds, beam_search, model_step_fn
+from hatl.models.ctc_decode import CTCConfig, ctc_decode_batch
 from hatl.provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class DecodeSettings:
     batch_size: int = 16
 
     @classmethod
-    def from_config(cls, decoding: dict[str, Any], blank: int = 4) -> DecodeSettings:
+    def from_config(cls, decoding: dict[str, Any], blank: int = BLANK) -> DecodeSettings:
         return cls(BeamConfig.from_config(decoding), CTCConfig.from_config(decoding, blank), decoding.get("batch_size", 16))
 
 
@@ -74,8 +75,8 @@ def decode_samples(
     lm: WordLM | None = None,
     desc: str = "decode",
 ) -> list[dict[str, Any]]:
-    """Decoded rows in the samples' order. ``samples`` are ``hatl.train.data.Sample`` objects."""
-    from hatl.train.data import collate, eval_batches
+    """Decoded rows in the samples' order. ``samples`` are ``hatl.batches.Sample`` objects."""
+    from hatl.batches import collate, eval_batches
 
     special = SpecialIds(pad=text_vocab.pad, bos=text_vocab.bos, eos=text_vocab.eos)
     plain_cfg = dataclasses.replace(settings.beam, lm_weight=0.0)
@@ -134,7 +135,7 @@ def split_sources_for(args: argparse.Namespace, task: str | None, fold: str) -> 
     A sign task cannot be decoded from the manifest (it holds no keypoints), so that combination is refused
     by name instead of failing later inside the model.
     """
-    from hatl.train import data as D
+    from hatl import batches as D
 
     if getattr(args, "manifest", None) is not None:
         if task != "gloss2text":
@@ -147,8 +148,8 @@ def split_sources_for(args: argparse.Namespace, task: str | None, fold: str) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    from hatl.train import data as D
-    from hatl.train.trainer import load_trained
+    from hatl import batches as D
+    from hatl.models.trained import load_trained
     from hatl.vocab import Vocabulary
 
     if args.threads:
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     gloss_vocab = Vocabulary.load(args.vocab_dir / "gloss.json")
     text_vocab.require_fold(args.vocab_dir / "text.json", fold)
     gloss_vocab.require_fold(args.vocab_dir / "gloss.json", fold)
-    settings = DecodeSettings.from_config(eff.get("decoding", {}), blank=gloss_vocab.blank or 4)
+    settings = DecodeSettings.from_config(eff.get("decoding", {}), blank=gloss_vocab.blank or BLANK)
     model_limit = getattr(getattr(model, "cfg", None), "max_text_length", None)
     if model_limit is not None and settings.beam.max_length > model_limit - 2:
         # the decoder's input (BOS + tokens) must stay within what the model accepts

@@ -21,7 +21,7 @@ from typing import Any
 
 from hatl.config import load_config
 from hatl.errors import InputError
-from hatl.evaluate import metrics
+from hatl import metrics
 from hatl.io import write_json
 from hatl.provenance import provenance
 

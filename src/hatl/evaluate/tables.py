@@ -33,7 +33,7 @@ from hatl.config import effective_config, is_demo, load_config
 from hatl.errors import ConfigError, InputError
 from hatl.evaluate.bootstrap import paired_bootstrap, sentence_stats
 from hatl.evaluate.collapse import COLLAPSE_RATIO, constant_floor, distinct_outputs
-from hatl.evaluate.metrics import ROUGE_VARIANT, BleuSettings
+from hatl.metrics import ROUGE_VARIANT, BleuSettings
 from hatl.evaluate.paper_numbers import METRICS, MODEL_NAMES, PAPER_TABLE4, STRATEGY_NAMES, TABLE_DATASET, rows_for
 from hatl.evaluate.score import RUN_KEYS, parse_run_dir, read_decoded
 from hatl.io import read_json, write_json, write_text

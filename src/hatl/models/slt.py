@@ -23,8 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from hatl.errors import InputError
+from hatl.experiment import BLANK, PAD, TASKS, TRANSLATORS
 from hatl.models.adat import ADATEncoder
 from hatl.models.losses import (
+    IGNORE,
     LossConfig,
     ctc_loss,
     ctc_usable,
@@ -35,9 +37,7 @@ from hatl.models.losses import (
 from hatl.models.positional import SinusoidalPositions
 from hatl.models.transformer import TextDecoder, TransformerEncoder, TranslatorConfig, lengths_to_mask, token_embedding
 
-PAD, BOS, EOS, UNK, BLANK = 0, 1, 2, 3, 4
-TASKS = ("sign2text", "sign2gloss2text", "gloss2text")
-TRANSLATORS = ("transformer", "adat")
+LOSS_TERMS = ("ctc", "ce", "enc", "bb")  # total = Σ weight_k · term_k, each term a mean over its own unit
 
 
 @dataclass(frozen=True)
@@ -323,19 +323,29 @@ class SLTModel(nn.Module):
         mode = self.cfg.loss.sign2text_frame_targets
         return None if mode == "none" else mode
 
+    def loss_weights(self) -> dict[str, float]:
+        """w_k of total = Σ w_k · term_k; 0 for the terms this task does not use (the paper: w_ctc = 0 for Sign2Text)."""
+        lcfg = self.cfg.loss
+        frames = 1.0 if self.frame_target_mode() is not None else 0.0
+        w_ctc = lcfg.w_ctc if self.task == "sign2gloss2text" else 0.0
+        return {"ctc": float(w_ctc), "ce": float(lcfg.w_ce), "enc": frames * float(lcfg.w_enc), "bb": frames * float(lcfg.w_bb)}
+
     def losses(self, batch: Mapping[str, Any], out: SLTOutput) -> dict[str, torch.Tensor]:
         """total = w_ctc*ctc + w_ce*ce + w_enc*enc + w_bb*bb; terms a task does not use are 0 with weight 0.
 
-        Also returns two counts (0-dim int64) so that nothing is dropped silently, over the rows a gloss
-        term would supervise: ``skipped_no_gloss`` (rows without glosses: no CTC, no frame labels) and
-        ``skipped_too_short`` (rows with fewer encoder frames than CTC needs for their glosses).
+        Also returns counts (0-dim int64). ``n_ctc``, ``n_ce``, ``n_enc``, ``n_bb``: what each term averages
+        over in this batch (usable CTC rows, text tokens, labelled frames twice), so a multi-process step can
+        turn per-rank means into the global batch's mean. ``skipped_no_gloss`` (rows without glosses: no CTC,
+        no frame labels) and ``skipped_too_short`` (rows with fewer encoder frames than CTC needs for their
+        glosses), over the rows a gloss term would supervise, so that nothing is dropped silently.
         """
         lcfg = self.cfg.loss
         ce = text_cross_entropy(out.text_logits, batch["text_out"], PAD, lcfg.label_smoothing)
         zero = ce.new_zeros(())
+        none = torch.zeros((), dtype=torch.long)
         result = {"ctc": zero, "ce": ce, "enc": zero, "bb": zero,
-                  "skipped_no_gloss": torch.zeros((), dtype=torch.long),
-                  "skipped_too_short": torch.zeros((), dtype=torch.long)}
+                  "n_ctc": none, "n_ce": (batch["text_out"] != PAD).sum(), "n_enc": none, "n_bb": none,
+                  "skipped_no_gloss": none, "skipped_too_short": none}
         uses_ctc = self.task == "sign2gloss2text"  # the paper: w_ctc = 0 for Sign2Text
         mode = self.frame_target_mode()
         if uses_ctc or mode is not None:
@@ -350,16 +360,16 @@ class SLTModel(nn.Module):
                 result["skipped_too_short"] = (has_gloss & ~feasible).sum().cpu()
             if uses_ctc:
                 result["ctc"] = ctc_loss(out.gloss_logprobs, frame_lengths, gloss, gloss_lengths, BLANK, feasible)
+                result["n_ctc"] = feasible.sum()
             if mode is not None:
                 usable = feasible if mode == "viterbi" else has_gloss & (frame_lengths > 0)
                 labels = frame_targets(mode, out.gloss_logprobs, frame_lengths, gloss, gloss_lengths, BLANK,
                                        usable, lcfg.supervise_blank_frames)
                 result["enc"] = frame_cross_entropy(out.enc_frame_logits, labels)
                 result["bb"] = frame_cross_entropy(out.bb_frame_logits, labels)
-        w_ctc = lcfg.w_ctc if uses_ctc else 0.0
-        w_frames = 1.0 if mode is not None else 0.0
-        result["total"] = (w_ctc * result["ctc"] + lcfg.w_ce * ce
-                           + w_frames * (lcfg.w_enc * result["enc"] + lcfg.w_bb * result["bb"]))
+                result["n_enc"] = result["n_bb"] = (labels != IGNORE).sum()
+        w = self.loss_weights()
+        result["total"] = w["ctc"] * result["ctc"] + w["ce"] * ce + (w["enc"] * result["enc"] + w["bb"] * result["bb"])
         return result
 
 

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hatl.train.trainer import RunSpec, train_run  # torch is imported only when the command runs
+    from hatl.train.recipe import RunSpec, train_run  # torch is imported only when the command runs
 
     config = effective_config(load_config(args.config), args.dataset)
     dataset_config(config, args.dataset)  # unknown dataset → ConfigError naming the known ones

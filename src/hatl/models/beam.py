@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+
+from hatl.experiment import BOS, EOS, PAD
 
 NextLogprobs = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -83,9 +85,9 @@ class BeamConfig:
 
 @dataclass(frozen=True)
 class SpecialIds:
-    pad: int = 0
-    bos: int = 1
-    eos: int = 2
+    pad: int = PAD
+    bos: int = BOS
+    eos: int = EOS
 
 
 @dataclass
@@ -243,23 +245,33 @@ def greedy_search(
     max_length: int,
     special: SpecialIds = SpecialIds(),
     min_length: int = 1,
+    *,
+    forbid_specials: bool = True,
+    device: torch.device | str = "cpu",
 ) -> list[list[int]]:
-    """Argmax decoding (no LM): the reference that beam width 1 must reproduce."""
+    """Argmax decoding (no LM): the package's one greedy decoder, and the reference beam width 1 must reproduce.
+
+    ``forbid_specials=False`` lets PAD and BOS compete like any token, PAD ending a hypothesis as EOS does:
+    how training's dev evaluation has always decoded (so runs stay reproducible); ``device``: where the
+    model runs.
+    """
     rows = torch.arange(batch_size)
-    prefix = torch.full((batch_size, 1), special.bos, dtype=torch.long)
+    prefix = torch.full((batch_size, 1), special.bos, dtype=torch.long, device=device)
     done = torch.zeros(batch_size, dtype=torch.bool)
     outputs: list[list[int]] = [[] for _ in range(batch_size)]
-    for step in range(max_length + 1):
+    stops = (special.eos,) if forbid_specials else (special.eos, special.pad)
+    for step in range(max_length):  # a row still open after max_length tokens ends there
         logp = next_logprobs(rows, prefix).to(torch.float64)
-        logp[:, special.pad] = -math.inf
-        logp[:, special.bos] = -math.inf
+        if forbid_specials:
+            logp[:, special.pad] = -math.inf
+            logp[:, special.bos] = -math.inf
         if step < min_length:
             logp[:, special.eos] = -math.inf
-        nxt = logp.argmax(dim=1) if step < max_length else torch.full((batch_size,), special.eos)
+        nxt = logp.argmax(dim=1)
         for i, tok in enumerate(nxt.tolist()):
             if done[i]:
                 continue
-            if tok == special.eos:
+            if tok in stops:
                 done[i] = True
             else:
                 outputs[i].append(tok)
@@ -298,7 +310,3 @@ def model_step_fn(model: Any, encoded: Any, batch_size: int) -> NextLogprobs:
         return model.next_token_logprobs(sub, prefix)
 
     return step
-
-
-def strip_special(tokens: Sequence[int], special: SpecialIds = SpecialIds()) -> list[int]:
-    return [t for t in tokens if t not in (special.pad, special.bos, special.eos)]

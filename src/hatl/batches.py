@@ -1,4 +1,4 @@
-"""Training data: normalised keypoint Parquet → in-memory samples → length-bucketed batches → the batch dict.
+"""Training and decoding data: normalised keypoint Parquet → in-memory samples → length-bucketed batches → the batch dict.
 
 The batch format is the contract of docs/architecture.md ("Batches and models"). Batch order is a pure
 function of (seed, epoch), so a run resumed in the middle of an epoch replays exactly the batches the
@@ -17,13 +17,13 @@ import numpy as np
 import torch
 
 from hatl.errors import InputError
+from hatl.experiment import BOS, EOS, PAD
 from hatl.folds import CV_SPLIT, describe, dev_filter, fold_index, train_filter
 from hatl.keypoint_store import iter_keypoints, read_meta
 from hatl.text import normalise_gloss, normalise_text
 
 log = logging.getLogger(__name__)
 
-PAD, BOS, EOS, UNK, BLANK = 0, 1, 2, 3, 4  # docs/architecture.md: the same ids in every vocabulary
 REQUIRED_COLUMNS = ("gloss", "text")
 
 
@@ -70,9 +70,6 @@ class SplitSource:
     description: str = ""
     kind: str = "keypoints"
     split_value: str | None = None  # manifest rows with this split
-
-    def lengths_of(self) -> str:
-        return "frames" if self.kind == "keypoints" else "glosses"
 
 
 def split_sources(data_dir: str | Path, fold: str) -> dict[str, SplitSource]:

@@ -59,6 +59,12 @@ class BleuSettings:
         )
 
 
+def corpus_bleu(hyps: Sequence[str], refs: Sequence[str], settings: BleuSettings = BleuSettings(), order: int = 4) -> float:
+    """Cumulative corpus BLEU-``order`` (0-100) alone: what training's dev evaluation tracks."""
+    _check_parallel(hyps, refs)
+    return float(settings.metric(order).corpus_score(list(hyps), [list(refs)]).score)
+
+
 def bleu_scores(hyps: Sequence[str], refs: Sequence[str], settings: BleuSettings = BleuSettings()) -> dict[str, Any]:
     """Cumulative BLEU-1..4 (0-100) with the sacrebleu signature of each, plus precisions and brevity penalty."""
     _check_parallel(hyps, refs)

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hatl.experiment import BLANK
+
 NEG_INF = -math.inf
 
 
@@ -36,7 +38,7 @@ class CTCConfig:
     blank_bias: float = 0.4
     temperature: float = 0.9
     prune_top_k: int = 16
-    blank: int = 4
+    blank: int = BLANK
 
     def __post_init__(self) -> None:
         if self.method not in ("beam", "greedy"):
@@ -48,7 +50,7 @@ class CTCConfig:
                 raise ValueError(f"CTC {name} must be >= 1, got {getattr(self, name)}")
 
     @classmethod
-    def from_config(cls, decoding: dict[str, Any], blank: int = 4) -> CTCConfig:
+    def from_config(cls, decoding: dict[str, Any], blank: int = BLANK) -> CTCConfig:
         ctc = decoding.get("ctc", {})
         return cls(
             method=ctc.get("method", cls.method),
