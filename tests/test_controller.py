@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
 import pytest
 
+from helpers import schema_train_config
 from hatl.train.controller import (
     ControllerConfig,
     ControllerState,
@@ -20,10 +22,10 @@ FLAT = 0.25  # a plateaued BLEU-4 (as a fraction)
 
 
 def table4(**over) -> ControllerConfig:
-    """Table 4's schedule over a 10-layer backbone released top-down, with BLEU-4 (max) thresholds."""
-    base = dict(release_order=tuple(range(10, 0, -1)), mode="max", delta=0.002, tau=0.002, max_epochs=100)
-    base.update(over)
-    return ControllerConfig(**base)
+    """Table 4's schedule (the schema's defaults) over a 10-layer backbone released top-down, with BLEU-4 (max) thresholds."""
+    base = schema_train_config().controller_config("hatl", 10)
+    assert (base.release_order, base.mode, base.delta, base.tau, base.max_epochs) == (tuple(range(10, 0, -1)), "max", 0.002, 0.002, 100)
+    return dataclasses.replace(base, **over)
 
 
 def drive(ctrl: HatlController, metrics: list[float]) -> list[dict]:
@@ -211,7 +213,7 @@ def test_release_orders():
     with pytest.raises(ValueError):
         default_release_order(4, "middle_out")
     with pytest.raises(ValueError, match="repeats"):
-        ControllerConfig(release_order=(1, 1))
+        table4(release_order=(1, 1))
 
 
 @pytest.mark.parametrize(("field", "value", "problem"), [

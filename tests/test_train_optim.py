@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from hatl.train.optim import (
-    OptimConfig,
     apply_lr,
     build_groups,
     build_optimizer,
@@ -16,6 +15,7 @@ from hatl.train.optim import (
     warmup_factor,
     warmup_steps,
 )
+from helpers import schema_train_config
 from test_train_data import LAYOUT, TINY_MODEL
 
 
@@ -45,7 +45,7 @@ def test_groups_cover_trainable_parameters_once():
     for m, layer in enumerate(layers, start=1):
         for p in layer.parameters():
             p.requires_grad_(m in (9, 10))
-    cfg = OptimConfig()
+    cfg = schema_train_config().optim
     groups = build_groups(model, layers, cfg)
     assert [g.name for g in groups] == ["encoder", "decoder", "L9", "L10"]
     ids = [id(p) for g in groups for p in g.params]
@@ -60,7 +60,7 @@ def test_groups_cover_trainable_parameters_once():
 
 
 def test_warmup_schedule():
-    cfg = OptimConfig()
+    cfg = schema_train_config().optim
     assert warmup_steps(1000, cfg) == 200  # max(200, 0.02 x 1000 = 20)
     assert warmup_steps(50_000, cfg) == 1000  # 0.02 x 50000
     assert warmup_factor(0, 4) == 0.25 and warmup_factor(3, 4) == 1.0 and warmup_factor(10, 4) == 1.0
@@ -84,7 +84,7 @@ def test_cosine_decay_runs_from_the_target_to_the_final_factor():
     with pytest.raises(ValueError, match="unknown LR schedule"):
         decay_factor(0, 10, "linear", 0.0)
     model = tiny_model()
-    cfg = OptimConfig()
+    cfg = schema_train_config().optim
     opt = build_optimizer(build_groups(model, model.backbone.layers(), cfg), cfg)
     apply_lr(opt, 500, 200, decay_factor(50, 101, "cosine", 0.1))  # warm-up over: only the decay applies
     assert current_lrs(opt)["decoder"] == pytest.approx(1e-4 * 0.55)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from hatl.errors import InputError
-from hatl.experiment import BOS, EOS, PAD
+from hatl.experiment import BOS, EOS, GLOSS_TASKS, PAD
 from hatl.folds import CV_SPLIT, describe, dev_filter, fold_index, train_filter
 from hatl.keypoint_store import iter_keypoints, read_meta
 from hatl.text import normalise_gloss, normalise_text
@@ -99,6 +99,26 @@ def manifest_sources(manifest: str | Path, fold: str) -> dict[str, SplitSource]:
         "dev": SplitSource("dev", manifest, dev_filter(k), f"manifest {rows['dev']}", "manifest", CV_SPLIT),
         "test": SplitSource("test", manifest, None, "manifest split test", "manifest", "test"),
     }
+
+
+def load_vocabularies(vocab_dir: str | Path, fold: str) -> tuple[Any, Any]:
+    """(gloss, text) vocabularies of a run fold, refused when they were built for another fold."""
+    from hatl.vocab import Vocabulary
+
+    vocabs = []
+    for name in ("gloss", "text"):
+        path = Path(vocab_dir) / f"{name}.json"
+        vocab = Vocabulary.load(path)
+        vocab.require_fold(path, fold)
+        vocabs.append(vocab)
+    return vocabs[0], vocabs[1]
+
+
+def split_options(dataset_cfg: dict[str, Any], task: str) -> dict[str, bool]:
+    """:func:`load_split`'s options for a run of ``task``: the dataset's text normalisation and the targets it needs."""
+    text = dataset_cfg["text"]
+    return {"lowercase": bool(text["lowercase"]), "strip_punctuation": bool(text["strip_punctuation"]),
+            "need_gloss": task in GLOSS_TASKS, "need_text": True}
 
 
 def _manifest_rows(source: SplitSource) -> Iterable[tuple[str, int, str, str]]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 TRANSLATORS = ("transformer", "adat")
 TASKS = ("sign2text", "sign2gloss2text", "gloss2text")
 STRATEGIES = ("classical", "full", "hatl")
+TEXT_ONLY_TASKS = ("gloss2text",)  # no keypoints, no backbone
+GLOSS_TASKS = ("sign2gloss2text", "gloss2text")  # tasks that read glosses (as targets or as input)
 
 # -- special token ids, the same in every vocabulary (docs/architecture.md) -------------------------
 PAD, BOS, EOS, UNK = 0, 1, 2, 3

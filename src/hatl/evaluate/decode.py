@@ -150,7 +150,6 @@ def split_sources_for(args: argparse.Namespace, task: str | None, fold: str) -> 
 def run(args: argparse.Namespace) -> int:
     from hatl import batches as D
     from hatl.models.trained import load_trained
-    from hatl.vocab import Vocabulary
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -161,10 +160,7 @@ def run(args: argparse.Namespace) -> int:
     if dataset not in config.get("datasets", {}):
         raise InputError(args.run_dir / "best.pt", "run.dataset", f"dataset {dataset!r} is not in {args.config}")
     eff = effective_config(config, dataset)
-    text_vocab = Vocabulary.load(args.vocab_dir / "text.json")
-    gloss_vocab = Vocabulary.load(args.vocab_dir / "gloss.json")
-    text_vocab.require_fold(args.vocab_dir / "text.json", fold)
-    gloss_vocab.require_fold(args.vocab_dir / "gloss.json", fold)
+    gloss_vocab, text_vocab = D.load_vocabularies(args.vocab_dir, fold)
     settings = DecodeSettings.from_config(eff.get("decoding", {}), blank=gloss_vocab.blank or BLANK)
     model_limit = getattr(getattr(model, "cfg", None), "max_text_length", None)
     if model_limit is not None and settings.beam.max_length > model_limit - 2:
@@ -178,7 +174,6 @@ def run(args: argparse.Namespace) -> int:
                     unk_id=text_vocab.unk, subword=text_vocab.tokenizer == "sentencepiece")
     elif settings.beam.lm_weight > 0:
         log.warning("no --lm given: decoding without LM fusion although decoding.lm_weight=%s", settings.beam.lm_weight)
-    ds_text = eff["datasets"][dataset].get("text", {})
     sources = split_sources_for(args, task, fold)
     summary: dict[str, Any] = {"run": identity, "inputs": {"data_dir": str(args.data_dir) if args.data_dir else None,
                                                           "manifest": str(args.manifest) if args.manifest else None},
@@ -187,11 +182,7 @@ def run(args: argparse.Namespace) -> int:
                                "lm": str(args.lm) if lm is not None else None, "splits": {}}
     outputs: dict[str, list[dict[str, Any]]] = {}
     for split in args.splits:
-        data = D.load_split(
-            sources[split], gloss_vocab, text_vocab,
-            lowercase=bool(ds_text.get("lowercase", True)), strip_punctuation=bool(ds_text.get("strip_punctuation", True)),
-            need_gloss=task in ("sign2gloss2text", "gloss2text"), need_text=True,
-        )
+        data = D.load_split(sources[split], gloss_vocab, text_vocab, **D.split_options(eff["datasets"][dataset], task))
         start = time.perf_counter()
         outputs[split] = decode_samples(model, data.samples, task, text_vocab, gloss_vocab, settings, lm, desc=f"decode {split}")
         seconds = time.perf_counter() - start

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hatl.config import dataset_config, effective_config, load_config, validate_config
 from hatl.errors import ConfigError
+from hatl.experiment import STRATEGIES, TASKS, TRANSLATORS
 
 log = logging.getLogger(__name__)
 
@@ -16,9 +17,9 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="pipeline config YAML")
     parser.add_argument("--dataset", required=True, help="dataset name (a key of `datasets`)")
-    parser.add_argument("--model", required=True, choices=["transformer", "adat"], help="translator")
-    parser.add_argument("--task", required=True, choices=["sign2text", "sign2gloss2text", "gloss2text"])
-    parser.add_argument("--strategy", required=True, choices=["classical", "full", "hatl"])
+    parser.add_argument("--model", required=True, choices=TRANSLATORS, help="translator")
+    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--strategy", required=True, choices=STRATEGIES)
     parser.add_argument("--fold", default="main", help="'main' (train/dev/test) or 'foldK' (cross-validation fold K)")
     parser.add_argument("--data-dir", type=Path, default=None, help="normalised keypoints, e.g. results/DS/normalised (sign tasks)")
     parser.add_argument("--manifest", type=Path, default=None,
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     # demo.overrides is merged after validation: check the merged view too, so a mistyped override key
     # (e.g. training.max_epoch) is an error instead of silently falling back to a default.
     validate_config(copy.deepcopy(config))
-    tasks = config["datasets"][args.dataset].get("tasks") or []
+    tasks = config["datasets"][args.dataset]["tasks"]
     if args.task != "gloss2text" and args.task not in tasks:
         log.warning("task %s is not in datasets.%s.tasks %s; training it anyway", args.task, args.dataset, tasks)
     if args.threads is not None and args.threads < 1:
@@ -71,7 +72,7 @@ def launch_distributed(args: argparse.Namespace, config: dict) -> int:
     if context_from_env().enabled:
         raise ConfigError("--nproc > 1 inside a torchrun worker: launch either with torchrun or with --nproc, not both")
     DDPConfig.from_config(config)  # a bad training.ddp section fails before any worker starts
-    batch = int((config.get("training") or {}).get("batch_size", 32))
+    batch = int(config["training"]["batch_size"])
     if batch < args.nproc:
         raise ConfigError(f"training.batch_size {batch} is smaller than --nproc {args.nproc}: some ranks would get no samples")
     argv = relaunch_command(args, args.nproc)

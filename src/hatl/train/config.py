@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import torch
 from hatl.errors import ConfigError
 from hatl.experiment import STRATEGIES, TASKS, TRANSLATORS
 from hatl.train.controller import ControllerConfig, default_release_order
+from hatl.train.distributed import DDPConfig, DistContext
+from hatl.train.gpu_claim import claim_gpu, should_claim
 from hatl.train.optim import OptimConfig
 
 METRIC_MODE = {"bleu4": "max", "ctc_loss": "min", "wer": "min"}
@@ -48,125 +51,110 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The ``training`` section (plus the global seed) as typed values; see config/README.md."""
+    """The ``training`` section (plus the global seed) as typed values (config/README.md says what each means).
 
-    seed: int = 1234
-    max_epochs: int = 100
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    grad_clip: float = 1.0
-    bucketing: bool = True
-    pool_batches: int = 8
-    device: str = "auto"
-    threads: int = 0
-    eval_every: int = 1
-    checkpoint_every_steps: int = 0
-    cache_frozen_features: bool = True
-    cache_frozen_prefix: bool = True
-    cache_max_mb: int = 4096
-    greedy_max_len: int = 0
-    metric: str = "bleu4"
-    threshold: float = 0.002
-    tau: float = 0.002
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    early_stop_patience: int = 5
-    min_improvement: float = 0.0
-    warmup_epochs: int = 2
-    window: int = 3
-    patience_first: int = 4
-    patience_later: int = 2
-    delta_decay: float = 0.95
-    delta_decay_every: int = 5
-    cooldown_epochs: int = 3
-    restore_before_release: bool = True
-    release_order: str | tuple[int, ...] = "top_down"
+    Built from a config that :func:`hatl.config.validate_config` has filled: every default is the schema's
+    and none is repeated here.
+    """
+
+    seed: int
+    max_epochs: int
+    batch_size: int
+    eval_batch_size: int
+    grad_clip: float
+    bucketing: bool
+    pool_batches: int
+    device: str
+    threads: int
+    eval_every: int
+    checkpoint_every_steps: int
+    cache_frozen_features: bool
+    cache_frozen_prefix: bool
+    cache_max_mb: int
+    greedy_max_len: int
+    metric: str  # the dev metric that drives release, best checkpoint and early stopping (training.metric.<task>)
+    release_order: str | tuple[int, ...]  # training.hatl.release_order, resolved per run by controller_config
+    optim: OptimConfig
+    controller: ControllerConfig  # the schedule, with no release order yet
+    ddp: DDPConfig
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], task: str) -> TrainConfig:
-        tr = config.get("training", {}) or {}
-        metric = (tr.get("metric") or {}).get(task, "bleu4" if task != "sign2gloss2text" else "ctc_loss")
+        try:
+            return cls._from_filled(config, task)
+        except KeyError as err:
+            raise ConfigError(f"config key {err} is missing: training settings are read from a config that "
+                              "hatl.config.load_config / validate_config has filled with the schema's defaults") from err
+
+    @classmethod
+    def _from_filled(cls, config: Mapping[str, Any], task: str) -> TrainConfig:
+        tr = config["training"]
+        metric = tr["metric"][task]
         if metric in ("ctc_loss", "wer") and task != "sign2gloss2text":
             raise ConfigError(f"training.metric.{task}: {metric} needs gloss predictions; only sign2gloss2text has them")
-        hatl = tr.get("hatl", {}) or {}
-        threshold = float((hatl.get("thresholds") or {}).get(metric, {"bleu4": 0.002, "ctc_loss": 0.003, "wer": 0.003}[metric]))
-        tau = (hatl.get("tau") or {}).get(metric)
-        opt = tr.get("optimizer", {}) or {}
-        lr = tr.get("lr", {}) or {}
-        es = tr.get("early_stopping", {}) or {}
-        bk = tr.get("bucketing", {}) or {}
-        order = hatl.get("release_order", "top_down")
+        hatl, lr, opt, es = tr["hatl"], tr["lr"], tr["optimizer"], tr["early_stopping"]
+        threshold = float(hatl["thresholds"][metric])
+        tau = hatl["tau"][metric]
+        order = hatl["release_order"]
         return cls(
-            seed=int(config.get("seed", 1234)),
-            max_epochs=int(tr.get("max_epochs", 100)),
-            batch_size=int(tr.get("batch_size", 32)),
-            eval_batch_size=int(tr.get("eval_batch_size", 64)),
-            grad_clip=float(tr.get("grad_clip", 1.0)),
-            bucketing=bool(bk.get("enabled", True)),
-            pool_batches=int(bk.get("pool_batches", 8)),
-            device=str(tr.get("device", "auto")),
-            threads=int(tr.get("threads", 0)),
-            eval_every=int(tr.get("eval_every", 1)),
-            checkpoint_every_steps=int(tr.get("checkpoint_every_steps", 0)),
-            cache_frozen_features=bool(tr.get("cache_frozen_features", True)),
-            cache_frozen_prefix=bool(tr.get("cache_frozen_prefix", True)),
-            cache_max_mb=int(tr.get("cache_max_mb", 4096)),
-            greedy_max_len=int(tr.get("greedy_max_len", 0)),
+            seed=int(config["seed"]),
+            max_epochs=int(tr["max_epochs"]),
+            batch_size=int(tr["batch_size"]),
+            eval_batch_size=int(tr["eval_batch_size"]),
+            grad_clip=float(tr["grad_clip"]),
+            bucketing=bool(tr["bucketing"]["enabled"]),
+            pool_batches=int(tr["bucketing"]["pool_batches"]),
+            device=str(tr["device"]),
+            threads=int(tr["threads"]),
+            eval_every=int(tr["eval_every"]),
+            checkpoint_every_steps=int(tr["checkpoint_every_steps"]),
+            cache_frozen_features=bool(tr["cache_frozen_features"]),
+            cache_frozen_prefix=bool(tr["cache_frozen_prefix"]),
+            cache_max_mb=int(tr["cache_max_mb"]),
+            greedy_max_len=int(tr["greedy_max_len"]),
             metric=metric,
-            threshold=threshold,
-            tau=threshold if tau is None else float(tau),
-            optim=OptimConfig(
-                lr_encoder=float(lr.get("encoder", 5e-5)),
-                lr_decoder=float(lr.get("decoder", 1e-4)),
-                lr_backbone=float(lr.get("backbone", 1e-5)),
-                layer_decay=float(lr.get("layer_decay", 0.5)),
-                betas=tuple(float(b) for b in opt.get("betas", (0.9, 0.98))),  # type: ignore[arg-type]
-                eps=float(opt.get("eps", 1e-8)),
-                weight_decay=float(opt.get("weight_decay", 0.01)),
-                warmup_min_steps=int(lr.get("warmup_min_steps", 200)),
-                warmup_fraction=float(lr.get("warmup_fraction", 0.02)),
-                schedule=str(lr.get("schedule", "constant")),
-                final_factor=float(lr.get("final_factor", 0.0)),
-            ),
-            early_stop_patience=int(es.get("patience", 5)),
-            min_improvement=float(es.get("min_improvement", 0.0)),
-            warmup_epochs=int(hatl.get("warmup_epochs", 2)),
-            window=int(hatl.get("window", 3)),
-            patience_first=int(hatl.get("patience_first", 4)),
-            patience_later=int(hatl.get("patience_later", 2)),
-            delta_decay=float(hatl.get("delta_decay", 0.95)),
-            delta_decay_every=int(hatl.get("delta_decay_every", 5)),
-            cooldown_epochs=int(hatl.get("cooldown_epochs", 3)),
-            restore_before_release=bool(hatl.get("restore_before_release", True)),
             release_order=order if isinstance(order, str) else tuple(int(m) for m in order),
+            optim=OptimConfig(
+                lr_encoder=float(lr["encoder"]),
+                lr_decoder=float(lr["decoder"]),
+                lr_backbone=float(lr["backbone"]),
+                layer_decay=float(lr["layer_decay"]),
+                betas=tuple(float(b) for b in opt["betas"]),  # type: ignore[arg-type]
+                eps=float(opt["eps"]),
+                weight_decay=float(opt["weight_decay"]),
+                warmup_min_steps=int(lr["warmup_min_steps"]),
+                warmup_fraction=float(lr["warmup_fraction"]),
+                schedule=str(lr["schedule"]),
+                final_factor=float(lr["final_factor"]),
+            ),
+            controller=ControllerConfig(
+                release_order=(),
+                mode=METRIC_MODE[metric],  # type: ignore[arg-type]
+                warmup_epochs=int(hatl["warmup_epochs"]),
+                window=int(hatl["window"]),
+                patience_first=int(hatl["patience_first"]),
+                patience_later=int(hatl["patience_later"]),
+                delta=threshold,
+                tau=threshold if tau is None else float(tau),
+                delta_decay=float(hatl["delta_decay"]),
+                delta_decay_every=int(hatl["delta_decay_every"]),
+                cooldown_epochs=int(hatl["cooldown_epochs"]),
+                early_stop_patience=int(es["patience"]),
+                min_improvement=float(es["min_improvement"]),
+                # the controller counts evaluation rounds (= epochs with eval_every 1, the paper's setting)
+                max_epochs=math.ceil(int(tr["max_epochs"]) / int(tr["eval_every"])),
+                restore_before_release=bool(hatl["restore_before_release"]),
+            ),
+            ddp=DDPConfig.from_config(config),
         )
 
-    @property
-    def rounds(self) -> int:
-        """Evaluation rounds: the controller counts these (= epochs with eval_every 1, the paper's setting)."""
-        return math.ceil(self.max_epochs / self.eval_every)
-
     def controller_config(self, strategy: str, n_layers: int) -> ControllerConfig:
+        """The schedule of one run: HATL releases its backbone's layers in the configured order, the baselines none."""
         try:
             order = default_release_order(n_layers, self.release_order if isinstance(self.release_order, str) else list(self.release_order))
         except ValueError as err:
             raise ConfigError(f"training.hatl.release_order: {err}") from err
-        return ControllerConfig(
-            release_order=order if strategy == "hatl" else (),
-            mode=METRIC_MODE[self.metric],  # type: ignore[arg-type]
-            warmup_epochs=self.warmup_epochs,
-            window=self.window,
-            patience_first=self.patience_first,
-            patience_later=self.patience_later,
-            delta=self.threshold,
-            tau=self.tau,
-            delta_decay=self.delta_decay,
-            delta_decay_every=self.delta_decay_every,
-            cooldown_epochs=self.cooldown_epochs,
-            early_stop_patience=self.early_stop_patience,
-            min_improvement=self.min_improvement,
-            max_epochs=self.rounds,
-            restore_before_release=self.restore_before_release,
-        )
+        return dataclasses.replace(self.controller, release_order=order if strategy == "hatl" else ())
 
 
 def resolve_device(name: str) -> torch.device:
@@ -175,3 +163,16 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("training.device is 'cuda' but no CUDA device is available")
     return torch.device(name)
+
+
+def pick_device(tc: TrainConfig, dist: DistContext) -> torch.device:
+    """training.device; one GPU per DDP rank; on a multi-GPU workstation a free GPU is claimed."""
+    device = resolve_device(tc.device)
+    if dist.enabled and device.type == "cuda":
+        return torch.device("cuda", dist.local_rank)
+    if device.type == "cuda" and should_claim(torch.cuda.device_count()):
+        claimed = claim_gpu(torch.cuda.device_count())  # concurrent trainings on one workstation
+        if claimed is not None:
+            torch.cuda.set_device(claimed)
+            return torch.device("cuda", claimed)
+    return device

@@ -29,23 +29,24 @@ Mode = Literal["max", "min"]
 
 @dataclass(frozen=True)
 class ControllerConfig:
-    """Every value of the schedule; the trainer fills it from ``training.*`` (defaults = Table 4)."""
+    """Every value of the schedule, filled by :class:`hatl.train.config.TrainConfig` from ``training.*``
+    (the defaults, Table 4's values, are the schema's)."""
 
     release_order: tuple[int, ...]  # layer indices (1-based, L1 nearest the input) in release order
-    mode: Mode = "max"  # "max" for BLEU-4, "min" for losses and WER
-    warmup_epochs: int = 2
-    window: int = 3
-    patience_first: int = 4
-    patience_later: int = 2
-    delta: float = 0.002  # Δ at epoch 1
-    tau: float = 0.002
-    delta_decay: float = 0.95
-    delta_decay_every: int = 5
-    cooldown_epochs: int = 3
-    early_stop_patience: int = 5
-    min_improvement: float = 0.0  # an epoch improves only if it beats the best by more than this
-    max_epochs: int = 100
-    restore_before_release: bool = True
+    mode: Mode  # "max" for BLEU-4, "min" for losses and WER
+    warmup_epochs: int
+    window: int
+    patience_first: int
+    patience_later: int
+    delta: float  # Δ at epoch 1
+    tau: float
+    delta_decay: float
+    delta_decay_every: int
+    cooldown_epochs: int
+    early_stop_patience: int
+    min_improvement: float  # an epoch improves only if it beats the best by more than this
+    max_epochs: int
+    restore_before_release: bool
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "min"):

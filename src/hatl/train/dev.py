@@ -79,3 +79,16 @@ def release_value(metric: str, dev: Mapping[str, float | None]) -> float:
     if metric == "wer":
         return float(dev["wer"] if dev["wer"] is not None else 100.0) / 100.0
     return float(dev["ctc_loss"])  # type: ignore[arg-type]
+
+
+def epoch_message(line: dict[str, Any]) -> str:
+    """The one log message of an epoch (the log.jsonl line ``line`` for people)."""
+    parts = [f"epoch {line['epoch']}", f"loss {line['loss_total']:.4f}"]
+    if line["metric"] is not None:
+        parts.append(f"dev bleu4 {line['dev_bleu4']:.2f}")
+        if line["dev_ctc_loss"] is not None:
+            parts.append(f"ctc {line['dev_ctc_loss']:.4f} wer {line['dev_wer'] if line['dev_wer'] is not None else float('nan'):.2f}")
+        parts.append(f"M {line['metric']:.5f} M̄ {line['metric_avg']:.5f} Δ {line['delta']:.5f}")
+    parts += [f"layers {line['trainable_layers']}", f"{line['epoch_time_s']:.1f}s"]
+    events = ", ".join(e["type"] + (f" L{e['layer']}" if "layer" in e else "") for e in line["events"])
+    return " | ".join(parts) + (f" | {events}" if events else "")

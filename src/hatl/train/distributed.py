@@ -56,20 +56,19 @@ class DistContext:
 
 @dataclass(frozen=True)
 class DDPConfig:
-    """The ``training.ddp`` section (config/README.md)."""
+    """The ``training.ddp`` section (config/README.md), from a config filled with the schema's defaults."""
 
-    backend: str = "auto"
-    timeout_min: int = 120
-    sync_batchnorm: bool = True
+    backend: str
+    timeout_min: int
+    sync_batchnorm: bool
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DDPConfig:
-        section = ((config.get("training") or {}).get("ddp") or {})
-        backend = str(section.get("backend", "auto"))
+        section = config["training"]["ddp"]
+        backend = str(section["backend"])
         if backend not in BACKENDS:
             raise ConfigError(f"training.ddp.backend must be one of {BACKENDS}, not {backend!r}")
-        return cls(backend=backend, timeout_min=int(section.get("timeout_min", 120)),
-                   sync_batchnorm=bool(section.get("sync_batchnorm", True)))
+        return cls(backend=backend, timeout_min=int(section["timeout_min"]), sync_batchnorm=bool(section["sync_batchnorm"]))
 
 
 def context_from_env(env: dict[str, str] | None = None) -> DistContext:
@@ -246,6 +245,14 @@ def all_reduce_sum(values: Sequence[float]) -> list[float]:
     return t.cpu().tolist()
 
 
+def reduce_sums(sums: dict[str, float], ctx: DistContext) -> dict[str, float]:
+    """Running sums added over all ranks (the same dict for a single process)."""
+    if not ctx.enabled:
+        return sums
+    keys = sorted(sums)
+    return dict(zip(keys, all_reduce_sum([float(sums[k]) for k in keys])))
+
+
 def broadcast_object(obj: Any, src: int = 0) -> Any:
     import torch.distributed as dist
 
@@ -295,6 +302,6 @@ def relaunch_command(args: argparse.Namespace, nproc: int, skip: Sequence[str] =
 
 __all__ = [
     "DistContext", "DDPConfig", "context_from_env", "pick_backend", "init_process_group", "destroy_process_group",
-    "shard", "term_scales", "GlobalStatsBatchNorm", "globalise_batchnorm", "all_reduce_sum", "broadcast_object",
+    "shard", "term_scales", "GlobalStatsBatchNorm", "globalise_batchnorm", "all_reduce_sum", "reduce_sums", "broadcast_object",
     "gather_objects", "barrier", "relaunch_command",
 ]

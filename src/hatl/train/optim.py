@@ -23,17 +23,19 @@ from torch import nn
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr_encoder: float = 5e-5
-    lr_decoder: float = 1e-4
-    lr_backbone: float = 1e-5
-    layer_decay: float = 0.5  # α
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-8
-    weight_decay: float = 0.01
-    warmup_min_steps: int = 200
-    warmup_fraction: float = 0.02
-    schedule: str = "constant"  # or "cosine"
-    final_factor: float = 0.0  # cosine: LR at the last step, as a fraction of the target
+    """``training.lr`` and ``training.optimizer``: built by :class:`hatl.train.config.TrainConfig` (defaults: the schema)."""
+
+    lr_encoder: float
+    lr_decoder: float
+    lr_backbone: float
+    layer_decay: float  # α
+    betas: tuple[float, float]
+    eps: float
+    weight_decay: float
+    warmup_min_steps: int
+    warmup_fraction: float
+    schedule: str  # "constant" or "cosine"
+    final_factor: float  # cosine: LR at the last step, as a fraction of the target
 
 
 @dataclass

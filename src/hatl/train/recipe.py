@@ -34,13 +34,12 @@ from hatl.metrics import BleuSettings
 from hatl.models.trained import model_args, save_trained
 from hatl.provenance import provenance
 from hatl.train import distributed as DU
-from hatl.train.config import METRIC_MODE, RunSpec, TrainConfig, resolve_device
+from hatl.train.config import METRIC_MODE, RunSpec, TrainConfig, pick_device, resolve_device
 from hatl.train.controller import ControllerState, HatlController
-from hatl.train.dev import DevResult, evaluate_dev, release_value
+from hatl.train.dev import DevResult, epoch_message, evaluate_dev, release_value
 from hatl.train.feature_cache import FeatureCache
-from hatl.train.gpu_claim import claim_gpu, should_claim
 from hatl.train.optim import apply_lr, build_groups, build_optimizer, count_params, current_lrs, decay_factor, warmup_steps
-from hatl.train.state import capture_rng, cpu_state_dict, file_identity, fingerprint, load_state, restore_rng, save_state
+from hatl.train.state import capture_rng, cpu_state_dict, load_state, on_sigterm, restore_rng, run_fingerprint, save_state
 from hatl.train.step import COUNT_KEYS, LOSS_KEYS, LossForward, add_sums, new_sums, optimizer_update, step_losses
 
 log = logging.getLogger(__name__)
@@ -58,22 +57,9 @@ def default_model_factory(trainer: Trainer) -> nn.Module:
         backbone = load_backbone(trainer.spec.backbone)  # type: ignore[arg-type]
     try:
         return SLTModel(trainer.spec.task, trainer.spec.model, backbone, len(trainer.gloss_vocab), len(trainer.text_vocab),
-                        cfg=trainer.config.get("model"))
+                        cfg=trainer.config["model"])
     except ValueError as err:  # sizes that do not fit together: a config problem the user can fix
         raise ConfigError(f"model section: {err}") from err
-
-
-def pick_device(tc: TrainConfig, dist: DU.DistContext) -> torch.device:
-    """training.device; one GPU per DDP rank; on a multi-GPU workstation a free GPU is claimed."""
-    device = resolve_device(tc.device)
-    if dist.enabled and device.type == "cuda":
-        return torch.device("cuda", dist.local_rank)
-    if device.type == "cuda" and should_claim(torch.cuda.device_count()):
-        claimed = claim_gpu(torch.cuda.device_count())  # concurrent trainings on one workstation
-        if claimed is not None:
-            torch.cuda.set_device(claimed)
-            return torch.device("cuda", claimed)
-    return device
 
 
 class Trainer:
@@ -81,7 +67,6 @@ class Trainer:
                  dist: DU.DistContext | None = None) -> None:
         self.spec, self.config = spec, config
         self.tc = TrainConfig.from_config(config, spec.task)
-        self.ddp_config = DU.DDPConfig.from_config(config)
         self.dist = dist or DU.DistContext()
         self.device = pick_device(self.tc, self.dist)
         self.amp = self.device.type == "cuda"
@@ -91,7 +76,7 @@ class Trainer:
         self._load_data()
         self._seed_all()
         self.model = (model_factory or default_model_factory)(self).to(self.device)
-        if self.dist.enabled and self.ddp_config.sync_batchnorm:
+        if self.dist.enabled and self.tc.ddp.sync_batchnorm:
             import torch.distributed as torch_dist
 
             # Its own process group: the statistics' all-reduces run inside forward/backward, beside DDP's.
@@ -118,26 +103,19 @@ class Trainer:
         self.log_lines: list[dict[str, Any]] = []
         self.wall_time_s = 0.0
         self.terminate_requested = False  # set by SIGTERM (e.g. a SLURM walltime): save at the next step, exit
-        self.fingerprint = fingerprint(self._fingerprint_spec())
+        self.fingerprint = run_fingerprint(spec.identity(), config, spec.dataset, self._input_files())
 
     # -- set-up ----------------------------------------------------------------------------------
     def _load_data(self) -> None:
-        from hatl.vocab import Vocabulary
-
-        self.gloss_vocab = Vocabulary.load(self.gloss_vocab_path)
-        self.text_vocab = Vocabulary.load(self.text_vocab_path)
-        self.gloss_vocab.require_fold(self.gloss_vocab_path, self.spec.fold)
-        self.text_vocab.require_fold(self.text_vocab_path, self.spec.fold)
+        self.gloss_vocab, self.text_vocab = D.load_vocabularies(self.spec.vocab_dir, self.spec.fold)
         if self.spec.data_dir is not None:
             sources = D.split_sources(self.spec.data_dir, self.spec.fold)
         else:
             sources = D.manifest_sources(self.spec.manifest, self.spec.fold)  # type: ignore[arg-type]
-        ds_text = (self.config.get("datasets", {}).get(self.spec.dataset, {}) or {}).get("text", {}) or {}
-        kwargs = dict(lowercase=bool(ds_text.get("lowercase", True)), strip_punctuation=bool(ds_text.get("strip_punctuation", True)),
-                      need_gloss=self.spec.task in ("sign2gloss2text", "gloss2text"), need_text=True)
+        options = D.split_options(self.config["datasets"][self.spec.dataset], self.spec.task)
         self.sources = {k: sources[k] for k in ("train", "dev")}
-        self.train = D.load_split(self.sources["train"], self.gloss_vocab, self.text_vocab, **kwargs)
-        self.dev = D.load_split(self.sources["dev"], self.gloss_vocab, self.text_vocab, **kwargs)
+        self.train = D.load_split(self.sources["train"], self.gloss_vocab, self.text_vocab, **options)
+        self.dev = D.load_split(self.sources["dev"], self.gloss_vocab, self.text_vocab, **options)
         self.max_len = self.tc.greedy_max_len or max(len(s.text_ids) for s in self.train.samples) + 10
         log.info("data: %d train / %d dev samples (%d / %d skipped)", len(self.train.samples), len(self.dev.samples),
                  len(self.train.skipped), len(self.dev.skipped))
@@ -148,15 +126,13 @@ class Trainer:
         np.random.seed(self.tc.seed % (2**32))
         torch.manual_seed(self.tc.seed)
 
-    def _fingerprint_spec(self) -> dict[str, Any]:
+    def _input_files(self) -> list[Path]:
         inputs = [self.sources["train"].path, self.gloss_vocab_path, self.text_vocab_path]
         if self.sources["dev"].path != self.sources["train"].path:
             inputs.append(self.sources["dev"].path)
         if self.spec.task != "gloss2text" and self.spec.backbone is not None:
             inputs.append(self.spec.backbone)
-        cfg = {k: v for k, v in self.config.items() if k not in ("datasets",)}
-        cfg["dataset"] = self.config.get("datasets", {}).get(self.spec.dataset)
-        return {"run": self.spec.identity(), "config": cfg, "inputs": [file_identity(p) for p in inputs]}
+        return inputs
 
     @property
     def gloss_vocab_path(self) -> Path:
@@ -215,16 +191,8 @@ class Trainer:
         self.terminate_requested = True
 
     def run(self) -> dict[str, Any]:
-        import signal
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
+        with on_sigterm(self.request_termination):
             return self._run()
-        previous = signal.signal(signal.SIGTERM, self.request_termination)
-        try:
-            return self._run()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
 
     def _run(self) -> dict[str, Any]:
         state = load_state(self.spec.resume_dir, self.fingerprint)
@@ -250,12 +218,12 @@ class Trainer:
             resumed_mid_epoch = False
             sums, epoch_time = self.train_epoch(epoch, start_step, sums, epoch_time, events)
             t_eval = time.perf_counter()
-            line = self._end_epoch(epoch, self._reduce_sums(sums), events)
+            line = self._end_epoch(epoch, DU.reduce_sums(sums, self.dist), events)
             epoch_time += time.perf_counter() - t_eval
             self.wall_time_s += epoch_time
             line["epoch_time_s"], line["wall_time_s"] = round(epoch_time, 3), round(self.wall_time_s, 3)
             self.log_lines.append(line)
-            self._log_epoch(line)
+            log.info("%s", epoch_message(line))
             self.save(epoch, 0, True, new_sums(), 0.0, [])
             stop = self.terminate_requested  # a SIGTERM may have reached only some ranks during the evaluation
             if self.dist.enabled:
@@ -317,15 +285,8 @@ class Trainer:
         """Greedy dev evaluation of the live model (leaves it in eval mode)."""
         return evaluate_dev(self.model, self.dev, functools.partial(self.cache.make_batch, "dev"), task=self.spec.task,
                             text_vocab=self.text_vocab, gloss_vocab=self.gloss_vocab, batch_size=self.tc.eval_batch_size,
-                            max_len=self.max_len, bleu=BleuSettings.from_config(self.config.get("evaluation") or {}),
+                            max_len=self.max_len, bleu=BleuSettings.from_config(self.config["evaluation"]),
                             autocast=self._autocast, device=self.device)
-
-    def _reduce_sums(self, sums: dict[str, float]) -> dict[str, float]:
-        """The epoch's running sums over all ranks (identity for a single process)."""
-        if not self.dist.enabled:
-            return sums
-        keys = sorted(sums)
-        return dict(zip(keys, DU.all_reduce_sum([float(sums[k]) for k in keys])))
 
     def _end_epoch(self, epoch: int, sums: dict[str, float], events: list[dict[str, Any]]) -> dict[str, Any]:
         n = max(1, sums["n"])
@@ -347,22 +308,11 @@ class Trainer:
         line.update({f"dev_{k}": v for k, v in dev.items()})
         line.update({
             "metric_name": self.tc.metric, "metric": metric, "metric_avg": avg, "best_metric": self.controller.state.best,
-            "delta": delta, "tau": self.tc.tau, "trainable_layers": sorted(self.trainable), "n_trainable_layers": len(self.trainable),
+            "delta": delta, "tau": self.tc.controller.tau, "trainable_layers": sorted(self.trainable), "n_trainable_layers": len(self.trainable),
             "n_trainable_params": self.n_trainable_params(), "lr": current_lrs(self.optimizer),
             "cached_backbone_features": self.cache.use_features(), "cached_frozen_layers": self.cache.cached_layers(), "events": events,
         })
         return line
-
-    def _log_epoch(self, line: dict[str, Any]) -> None:
-        parts = [f"epoch {line['epoch']}", f"loss {line['loss_total']:.4f}"]
-        if line["metric"] is not None:
-            parts.append(f"dev bleu4 {line['dev_bleu4']:.2f}")
-            if line["dev_ctc_loss"] is not None:
-                parts.append(f"ctc {line['dev_ctc_loss']:.4f} wer {line['dev_wer'] if line['dev_wer'] is not None else float('nan'):.2f}")
-            parts.append(f"M {line['metric']:.5f} M̄ {line['metric_avg']:.5f} Δ {line['delta']:.5f}")
-        parts += [f"layers {line['trainable_layers']}", f"{line['epoch_time_s']:.1f}s"]
-        ev = ", ".join(e["type"] + (f" L{e['layer']}" if "layer" in e else "") for e in line["events"])
-        log.info("%s%s", " | ".join(parts), f" | {ev}" if ev else "")
 
     # -- outputs -----------------------------------------------------------------------------------
     def _epoch_of_round(self, r: int) -> int:
@@ -405,7 +355,7 @@ class Trainer:
         out = self.spec.out_dir
         out.mkdir(parents=True, exist_ok=True)
         args = model_args(self.model, self.spec.task, self.spec.model, len(self.gloss_vocab), len(self.text_vocab),
-                          self.config.get("model", {}))
+                          self.config["model"])
         save_trained(out / "best.pt", self.best_state, args,
                      vocab={"gloss": str(self.gloss_vocab_path), "text": str(self.text_vocab_path)}, run=self.spec.identity(),
                      best_epoch=summary["best_epoch"], best_metric=summary["best_metric"], metric_name=self.tc.metric,
@@ -422,7 +372,7 @@ class Trainer:
         rng_ranks = None
         if self.dist.enabled:  # a collective: every rank calls save at the same points; rank 0 writes
             rng_ranks = DU.gather_objects(capture_rng())
-            sums = self._reduce_sums(sums)
+            sums = DU.reduce_sums(sums, self.dist)
             if not self.dist.is_main:
                 return
         save_state(self.spec.resume_dir, {
@@ -462,13 +412,13 @@ def train_run(spec: RunSpec, config: dict[str, Any], model_factory: ModelFactory
     ctx = DU.context_from_env()
     if not ctx.enabled:
         return Trainer(spec, config, model_factory).run()
-    ddp = DU.DDPConfig.from_config(config)
-    device = resolve_device(TrainConfig.from_config(config, spec.task).device)
+    tc = TrainConfig.from_config(config, spec.task)
+    device = resolve_device(tc.device)
     if device.type == "cuda":
         torch.cuda.set_device(ctx.local_rank)
     if not ctx.is_main:  # one readable log: the other ranks report only warnings and errors
         logging.getLogger("hatl").setLevel(logging.WARNING)
-    DU.init_process_group(ctx, DU.pick_backend(ddp.backend, device), ddp.timeout_min)
+    DU.init_process_group(ctx, DU.pick_backend(tc.ddp.backend, device), tc.ddp.timeout_min)
     try:
         return Trainer(spec, config, model_factory, dist=ctx).run()
     finally:

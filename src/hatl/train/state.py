@@ -12,12 +12,16 @@ task, strategy, fold, input files); a state with another fingerprint is not resu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import random
+import signal
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,13 @@ def fingerprint(spec: dict[str, Any]) -> str:
     """sha256 of a canonical JSON of the run's defining facts."""
     blob = json.dumps(spec, sort_keys=True, default=str, ensure_ascii=True).encode()
     return hashlib.sha256(blob).hexdigest()
+
+
+def run_fingerprint(run: dict[str, str], config: dict[str, Any], dataset: str, inputs: list[Path]) -> str:
+    """The fingerprint of a run: its identity, its config (of the datasets, only its own) and its input files."""
+    cfg = {k: v for k, v in config.items() if k not in ("datasets",)}
+    cfg["dataset"] = config.get("datasets", {}).get(dataset)
+    return fingerprint({"run": run, "config": cfg, "inputs": [file_identity(p) for p in inputs]})
 
 
 def file_identity(path: str | Path) -> dict[str, Any]:
@@ -136,3 +147,16 @@ def drill_pause(epoch: int, step_in_epoch: int, epoch_done: bool) -> None:
                 step_in_epoch, gate / "go")
     while not (gate / "go").exists():
         time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def on_sigterm(handler: Callable[..., None]) -> Iterator[None]:
+    """``handler`` answers SIGTERM (e.g. a SLURM walltime) inside the block; only the main thread may set it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,39 @@
+"""Helpers shared by several test modules (import them: ``from helpers import ...``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+MANIFEST_COLUMNS = ["sample_id", "split", "fold", "signer", "gloss", "text", "source", "source_kind", "fps", "n_frames", "shard"]
+
+
+def write_manifest(path: Path, rows: list[dict], **defaults: Any) -> Path:
+    """A manifest of ``rows``; columns a row leaves out come from ``defaults``, then from a held-out test clip."""
+    base = {"split": "test", "fold": -1, "signer": "s0", "gloss": "", "text": "", "fps": 25.0, "n_frames": 0, "shard": 0, **defaults}
+    pd.DataFrame([{**base, **r} for r in rows], columns=MANIFEST_COLUMNS).to_parquet(path)
+    return path
+
+
+def schema_config(**sections: Any) -> dict[str, Any]:
+    """A validated config of one demo dataset: every value not in ``sections`` is the schema's default."""
+    from hatl.config import validate_config
+
+    return validate_config({"datasets": {"tiny": {"adapter": "demo", "demo_profile": "phoenix14t"}}, **sections})
+
+
+def schema_train_config(task: str = "sign2text", **training: Any):
+    """``TrainConfig`` of the schema's defaults (Table 4), with ``training`` keys replaced."""
+    from hatl.train.config import TrainConfig
+
+    return TrainConfig.from_config(schema_config(training=training), task)
+
+
+def write_generic_config(path: Path, **preprocess: Any) -> Path:
+    """A config file with one ``generic`` dataset ``vid`` and the given ``preprocess`` sections."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({"datasets": {"vid": {"adapter": "generic"}}, "preprocess": preprocess}))
+    return path
