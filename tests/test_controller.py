@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-from helpers import schema_train_config
 from hatl.train.controller import (
     ControllerConfig,
     ControllerState,
@@ -17,6 +16,7 @@ from hatl.train.controller import (
     is_better,
     moving_average,
 )
+from helpers import schema_train_config
 
 FLAT = 0.25  # a plateaued BLEU-4 (as a fraction)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
+import helpers
 from conftest import real_data_path
 from hatl.cli import main
 from hatl.config import validate_config
@@ -18,15 +18,11 @@ from hatl.keypoints.cli import keypoints_shard
 from hatl.keypoints.convert import read_npy_sequence, remap_record
 from hatl.landmarks import build_layout
 
-MANIFEST_COLUMNS = ["sample_id", "split", "fold", "signer", "gloss", "text", "source", "source_kind", "fps", "n_frames", "shard"]
 MEDASL = {"ALLERGY SKIN TEST DO WILL": 58, "ARM KEEP ELEVATE REDUCE SWELLING": 67, "BLOOD PRESSURE CHECK REGULAR IMPORTANT": 65}
 
 
 def write_manifest(path: Path, rows: list[dict]) -> Path:
-    full = [{"split": "trainval", "fold": 0, "signer": "s0", "gloss": "", "text": "", "fps": 30.0, "n_frames": 0, "shard": 0, **r}
-            for r in rows]
-    pd.DataFrame(full, columns=MANIFEST_COLUMNS).to_parquet(path)
-    return path
+    return helpers.write_manifest(path, rows, split="trainval", fold=0, fps=30.0)
 
 
 def make_config(adapter: str = "medasl", keypoints: dict | None = None) -> dict:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -18,21 +17,11 @@ from hatl.keypoint_store import read_keypoints, read_layout, read_meta
 from hatl.keypoints.cli import keypoints_shard
 from hatl.keypoints.holistic import HolisticConfig, HolisticExtractor, source_groups
 from hatl.landmarks import build_layout
-
-MANIFEST_COLUMNS = ["sample_id", "split", "fold", "signer", "gloss", "text", "source", "source_kind", "fps", "n_frames", "shard"]
-
-
-def write_manifest(path: Path, rows: list[dict]) -> Path:
-    full = [{"split": "test", "fold": -1, "signer": "s0", "gloss": "", "text": "", "fps": 25.0, "n_frames": 0, "shard": 0, **r}
-            for r in rows]
-    pd.DataFrame(full, columns=MANIFEST_COLUMNS).to_parquet(path)
-    return path
+from helpers import write_generic_config, write_manifest
 
 
 def write_config(path: Path, keypoints: dict | None = None) -> Path:
-    cfg = {"datasets": {"vid": {"adapter": "generic"}}, "preprocess": {"keypoints": keypoints or {}}}
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return write_generic_config(path, keypoints=keypoints or {})
 
 
 def hatl(*args: str | Path) -> int:

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from conftest import real_data_path
 from hatl.cli import main
@@ -25,21 +24,11 @@ from hatl.video.resize import (
     read_shard,
     resize_shard,
 )
-
-MANIFEST_COLUMNS = ["sample_id", "split", "fold", "signer", "gloss", "text", "source", "source_kind", "fps", "n_frames", "shard"]
-
-
-def write_manifest(path: Path, rows: list[dict]) -> Path:
-    full = [{"split": "test", "fold": -1, "signer": "s0", "gloss": "", "text": "", "fps": 25.0, "n_frames": 0, "shard": 0, **r}
-            for r in rows]
-    pd.DataFrame(full, columns=MANIFEST_COLUMNS).to_parquet(path)
-    return path
+from helpers import write_generic_config, write_manifest
 
 
 def write_config(path: Path, resize: dict | None = None) -> Path:
-    cfg = {"datasets": {"vid": {"adapter": "generic"}}, "preprocess": {"resize": resize or {}}}
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return write_generic_config(path, resize=resize or {})
 
 
 def run_resize(tmp_path: Path, manifest: Path, out: Path, shard: int = 0) -> int:
