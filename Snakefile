@@ -6,6 +6,7 @@ from snakemake.utils import min_version, validate
 
 from hatl.config import apply_command_line, validate_config
 from hatl.errors import ConfigError
+from hatl.experiment import STRATEGIES, TASKS, TRANSLATORS
 
 min_version("9.0")
 
@@ -31,9 +32,9 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
     source=r"isl_kinect",
     shard=r"\d+",
-    model=r"transformer|adat",
-    task=r"sign2text|sign2gloss2text|gloss2text",
-    strategy=r"classical|full|hatl",
+    model="|".join(TRANSLATORS),
+    task="|".join(TASKS),
+    strategy="|".join(STRATEGIES),
     fold=r"main|fold\d+",
     split=r"train|dev|test|trainval",
     order=r"\d+",

@@ -445,7 +445,8 @@ def data_facts(manifest: Path, fold: str, cfg: dict[str, Any] | None) -> dict[st
     from hatl.errors import InputError
     from hatl.folds import fold_rows
     from hatl.text import normalise_gloss
-    from hatl.vocab import TextNormalisation, read_manifest
+    from hatl.datasets.manifest import read_manifest
+    from hatl.vocab import TextNormalisation
 
     if not manifest.exists():
         return {"status": "missing", "manifest": str(manifest)}

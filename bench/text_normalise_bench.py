@@ -84,7 +84,8 @@ def main() -> int:
     sys.path.insert(0, str(REPO / "src"))
     from hatl import lm, stats
     from hatl.config import validate_config
-    from hatl.vocab import VocabConfig, build_vocabularies, read_manifest
+    from hatl.datasets.manifest import read_manifest
+    from hatl.vocab import VocabConfig, build_vocabularies
 
     cfg = validate_config({"datasets": {"bench": {"adapter": "generic"}}, "lm": {"memory": "200M"}})
     with tempfile.TemporaryDirectory() as tmp:

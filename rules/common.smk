@@ -16,6 +16,8 @@ from hatl.config import (
     validate_config,
 )
 from hatl.errors import ConfigError
+from hatl.experiment import FIGURE_TABLE, RUNS, TABLE_DATASET, TEXT_ONLY_TASKS
+from hatl.experiment import run_dir as run_folder
 
 RESULTS = "results"
 DATASETS = list(config["datasets"])
@@ -25,7 +27,6 @@ for _dataset in DATASETS:
         validate_config(effective_config(config, _dataset))
     except ConfigError as err:
         raise WorkflowError(f"dataset {_dataset}: {err}") from None
-TEXT_ONLY_TASKS = {"gloss2text"}
 
 
 def _write_if_changed(path, text):
@@ -103,7 +104,7 @@ def needs_keypoints(dataset):
 
 
 def run_dir(dataset, model, task, strategy, fold):
-    return f"{RESULTS}/runs/{dataset}/{model}/{task}/{strategy}/{fold}"
+    return str(run_folder(f"{RESULTS}/{RUNS}", dataset, model, task, strategy, fold))
 
 
 def strategies_for(task):
@@ -274,7 +275,7 @@ def attempt_scaled(base, attempt):
 
 def dataset_for_table(number):
     """Which configured dataset a paper table (5, 6, 7) is computed from."""
-    wanted = {5: "phoenix14t", 6: "isharah", 7: "medasl"}[number]
+    wanted = TABLE_DATASET[number]
     for ds in DATASETS:
         cfg = ds_cfg(ds)
         if (
@@ -305,9 +306,6 @@ def table_targets():
             continue
         targets.append(f"{RESULTS}/table{number}.csv")
     return targets
-
-
-FIGURE_TABLE = {2: 5, 3: 6, 4: 7, 5: 5, 6: 6, 7: 7, 8: 5, 9: 6, 10: 7}
 
 
 def figure_dataset(wildcards):

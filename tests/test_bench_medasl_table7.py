@@ -85,7 +85,7 @@ def workdir(tmp_path: Path) -> Path:
         "gloss": ["PAIN HAVE", "PAIN WHERE", "DOCTOR COME", "PILL TAKE", "PAIN HAVE YOU", ""],
         "text": ["Where is the pain?", "where does it hurt", "the doctor comes", "take the pill", "Take the pill!",
                  "the pain is new"],
-        "source": ["x"] * 6, "source_kind": ["npy"] * 6, "fps": [30.0] * 6, "n_frames": [10] * 6,
+        "source": ["x"] * 6, "source_kind": ["npy"] * 6, "fps": [30.0] * 6, "n_frames": [10] * 6, "shard": [0] * 6,
     })
     (wd / "results" / "medasl").mkdir(parents=True)
     manifest.to_parquet(wd / "results" / "medasl" / "manifest.parquet")

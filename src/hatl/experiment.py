@@ -1,9 +1,12 @@
-"""The experiment's fixed vocabulary: its axes, the special token ids, and the names things go by.
+"""The experiment's fixed vocabulary: its axes, the special token ids, the paper's names, the run folders.
 
-Every other module takes these from here, so adding a translator or renaming a dataset is one edit.
+Every other module (and the Snakemake rules, through rules/common.smk) takes these from here, so adding a
+translator or renaming a dataset is one edit.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 # -- axes: a run is dataset × translator × task × strategy × fold ------------------------------------
 TRANSLATORS = ("transformer", "adat")
@@ -15,3 +18,38 @@ GLOSS_TASKS = ("sign2gloss2text", "gloss2text")  # tasks that read glosses (as t
 # -- special token ids, the same in every vocabulary (docs/architecture.md) -------------------------
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 BLANK = 4  # the gloss vocabulary's CTC blank
+
+# -- the paper's names -------------------------------------------------------------------------------
+DATASET_NAMES = {"phoenix14t": "PHOENIX14T", "isharah": "Isharah", "medasl": "MedASL"}
+TRANSLATOR_NAMES = {"transformer": "Transformer", "adat": "ADAT"}
+TASK_ORDER = ("sign2gloss2text", "sign2text", "gloss2text")  # the order of the paper's tables
+TASK_NAMES = {"sign2gloss2text": "Sign2Gloss2Text", "sign2text": "Sign2Text", "gloss2text": "Gloss2Text"}
+STRATEGY_NAMES = {"classical": "Classical Fine-tuning", "full": "Full Fine-tuning", "hatl": "HATL"}
+TABLE_DATASET = {5: "phoenix14t", 6: "isharah", 7: "medasl"}  # the paper's result table of each dataset
+# Figures 2-4 (training time), 5-7 (time against unfrozen layers), 8-10 (unfreezing timelines): one per dataset.
+FIGURE_TABLE = {2: 5, 3: 6, 4: 7, 5: 5, 6: 6, 7: 7, 8: 5, 9: 6, 10: 7}
+
+# -- run folders: <runs root>/<dataset>/<model>/<task>/<strategy>/<fold> ---------------------------------
+RUNS = "runs"  # the runs root's name under the results folder
+RUN_KEYS = ("dataset", "model", "task", "strategy", "fold")
+
+
+def run_dir(runs_root: str | Path, dataset: str, model: str, task: str, strategy: str, fold: str) -> Path:
+    return Path(runs_root, dataset, model, task, strategy, fold)
+
+
+def run_glob(dataset: str, name: str) -> str:
+    """Glob pattern (below the runs root) of file ``name`` in every run folder of ``dataset``."""
+    return "/".join([dataset, *["*"] * (len(RUN_KEYS) - 1), name])
+
+
+def parse_run_dir(path: str | Path) -> dict[str, str] | None:
+    """Identity of a run folder ``.../runs/<dataset>/<model>/<task>/<strategy>/<fold>`` (None if not one)."""
+    parts = Path(path).resolve().parts
+    if RUNS not in parts:
+        return None
+    i = len(parts) - 1 - parts[::-1].index(RUNS)
+    tail = parts[i + 1:]
+    if len(tail) < len(RUN_KEYS):
+        return None
+    return dict(zip(RUN_KEYS, tail[: len(RUN_KEYS)]))

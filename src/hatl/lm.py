@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from hatl.config import dataset_config, effective_config, load_config
+from hatl.datasets.manifest import read_manifest
 from hatl.errors import ConfigError, HatlError, InputError
 from hatl.io import atomic_path, write_json
 from hatl.provenance import provenance
 from hatl.folds import MAIN, FoldRows, fold_rows
-from hatl.vocab import TextNormalisation, read_manifest
+from hatl.vocab import TextNormalisation
 
 log = logging.getLogger(__name__)
 

@@ -42,12 +42,12 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from hatl.config import effective_config, load_config
+from hatl.datasets.manifest import read_manifest
 from hatl.errors import InputError
 from hatl.io import atomic_dir, write_json
 from hatl.keypoint_store import KeypointRecord, iter_keypoints, read_meta, records_to_table, schema
 from hatl.landmarks import Layout, layout_from_dict
 from hatl.provenance import provenance
-from hatl.vocab import read_manifest
 
 log = logging.getLogger(__name__)
 

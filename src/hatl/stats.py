@@ -29,13 +29,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from hatl.config import dataset_config, load_config
+from hatl.datasets.manifest import read_manifest
 from hatl.errors import InputError
 from hatl.io import atomic_path, write_json, write_text
 from hatl.keypoint_store import read_meta
 from hatl.landmarks import layout_from_dict
 from hatl.provenance import provenance
 from hatl.text import normalise_gloss
-from hatl.vocab import TextNormalisation, read_manifest
+from hatl.vocab import TextNormalisation
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ REPORTED: dict[str, dict[str, Any]] = {
                "gloss_vocab": 1142, "text_vocab": 1682, "gloss_avg_len": 5.35, "text_avg_len": 8.60,
                "gloss_cv": 0.12, "text_cv": 0.0},
 }
-PAPER_NAMES = {"phoenix14t": "PHOENIX14T", "isharah": "Isharah", "medasl": "MedASL"}
 
 
 # --------------------------------------------------------------------------------------------- Table 3

@@ -36,7 +36,9 @@ import pandas as pd
 
 from hatl.config import dataset_config, effective_config, load_config
 from hatl.datasets.base import check_manifest_for_tasks
+from hatl.datasets.manifest import read_manifest
 from hatl.errors import InputError
+from hatl.experiment import BLANK, BOS, EOS, GLOSS_TASKS, PAD, UNK
 from hatl.folds import MAIN, fold_rows
 from hatl.io import atomic_dir, atomic_path, write_json
 from hatl.provenance import provenance
@@ -44,38 +46,15 @@ from hatl.text import normalise_gloss, normalise_text
 
 log = logging.getLogger(__name__)
 
-PAD_ID, BOS_ID, EOS_ID, UNK_ID, BLANK_ID = 0, 1, 2, 3, 4
+PAD_ID, BOS_ID, EOS_ID, UNK_ID, BLANK_ID = PAD, BOS, EOS, UNK, BLANK
 SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<s>", "</s>", "<unk>")
 BLANK_TOKEN = "<blank>"
 GLOSS_SPECIALS: tuple[str, ...] = (*SPECIAL_TOKENS, BLANK_TOKEN)
 
-MANIFEST_COLUMNS = ("sample_id", "split", "fold", "signer", "gloss", "text", "source", "source_kind", "fps", "n_frames")
-GLOSS_TASKS = frozenset({"sign2gloss2text", "gloss2text"})  # tasks that read glosses (as targets or inputs)
 SPM_MODEL_NAME = "text.spm.model"
 
 
 # --------------------------------------------------------------------------------------------- manifest
-
-
-def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read a manifest and check the columns the text/keypoint stages rely on (docs/architecture.md)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, None, "manifest does not exist")
-    try:
-        df = pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises several types for a corrupt file
-        raise InputError(path, None, f"cannot read the manifest as Parquet: {err}") from err
-    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
-    if missing:
-        raise InputError(path, None, f"manifest lacks column(s) {missing}")
-    dup = df["sample_id"][df["sample_id"].duplicated()]
-    if len(dup):
-        raise InputError(path, str(dup.iloc[0]), f"sample_id is not unique ({len(dup)} duplicate row(s))")
-    # The contract allows "" for gloss/text; a null is the same absence, so treat it as "".
-    for col in ("gloss", "text", "signer"):
-        df[col] = df[col].fillna("").astype(str)
-    return df.reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------- configs
@@ -398,7 +377,7 @@ def check_training_targets(
 
     Emptiness is judged after normalisation: a sentence of punctuation only is an empty target too.
     """
-    needs_gloss = bool(GLOSS_TASKS.intersection(tasks))
+    needs_gloss = any(task in GLOSS_TASKS for task in tasks)
     for row in train.itertuples(index=False):
         if not norm.apply(row.text):
             raise InputError(

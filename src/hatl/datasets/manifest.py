@@ -207,18 +207,25 @@ def splits_provenance_path(splits_out: Path) -> Path:
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
-    """The manifest as a DataFrame (columns in contract order)."""
+    """The manifest as a DataFrame (columns in contract order), for every later stage: the file, its columns
+    and the uniqueness of ``sample_id`` are checked; a null gloss, text or signer reads as "" (the same absence)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, None, "manifest does not exist (run `hatl manifest` first)")
     try:
         table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as err:
+    except (pa.ArrowException, OSError) as err:
         raise InputError(path, None, f"not a readable Parquet file: {err}") from err
     missing = [c for c in MANIFEST_COLUMNS if c not in table.column_names]
     if missing:
         raise InputError(path, None, f"not a hatl manifest: missing columns {missing}")
-    return table.to_pandas()[list(MANIFEST_COLUMNS)]
+    df = table.to_pandas()[list(MANIFEST_COLUMNS)]
+    dup = df["sample_id"][df["sample_id"].duplicated()]
+    if len(dup):
+        raise InputError(path, str(dup.iloc[0]), f"sample_id is not unique ({len(dup)} duplicate row(s))")
+    for col in ("gloss", "text", "signer"):
+        df[col] = df[col].fillna("").astype(str)
+    return df
 
 
 def manifest_meta(path: str | Path) -> dict[str, Any]:

@@ -35,7 +35,7 @@ import torch
 
 from hatl.config import effective_config, load_config
 from hatl.errors import InputError
-from hatl.experiment import BLANK
+from hatl.experiment import BLANK, GLOSS_TASKS
 from hatl.evaluate.lm_fusion import WordLM, load_kenlm
 from hatl.io import atomic_path, write_json
 from hatl.models.beam import BeamConfig, SpecialIds, beam_search, model_step_fn
@@ -101,7 +101,7 @@ def decode_samples(
                 "ref": sample.text,
                 "hyp": text_vocab.decode(fused[j].tokens),
                 "hyp_nolm": text_vocab.decode(plain[j].tokens),
-                "gloss_ref": sample.gloss if task in ("sign2gloss2text", "gloss2text") else None,
+                "gloss_ref": sample.gloss if task in GLOSS_TASKS else None,
                 "gloss_hyp": glosses[j],
                 "score": fused[j].score,
             }

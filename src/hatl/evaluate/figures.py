@@ -32,8 +32,11 @@ import numpy as np
 
 from hatl.config import effective_config, load_config
 from hatl.errors import InputError
-from hatl.evaluate.paper_numbers import MODEL_NAMES, STRATEGY_NAMES
-from hatl.evaluate.score import RUN_KEYS, parse_run_dir
+from hatl.experiment import DATASET_NAMES, FIGURE_TABLE, RUN_KEYS, STRATEGY_NAMES, TABLE_DATASET, TASK_NAMES, TASK_ORDER
+from hatl.experiment import STRATEGIES as STRATEGY_ORDER
+from hatl.experiment import TRANSLATOR_NAMES as MODEL_NAMES
+from hatl.experiment import TRANSLATORS as MODEL_ORDER
+from hatl.experiment import parse_run_dir, run_glob
 from hatl.io import atomic_path, read_json, write_json
 from hatl.provenance import provenance
 
@@ -42,12 +45,6 @@ log = logging.getLogger(__name__)
 KINDS = {2: "training-time", 3: "training-time", 4: "training-time",
          5: "time-vs-layers", 6: "time-vs-layers", 7: "time-vs-layers",
          8: "timeline", 9: "timeline", 10: "timeline"}
-PAPER_DATASET = {2: "PHOENIX14T", 3: "Isharah", 4: "MedASL", 5: "PHOENIX14T", 6: "Isharah", 7: "MedASL",
-                 8: "PHOENIX14T", 9: "Isharah", 10: "MedASL"}
-TASK_NAMES = {"sign2gloss2text": "Sign2Gloss2Text", "sign2text": "Sign2Text", "gloss2text": "Gloss2Text"}
-TASK_ORDER = ("sign2gloss2text", "sign2text", "gloss2text")
-MODEL_ORDER = ("transformer", "adat")
-STRATEGY_ORDER = ("classical", "full", "hatl")
 # Colour-blind-safe (Okabe-Ito) and the same everywhere: strategies in bar charts, models in line charts.
 STRATEGY_COLOURS = {"classical": "#0072B2", "full": "#E69F00", "hatl": "#009E73"}
 MODEL_COLOURS = {"transformer": "#CC79A7", "adat": "#56B4E9"}
@@ -122,7 +119,7 @@ def load_run_log(run_dir: str | Path) -> RunLog:
 
 
 def find_runs(runs_root: str | Path, dataset: str) -> list[Path]:
-    return sorted(p.parent for p in Path(runs_root).glob(f"{dataset}/*/*/*/*/summary.json"))
+    return sorted(p.parent for p in Path(runs_root).glob(run_glob(dataset, "summary.json")))
 
 
 # ------------------------------------------------------------------------------------------ plotting
@@ -386,7 +383,7 @@ def run(args: argparse.Namespace) -> int:
     paths = save_figure(fig, args.out, fig_cfg.get("dpi", 150))
     write_json(args.out.with_suffix(".json"), {
         "figure": args.figure, "kind": kind, "dataset": args.dataset, "data": data_kind,
-        "paper_dataset": PAPER_DATASET.get(int(args.figure)) if args.figure != "curves" else None,
+        "paper_dataset": DATASET_NAMES[TABLE_DATASET[FIGURE_TABLE[int(args.figure)]]] if args.figure != "curves" else None,
         "runs": [str(r.path) for r in runs], "files": [str(p) for p in paths], "provenance": provenance(eff),
     })
     log.info("wrote %s (+ .pdf) from %d run(s)", args.out, len(runs))

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hatl.experiment import STRATEGY_NAMES, TRANSLATOR_NAMES
+
 Values = tuple[float | None, float | None, float | None, float | None, float | None]
 METRICS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge")
-TABLE_DATASET = {5: "PHOENIX14T", 6: "Isharah", 7: "MedASL"}
-MODEL_NAMES = {"transformer": "Transformer", "adat": "ADAT"}
-STRATEGY_NAMES = {"classical": "Classical Fine-tuning", "full": "Full Fine-tuning", "hatl": "HATL"}
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ def _lit(task: str, name: str, dev: Values, test: Values) -> PaperRow:
 
 
 def _ours(task: str, model: str, strategy: str, dev: Values, test: Values) -> PaperRow:
-    return PaperRow(task, f"{MODEL_NAMES[model]} ({STRATEGY_NAMES[strategy]})", model, strategy, dev, test)
+    return PaperRow(task, f"{TRANSLATOR_NAMES[model]} ({STRATEGY_NAMES[strategy]})", model, strategy, dev, test)
 
 
 # Tables 5 (PHOENIX14T), 6 (Isharah), 7 (MedASL), in the paper's row order.

@@ -19,28 +19,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from hatl import metrics
 from hatl.config import load_config
 from hatl.errors import InputError
-from hatl import metrics
+from hatl.experiment import parse_run_dir
 from hatl.io import write_json
 from hatl.provenance import provenance
 
 log = logging.getLogger(__name__)
 
-RUN_KEYS = ("dataset", "model", "task", "strategy", "fold")
 _SPLIT_RE = re.compile(r"^decoded\.([A-Za-z0-9_-]+)\.jsonl$")
-
-
-def parse_run_dir(path: str | Path) -> dict[str, str] | None:
-    """Identity of a run folder ``.../runs/<dataset>/<model>/<task>/<strategy>/<fold>`` (None if not one)."""
-    parts = Path(path).resolve().parts
-    if "runs" not in parts:
-        return None
-    i = len(parts) - 1 - parts[::-1].index("runs")
-    tail = parts[i + 1:]
-    if len(tail) < 5:
-        return None
-    return dict(zip(RUN_KEYS, tail[:5]))
 
 
 def split_of(path: Path) -> str:

@@ -33,18 +33,19 @@ from hatl.config import effective_config, is_demo, load_config
 from hatl.errors import ConfigError, InputError
 from hatl.evaluate.bootstrap import paired_bootstrap, sentence_stats
 from hatl.evaluate.collapse import COLLAPSE_RATIO, constant_floor, distinct_outputs
-from hatl.metrics import ROUGE_VARIANT, BleuSettings
-from hatl.evaluate.paper_numbers import METRICS, MODEL_NAMES, PAPER_TABLE4, STRATEGY_NAMES, TABLE_DATASET, rows_for
-from hatl.evaluate.score import RUN_KEYS, parse_run_dir, read_decoded
+from hatl.evaluate.paper_numbers import METRICS, PAPER_TABLE4, rows_for
+from hatl.evaluate.score import read_decoded
+from hatl.experiment import DATASET_NAMES, RUN_KEYS, STRATEGY_NAMES, TABLE_DATASET, TASK_NAMES, TASK_ORDER
+from hatl.experiment import STRATEGIES as STRATEGY_ORDER
+from hatl.experiment import TRANSLATOR_NAMES as MODEL_NAMES
+from hatl.experiment import TRANSLATORS as MODEL_ORDER
+from hatl.experiment import parse_run_dir, run_glob
 from hatl.io import read_json, write_json, write_text
+from hatl.metrics import ROUGE_VARIANT, BleuSettings
 from hatl.provenance import provenance
 
 log = logging.getLogger(__name__)
 
-TASK_ORDER = ("sign2gloss2text", "sign2text", "gloss2text")
-TASK_NAMES = {"sign2gloss2text": "Sign2Gloss2Text", "sign2text": "Sign2Text", "gloss2text": "Gloss2Text"}
-MODEL_ORDER = ("transformer", "adat")
-STRATEGY_ORDER = ("classical", "full", "hatl")
 SPLITS = ("dev", "test")
 VALUE_COLUMNS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
 METRIC_LABELS = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4", "rouge": "ROUGE"}
@@ -120,7 +121,7 @@ def load_scored_run(path: str | Path) -> ScoredRun:
 
 
 def find_scores(runs_root: str | Path, dataset: str) -> list[Path]:
-    return sorted(Path(runs_root).glob(f"{dataset}/*/*/*/*/scores.json"))
+    return sorted(Path(runs_root).glob(run_glob(dataset, "scores.json")))
 
 
 # ------------------------------------------------------------------------------------------ measured rows
@@ -495,10 +496,10 @@ def collapse_note(frame: pd.DataFrame) -> str:
 
 def results_markdown(frame: pd.DataFrame, table: int, meta: dict[str, Any]) -> str:
     lines = [
-        f"<!-- Table {table}: {TABLE_DATASET[table]} ({meta['dataset']}). ROUGE: {meta['rouge_variant']}. "
+        f"<!-- Table {table}: {DATASET_NAMES[TABLE_DATASET[table]]} ({meta['dataset']}). ROUGE: {meta['rouge_variant']}. "
         f"BLEU-1..4 sacrebleu signature: {_signature_text(meta['bleu_signature'])}. code {meta['code_version']}. -->",
         "",
-        f"**Table {table}.** Translation quality on {TABLE_DATASET[table]} (dataset `{meta['dataset']}`, our data: "
+        f"**Table {table}.** Translation quality on {DATASET_NAMES[TABLE_DATASET[table]]} (dataset `{meta['dataset']}`, our data: "
         f"{meta['data']}). Reported rows are the paper's; measured rows are ours (mean ± sd over folds where "
         "there are several). p = one-sided paired bootstrap p-value that HATL beats that baseline on test. "
         f"*{FLOOR_NAME}*: the dev reference with the best dev BLEU-4, emitted for every input (the floor a model "
@@ -586,7 +587,7 @@ def run(args: argparse.Namespace) -> int:
     _write_csv(args.out, frame)
     write_text(md_path, results_markdown(frame, args.table, meta))
     write_json(json_path, {
-        "table": args.table, "dataset": args.dataset, "paper_dataset": TABLE_DATASET[args.table], "data": data_kind,
+        "table": args.table, "dataset": args.dataset, "paper_dataset": DATASET_NAMES[TABLE_DATASET[args.table]], "data": data_kind,
         "rouge_variant": ROUGE_VARIANT, "bleu_signature": meta["bleu_signature"], "bleu_settings": dataclasses.asdict(settings),
         "bootstrap": boot, "p_value": "one-sided paired bootstrap on test: (1 + #{baseline >= HATL}) / (1 + samples)",
         "aggregation": "mean over folds; *_sd = sample standard deviation (ddof=1) when there are >= 2 folds",
