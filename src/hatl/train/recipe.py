@@ -1,14 +1,9 @@
 """One training run (dataset × translator × task × strategy × fold), resumable at any moment: the loop.
 
-Strategies (paper section 5.2, Algorithm 1): ``classical`` trains the translator on a frozen backbone,
-``full`` trains everything from the first step, ``hatl`` releases backbone layers one at a time as
-:class:`hatl.train.controller.HatlController` decides. All three share data, optimizer settings, dev
-metric, best-checkpoint selection and early stopping; they differ only in which layers train when.
-
-The components: :mod:`.config` (what defines the run), :mod:`.feature_cache` (batches, with what a frozen
-backbone computes cached), :mod:`.step` (the optimisation step, 1 or N processes), :mod:`.dev` (dev
-evaluation), :mod:`.state` (the resume state), :mod:`hatl.models.trained` (``best.pt``).
-Outputs (``--out-dir``, written only at the very end): ``best.pt``, ``log.jsonl``, ``summary.json``.
+The strategies (classical, full, hatl) share everything but which backbone layers train when, which
+:class:`hatl.train.controller.HatlController` decides (docs/training.md). Components: :mod:`.config`,
+:mod:`.feature_cache` (batches), :mod:`.step` (one optimisation step, 1 or N processes), :mod:`.dev` (dev
+evaluation), :mod:`.state` (resume state), :mod:`hatl.models.trained` (``best.pt``).
 """
 
 from __future__ import annotations
@@ -17,13 +12,11 @@ import contextlib
 import functools
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -39,7 +32,8 @@ from hatl.train.controller import ControllerState, HatlController
 from hatl.train.dev import DevResult, epoch_message, evaluate_dev, release_value
 from hatl.train.feature_cache import FeatureCache
 from hatl.train.optim import apply_lr, build_groups, build_optimizer, count_params, current_lrs, decay_factor, warmup_steps
-from hatl.train.state import capture_rng, cpu_state_dict, load_state, on_sigterm, restore_rng, run_fingerprint, save_state
+from hatl.train.state import (capture_rng, cpu_state_dict, load_state, on_sigterm, restore_rng, run_fingerprint, save_state,
+                              seed_everything)
 from hatl.train.step import COUNT_KEYS, LOSS_KEYS, LossForward, add_sums, new_sums, optimizer_update, step_losses
 
 log = logging.getLogger(__name__)
@@ -74,7 +68,7 @@ class Trainer:
         if threads:
             torch.set_num_threads(threads)
         self._load_data()
-        self._seed_all()
+        seed_everything(self.tc.seed)  # one seed for every run of the config: all strategies start from the same init
         self.model = (model_factory or default_model_factory)(self).to(self.device)
         if self.dist.enabled and self.tc.ddp.sync_batchnorm:
             import torch.distributed as torch_dist
@@ -108,6 +102,7 @@ class Trainer:
     # -- set-up ----------------------------------------------------------------------------------
     def _load_data(self) -> None:
         self.gloss_vocab, self.text_vocab = D.load_vocabularies(self.spec.vocab_dir, self.spec.fold)
+        self.vocab_paths = {name: self.spec.vocab_dir / f"{name}.json" for name in ("gloss", "text")}
         if self.spec.data_dir is not None:
             sources = D.split_sources(self.spec.data_dir, self.spec.fold)
         else:
@@ -120,27 +115,13 @@ class Trainer:
         log.info("data: %d train / %d dev samples (%d / %d skipped)", len(self.train.samples), len(self.dev.samples),
                  len(self.train.skipped), len(self.dev.skipped))
 
-    def _seed_all(self) -> None:
-        # One seed for every run of the config: all three strategies start from the same translator init.
-        random.seed(self.tc.seed)
-        np.random.seed(self.tc.seed % (2**32))
-        torch.manual_seed(self.tc.seed)
-
     def _input_files(self) -> list[Path]:
-        inputs = [self.sources["train"].path, self.gloss_vocab_path, self.text_vocab_path]
+        inputs = [self.sources["train"].path, self.vocab_paths["gloss"], self.vocab_paths["text"]]
         if self.sources["dev"].path != self.sources["train"].path:
             inputs.append(self.sources["dev"].path)
         if self.spec.task != "gloss2text" and self.spec.backbone is not None:
             inputs.append(self.spec.backbone)
         return inputs
-
-    @property
-    def gloss_vocab_path(self) -> Path:
-        return self.spec.vocab_dir / "gloss.json"
-
-    @property
-    def text_vocab_path(self) -> Path:
-        return self.spec.vocab_dir / "text.json"
 
     # -- trainable set and optimizer ---------------------------------------------------------------
     def _apply_trainable(self) -> None:
@@ -173,9 +154,6 @@ class Trainer:
         for m, layer in enumerate(self.layers, start=1):
             if m not in keep:
                 layer.eval()
-
-    def n_trainable_params(self) -> int:
-        return count_params([p for p in self.model.parameters() if p.requires_grad])
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
@@ -309,7 +287,7 @@ class Trainer:
         line.update({
             "metric_name": self.tc.metric, "metric": metric, "metric_avg": avg, "best_metric": self.controller.state.best,
             "delta": delta, "tau": self.tc.controller.tau, "trainable_layers": sorted(self.trainable), "n_trainable_layers": len(self.trainable),
-            "n_trainable_params": self.n_trainable_params(), "lr": current_lrs(self.optimizer),
+            "n_trainable_params": count_params([p for p in self.model.parameters() if p.requires_grad]), "lr": current_lrs(self.optimizer),
             "cached_backbone_features": self.cache.use_features(), "cached_frozen_layers": self.cache.cached_layers(), "events": events,
         })
         return line
@@ -323,23 +301,16 @@ class Trainer:
         best_line = next((line for line in self.log_lines if line["epoch"] == self._epoch_of_round(st.best_epoch)), None)
         return {
             **self.spec.identity(),
-            "best_epoch": self._epoch_of_round(st.best_epoch),
-            "best_metric": st.best,
-            "metric_name": self.tc.metric,
-            "metric_mode": METRIC_MODE[self.tc.metric],
+            "best_epoch": self._epoch_of_round(st.best_epoch), "best_metric": st.best,
+            "metric_name": self.tc.metric, "metric_mode": METRIC_MODE[self.tc.metric],
             "best_dev": {k[4:]: v for k, v in (best_line or {}).items() if k.startswith("dev_")},
-            "epochs_run": len(self.log_lines),
-            "total_hours": self.wall_time_s / 3600.0,
-            "train_time_s": self.wall_time_s,
+            "epochs_run": len(self.log_lines), "total_hours": self.wall_time_s / 3600.0, "train_time_s": self.wall_time_s,
             # a release applies at the start of its round: the first epoch of that round
             "release_epochs": {str(m): (r - 1) * self.tc.eval_every + 1 for m, r in st.release_epochs.items()},
-            "release_order": list(self.controller.config.release_order),
-            "n_backbone_layers": self.n_layers,
-            "stop_reason": st.stop_reason,
-            "final_trainable_layers": sorted(self.trainable),
+            "release_order": list(self.controller.config.release_order), "n_backbone_layers": self.n_layers,
+            "stop_reason": st.stop_reason, "final_trainable_layers": sorted(self.trainable),
             "samples": {"train": len(self.train.samples), "dev": len(self.dev.samples)},
-            "world_size": self.dist.world_size,
-            "global_batch_size": self.tc.batch_size,
+            "world_size": self.dist.world_size, "global_batch_size": self.tc.batch_size,
             "skipped": {"train": self.train.skipped, "dev": self.dev.skipped},
             "provenance": provenance(self.config, run=self.spec.identity(), fingerprint=self.fingerprint),
         }
@@ -357,7 +328,7 @@ class Trainer:
         args = model_args(self.model, self.spec.task, self.spec.model, len(self.gloss_vocab), len(self.text_vocab),
                           self.config["model"])
         save_trained(out / "best.pt", self.best_state, args,
-                     vocab={"gloss": str(self.gloss_vocab_path), "text": str(self.text_vocab_path)}, run=self.spec.identity(),
+                     vocab={k: str(p) for k, p in self.vocab_paths.items()}, run=self.spec.identity(),
                      best_epoch=summary["best_epoch"], best_metric=summary["best_metric"], metric_name=self.tc.metric,
                      config=self.config, provenance=summary["provenance"])
         write_text(out / "log.jsonl", "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in self.log_lines))

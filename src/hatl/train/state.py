@@ -78,6 +78,13 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (whose generators the resume state captures)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
 def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached CPU copy (the live tensors keep training; the copy is what gets saved or restored)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
