@@ -165,7 +165,7 @@ def demo_model(seed: int = 0, task: str = "sign2gloss2text", translator: str = "
 
 def demo_batches(num_joints: int, n_batches: int = BF16_STEPS, batch_size: int = 8, seed: int = 0) -> list[dict]:
     """Batches shaped like the demo's (16-40 frames, 2-5 glosses, 4-10 words), through the trainer's collate."""
-    from hatl.train import data as D
+    from hatl import batches as D
 
     rng = np.random.default_rng(seed)
     batches = []
@@ -184,7 +184,7 @@ def demo_batches(num_joints: int, n_batches: int = BF16_STEPS, batch_size: int =
 def step_trace(model: torch.nn.Module, batches: list[dict], device: torch.device,
                autocast: Callable[[], object]) -> tuple[list[float], dict[str, torch.Tensor]]:
     """Losses of successive AdamW steps (clip 1.0, as the trainer) and the first step's gradients by parameter name."""
-    from hatl.train import data as D
+    from hatl import batches as D
 
     model = model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98))
@@ -353,7 +353,7 @@ def ddp_world_of_one(device: torch.device, backend: str, store_path: Path) -> di
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from hatl.train import data as D
+    from hatl import batches as D
     from hatl.train import distributed as DU
     from hatl.train.state import capture_rng
 

@@ -396,6 +396,12 @@ def load_backbone(path: str | Path) -> STGCNPP:
     return model
 
 
+def new_backbone(config: dict[str, Any]) -> STGCNPP:
+    """A randomly initialised backbone on the configured MediaPipe graph (the no-pretraining baseline)."""
+    graph = mediapipe_graph(target_layout(config))
+    return STGCNPP(graph.adjacency(), backbone_config(config))
+
+
 # ---------------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="pipeline config YAML")

@@ -32,6 +32,7 @@ from hatl.train.controller import ControllerState, HatlController
 from hatl.train.dev import DevResult, epoch_message, evaluate_dev, release_value
 from hatl.train.feature_cache import FeatureCache
 from hatl.train.optim import apply_lr, build_groups, build_optimizer, count_params, current_lrs, decay_factor, warmup_steps
+from hatl.train.precision import autocast, configure_precision
 from hatl.train.state import (capture_rng, cpu_state_dict, load_state, on_sigterm, restore_rng, run_fingerprint, save_state,
                               seed_everything)
 from hatl.train.step import COUNT_KEYS, LOSS_KEYS, LossForward, add_sums, new_sums, optimizer_update, step_losses
@@ -63,7 +64,7 @@ class Trainer:
         self.tc = TrainConfig.from_config(config, spec.task)
         self.dist = dist or DU.DistContext()
         self.device = pick_device(self.tc, self.dist)
-        self.amp = self.device.type == "cuda"
+        self.amp = configure_precision(config, self.device)  # bf16 autocast on CUDA unless training.precision is fp32
         threads = spec.threads if spec.threads else self.tc.threads
         if threads:
             torch.set_num_threads(threads)
@@ -156,7 +157,7 @@ class Trainer:
                 layer.eval()
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
+        return autocast(self.device, self.amp)
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
         return D.epoch_batches(self.train.lengths(), self.tc.batch_size, self.tc.seed, epoch,
