@@ -1,20 +1,14 @@
 """A KenLM n-gram model on the normalised training text (``hatl lm``), for shallow fusion at decoding.
 
-The corpus is the text of one run fold's training rows (``--fold``, :mod:`hatl.folds`: the ``train``
-split for ``main``, the ``trainval`` rows with fold != K for ``foldK``; never fold K's dev rows, which
-would make the LM that fold K decodes with already know its dev sentences), normalised
-exactly as the text vocabulary is (:class:`hatl.vocab.TextNormalisation`), one sentence per line, so the
-LM's words are the vocabulary's tokens. With ``vocab.tokenizer: sentencepiece`` the LM is still over
-whole words: the decoder fuses it at word boundaries (when a hypothesis completes a word), because a
-word n-gram over subword pieces would need far more context to be useful.
-
-KenLM's ``lmplz`` estimates the model (modified Kneser-Ney, ``--discount_fallback`` so that tiny demo
-corpora, whose count-of-counts cannot give discounts, still work; ``-S lm.memory`` because lmplz
-otherwise claims 80% of RAM) and ``build_binary`` converts the ARPA file for fast loading. The binary is
-then loaded with the ``kenlm`` Python module to check it and to report its perplexity on held-out text:
-the fold's dev rows and the test split, each separately.
-Both executables are looked up on PATH and then beside the running Python (the virtualenv's bin).
+The corpus is the text of one run fold's training rows (:mod:`hatl.folds`; never fold K's dev rows, which
+would make the LM that fold K decodes with already know its dev sentences), normalised exactly as the text
+vocabulary is (:class:`hatl.vocab.TextNormalisation`), one sentence per line, so the LM's words are the
+vocabulary's tokens. How ``lmplz`` and ``build_binary`` are run, and why the LM stays over words with
+sentencepiece, is in config/README.md (``lm``). The binary is loaded with the ``kenlm`` module to check it
+and to report its perplexity on the fold's dev rows and on test, each separately. Both executables are
+looked up on PATH and then beside the running Python (the virtualenv's bin).
 """
+
 
 from __future__ import annotations
 

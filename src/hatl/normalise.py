@@ -1,30 +1,17 @@
 """Centre, rescale and gap-fill keypoints into one training-ready Parquet per split (``hatl normalise``).
 
-Centring (``preprocess.normalise.centre: shoulders``): every frame is translated so that the midpoint of
-the two shoulders is the origin and divided by the shoulder width. In upper-body signing video the
-shoulders are the body points MediaPipe detects most reliably, they barely move while signing, and
-their distance is a stable, signer-specific body measure; anchoring on them makes the input invariant to
-where the signer stands in the frame and how far from the camera, which the landmark coordinates
-(fractions of the image) otherwise encode. Frames where the pose is not detected (or the shoulders
-collapse onto one point) use the median centre and width of the frames where they were found. A
-sequence with no shoulder detection at all falls back to the bounding box of all its detected points
-(centre of the box, divided by its larger side); a sequence with nothing detected stays all zero.
-Both fallbacks are counted and logged.
-
-When the record knows its frame size, x (and z, which MediaPipe gives on the x scale) is first
-multiplied by width/height so that x and y share one unit; otherwise a shoulder width measured on
-non-square frames would depend on the signer's orientation.
-
-Gap filling (``preprocess.normalise.fill``) runs per landmark group on the normalised coordinates:
-``interpolate`` linearly between the detections either side of a gap, ``hold`` repeats the last
-detection, ``zero`` writes zeros (the shoulder-centre origin). For interpolate and hold, frames before
-the first / after the last detection hold the nearest detection. Masks are never changed: the model
-still knows which frames were observed.
+What ``preprocess.normalise.centre`` and ``preprocess.normalise.fill`` do, fallbacks included, is in
+config/README.md. Why the shoulders: in upper-body signing video they are the body points MediaPipe
+detects most reliably, they barely move while signing, and their distance is a stable, signer-specific
+measure, so anchoring on them removes where the signer stands and how far from the camera, which the
+landmark coordinates (fractions of the image) otherwise encode. Masks are never changed: the model still
+knows which frames were observed.
 
 Output: ``{split}.parquet`` per split in the manifest (keypoint schema + ``gloss``, ``text``, ``signer``,
 ``fold``) and ``report.json`` (counts, provenance), written into a temporary folder that replaces
 ``--out-dir`` only when everything succeeded.
 """
+
 
 from __future__ import annotations
 

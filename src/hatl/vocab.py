@@ -1,8 +1,8 @@
 """Gloss and text vocabularies built from the training split (``hatl vocab``).
 
-Both vocabularies share the special ids fixed in docs/architecture.md (PAD 0, BOS 1, EOS 2, UNK 3); the
-gloss vocabulary adds the CTC BLANK at 4. Regular tokens follow, most frequent first (ties broken by
-the token's code points, so the order is deterministic across runs and machines).
+Both vocabularies share the special ids of :mod:`hatl.experiment`; the gloss vocabulary adds the CTC
+blank. Regular tokens follow, most frequent first (ties broken by the token's code points, so the order is
+deterministic across runs and machines).
 
 Text is normalised with :func:`hatl.text.normalise_text` using the dataset's ``text`` settings, glosses
 with :func:`hatl.text.normalise_gloss`; the settings are stored in the JSON and re-applied by
@@ -12,12 +12,8 @@ Which rows: the training rows of one run fold (``--fold``, :mod:`hatl.folds`): t
 ``main``; under cross-validation, fold K's vocabulary comes from the ``trainval`` rows with fold != K only.
 Building from all of ``trainval`` would put fold K's dev words into fold K's vocabulary (and its KenLM
 model), so its dev OOV rate and every dev-based choice (early stopping, HATL's unfreezing) would be
-measured on text the text stages had already seen. Each fold therefore gets its own vocabularies.
-OOV rates are reported on the fold's dev rows and on test.
-
-``vocab.tokenizer: sentencepiece`` replaces whitespace words by a unigram sentencepiece model for the
-*text* vocabulary (glosses stay whole words: they are a closed set of sign labels). The model is trained
-with the same special ids, single-threaded and without input shuffling, which makes it deterministic.
+measured on text the text stages had already seen. OOV rates are reported on the fold's dev rows and on
+test. ``vocab.tokenizer`` (config/README.md) may replace the text vocabulary's words by sentencepiece pieces.
 """
 
 from __future__ import annotations
