@@ -47,13 +47,15 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class DecodeSettings:
+    """The ``decoding`` section of a config filled with the schema's defaults."""
+
     beam: BeamConfig
     ctc: CTCConfig
-    batch_size: int = 16
+    batch_size: int
 
     @classmethod
     def from_config(cls, decoding: dict[str, Any], blank: int = BLANK) -> DecodeSettings:
-        return cls(BeamConfig.from_config(decoding), CTCConfig.from_config(decoding, blank), decoding.get("batch_size", 16))
+        return cls(BeamConfig.from_config(decoding), CTCConfig.from_config(decoding, blank), int(decoding["batch_size"]))
 
 
 def _progress(iterable: Sequence[Any], desc: str):
@@ -161,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.run_dir / "best.pt", "run.dataset", f"dataset {dataset!r} is not in {args.config}")
     eff = effective_config(config, dataset)
     gloss_vocab, text_vocab = D.load_vocabularies(args.vocab_dir, fold)
-    settings = DecodeSettings.from_config(eff.get("decoding", {}), blank=gloss_vocab.blank or BLANK)
+    settings = DecodeSettings.from_config(eff["decoding"], blank=gloss_vocab.blank or BLANK)
     model_limit = getattr(getattr(model, "cfg", None), "max_text_length", None)
     if model_limit is not None and settings.beam.max_length > model_limit - 2:
         # the decoder's input (BOS + tokens) must stay within what the model accepts
