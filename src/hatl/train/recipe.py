@@ -8,7 +8,6 @@ evaluation), :mod:`.state` (resume state), :mod:`hatl.models.trained` (``best.pt
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
@@ -65,6 +64,7 @@ class Trainer:
         self.dist = dist or DU.DistContext()
         self.device = pick_device(self.tc, self.dist)
         self.amp = configure_precision(config, self.device)  # bf16 autocast on CUDA unless training.precision is fp32
+        self._autocast = functools.partial(autocast, self.device, self.amp)  # the context every forward runs in
         threads = spec.threads if spec.threads else self.tc.threads
         if threads:
             torch.set_num_threads(threads)
@@ -155,9 +155,6 @@ class Trainer:
         for m, layer in enumerate(self.layers, start=1):
             if m not in keep:
                 layer.eval()
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        return autocast(self.device, self.amp)
 
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
         return D.epoch_batches(self.train.lengths(), self.tc.batch_size, self.tc.seed, epoch,
