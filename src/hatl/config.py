@@ -189,7 +189,7 @@ def effective_config(config: dict[str, Any], dataset: str) -> dict[str, Any]:
 # Derived values a command reads instead of a raw key: `dataset.tasks:needs` is what the tasks require of
 # the data (video, gloss, text), so adding a task that needs nothing new reruns no job that checks them.
 def _task_needs(tasks: Any) -> list[str]:
-    from hatl.datasets.base import task_needs  # lazy: numpy is not needed to load a config
+    from hatl.experiment import task_needs
 
     return sorted(task_needs(tasks or []))
 

@@ -6,14 +6,34 @@ translator or renaming a dataset is one edit.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 # -- axes: a run is dataset × translator × task × strategy × fold ------------------------------------
 TRANSLATORS = ("transformer", "adat")
 TASKS = ("sign2text", "sign2gloss2text", "gloss2text")
 STRATEGIES = ("classical", "full", "hatl")
-TEXT_ONLY_TASKS = ("gloss2text",)  # no keypoints, no backbone
-GLOSS_TASKS = ("sign2gloss2text", "gloss2text")  # tasks that read glosses (as targets or as input)
+# What each task reads of a sample: every task ends in spoken-language text; gloss2text starts from glosses, not video.
+TASK_NEEDS: dict[str, frozenset[str]] = {
+    "sign2gloss2text": frozenset({"video", "gloss", "text"}),
+    "sign2text": frozenset({"video", "text"}),
+    "gloss2text": frozenset({"gloss", "text"}),
+}
+TEXT_ONLY_TASKS = tuple(t for t in TASKS if "video" not in TASK_NEEDS[t])  # no keypoints, no backbone
+GLOSS_TASKS = tuple(t for t in TASKS if "gloss" in TASK_NEEDS[t])  # glosses as targets or as input
+
+
+def task_needs(tasks: Iterable[str]) -> frozenset[str]:
+    """Union of what the configured tasks read: a subset of {"video", "gloss", "text"}."""
+    out: set[str] = set()
+    for task in tasks:
+        out |= TASK_NEEDS[task]
+    return frozenset(out)
+
+
+def tasks_needing(field: str, tasks: Iterable[str]) -> list[str]:
+    return [t for t in tasks if field in TASK_NEEDS[t]]
+
 
 # -- special token ids, the same in every vocabulary (docs/architecture.md) -------------------------
 PAD, BOS, EOS, UNK = 0, 1, 2, 3

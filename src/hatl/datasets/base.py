@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from hatl.errors import ConfigError, InputError
+from hatl.experiment import task_needs, tasks_needing  # noqa: F401  (the adapters read them as base.*)
 from hatl.landmarks import FLAT1662_SIZE
 
 # Manifest columns in order (docs/architecture.md); ``shard`` is assigned by the manifest stage.
@@ -46,25 +47,6 @@ CV_SPLITS: tuple[str, ...] = ("trainval", "test")
 
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
-
-# What each task reads. Every task ends in spoken-language text; gloss2text starts from glosses, not video.
-_TASK_NEEDS: dict[str, frozenset[str]] = {
-    "sign2gloss2text": frozenset({"video", "gloss", "text"}),
-    "sign2text": frozenset({"video", "text"}),
-    "gloss2text": frozenset({"gloss", "text"}),
-}
-
-
-def task_needs(tasks: Iterable[str]) -> frozenset[str]:
-    """Union of what the configured tasks read: a subset of {"video", "gloss", "text"}."""
-    out: set[str] = set()
-    for task in tasks:
-        out |= _TASK_NEEDS[task]
-    return frozenset(out)
-
-
-def tasks_needing(field: str, tasks: Iterable[str]) -> list[str]:
-    return [t for t in tasks if field in _TASK_NEEDS[t]]
 
 
 @dataclass(frozen=True)
