@@ -20,7 +20,7 @@ Rungs (issue 11), lowest first; the first that fails is where to look:
 
 Everything runs in-process through the package's own commands and functions (``hatl demo-data``,
 ``manifest``, ``keypoints``, ``normalise``, ``vocab``, ``pretrain-demo``, ``import-backbone``, then
-``hatl.train.trainer.Trainer`` and ``hatl.evaluate.decode.decode_samples``), seeded, on 1 CPU thread, in a
+``hatl.train.recipe.Trainer`` and ``hatl.evaluate.decode.decode_samples``), seeded, on 1 CPU thread, in a
 temporary folder (``--work`` keeps it). The demo config is config/config.yaml with the demo overrides;
 ``--train/--dev/--test`` and ``--epochs`` scale it down. Prints one line per rung and a JSON summary.
 """
@@ -166,7 +166,7 @@ def prepare_demo(settings: Settings, work: Path, reuse: bool = False) -> DemoInp
 def train(inputs: DemoInputs, settings: Settings, task: str, model: str, name: str, data_dir: Path | None = None,
           training: dict[str, Any] | None = None, strategy: str | None = None) -> tuple[Any, dict[str, Any]]:
     """One in-process ``hatl train`` run; returns (trainer, summary)."""
-    from hatl.train.trainer import RunSpec, Trainer
+    from hatl.train.recipe import RunSpec, Trainer
 
     config = copy.deepcopy(inputs.config)
     config["training"] = _merge(config.get("training", {}), training or {})
@@ -316,8 +316,8 @@ def decode_test(trainer: Any, inputs: DemoInputs, task: str) -> dict[str, Any]:
     """Decode the test split as ``hatl decode`` does (beam; CTC prefix beam for glosses), without the LM."""
     from hatl.evaluate.collapse import distinct_outputs
     from hatl.evaluate.decode import DecodeSettings, decode_samples
-    from hatl.evaluate.metrics import BleuSettings, bleu_scores, wer
-    from hatl.train import data as D
+    from hatl.metrics import BleuSettings, bleu_scores, wer
+    from hatl import batches as D
 
     cfg = inputs.config
     text = cfg["datasets"][trainer.spec.dataset].get("text", {})
@@ -338,8 +338,8 @@ def decode_test(trainer: Any, inputs: DemoInputs, task: str) -> dict[str, Any]:
 
 def floor_of(inputs: DemoInputs, trainer: Any) -> dict[str, Any]:
     from hatl.evaluate.collapse import constant_floor
-    from hatl.evaluate.metrics import BleuSettings
-    from hatl.train import data as D
+    from hatl.metrics import BleuSettings
+    from hatl import batches as D
 
     sources = D.split_sources(inputs.data_dir, "main")
     text = inputs.config["datasets"][trainer.spec.dataset].get("text", {})

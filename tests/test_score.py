@@ -13,7 +13,7 @@ import pytest
 from hatl.cli import main
 from hatl.config import REPO_ROOT
 from hatl.errors import InputError
-from hatl.evaluate.metrics import BleuSettings
+from hatl.metrics import BleuSettings
 from hatl.evaluate.score import read_decoded, score_rows
 
 CONFIG = str(REPO_ROOT / "config" / "config.yaml")

@@ -12,7 +12,7 @@ import pytest
 from hatl.cli import main
 from hatl.config import REPO_ROOT
 from hatl.evaluate.paper_numbers import PAPER_ROWS, PAPER_TABLE4
-from hatl.evaluate.metrics import BleuSettings
+from hatl.metrics import BleuSettings
 from hatl.evaluate.tables import COLUMNS, table4_rows
 
 CONFIG = str(REPO_ROOT / "config" / "config.yaml")

@@ -17,7 +17,7 @@ Conventions (recorded beside every score so numbers stay comparable):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,3 +158,63 @@ def wer(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, float | int | Non
 def _check_parallel(hyps: Sequence[str], refs: Sequence[str]) -> None:
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
+
+
+# ---------------------------------------------------------------------------------- distinct outputs
+# How many distinct sentences a system emits against the distinct references (hatl.evaluate.collapse
+# builds the constant-output floor on these; training logs them for its dev set every epoch).
+COLLAPSE_RATIO = 0.5  # distinct outputs / distinct references below this on test: the run is flagged
+
+
+@dataclass(frozen=True)
+class DistinctOutputs:
+    """Distinct hypotheses vs distinct references over the same ``n`` sentences."""
+
+    n: int
+    outputs: int  # distinct hypotheses
+    references: int  # distinct references
+
+    @property
+    def ratio(self) -> float:
+        """outputs / references, capped at 1 (more variety than the references is not better); 0 if empty."""
+        if self.references == 0:
+            return 0.0
+        return min(1.0, self.outputs / self.references)
+
+    @property
+    def collapsed(self) -> bool:
+        return self.n > 0 and self.ratio < COLLAPSE_RATIO
+
+    def text(self) -> str:
+        return f"{self.outputs}/{self.references}"
+
+
+def distinct_outputs(hyps: Sequence[str], refs: Sequence[str]) -> DistinctOutputs:
+    """Count distinct hypotheses and distinct references (whitespace-normalised strings)."""
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
+
+    def norm(s: str) -> str:
+        return " ".join(s.split())
+
+    return DistinctOutputs(len(hyps), len({norm(h) for h in hyps}), len({norm(r) for r in refs}))
+
+
+def log_fields(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, int]:
+    """The per-epoch fields training logs for its dev set (``dev_`` is prefixed by the trainer)."""
+    d = distinct_outputs(hyps, refs)
+    return {"distinct_outputs": d.outputs, "distinct_refs": d.references}
+
+
+def collapse_warning(summary: Mapping[str, Any]) -> str | None:
+    """A warning for the end of ``hatl train`` when the best epoch's dev outputs are collapsed, else None."""
+    best = summary.get("best_dev") or {}
+    outputs, refs = best.get("distinct_outputs"), best.get("distinct_refs")
+    if outputs is None or not refs:
+        return None
+    d = DistinctOutputs(int(refs), int(outputs), int(refs))
+    if not d.collapsed:
+        return None
+    return (f"collapsed output: the best epoch ({summary.get('best_epoch')}) decodes {outputs} distinct dev "
+            f"sentences for {refs} distinct references (< {COLLAPSE_RATIO:.0%}); its scores are what a few fixed "
+            "sentences score (compare the constant-output floor in tables 5-7)")

@@ -12,7 +12,7 @@ that visible wherever a score is shown:
   (cumulative BLEU-1..4, ROUGE-L). A model must beat it to show it reads its input at all.
 
 Pure functions on strings; sacrebleu and rouge-score do the scoring with the scoring stage's settings
-(:class:`hatl.evaluate.metrics.BleuSettings`), so a floor is comparable with the runs beside it.
+(:class:`hatl.metrics.BleuSettings`), so a floor is comparable with the runs beside it.
 """
 
 from __future__ import annotations
@@ -21,61 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-COLLAPSE_RATIO = 0.5  # distinct outputs / distinct references below this on test: the run is flagged
-
-
-@dataclass(frozen=True)
-class DistinctOutputs:
-    """Distinct hypotheses vs distinct references over the same ``n`` sentences."""
-
-    n: int
-    outputs: int  # distinct hypotheses
-    references: int  # distinct references
-
-    @property
-    def ratio(self) -> float:
-        """outputs / references, capped at 1 (more variety than the references is not better); 0 if empty."""
-        if self.references == 0:
-            return 0.0
-        return min(1.0, self.outputs / self.references)
-
-    @property
-    def collapsed(self) -> bool:
-        return self.n > 0 and self.ratio < COLLAPSE_RATIO
-
-    def text(self) -> str:
-        return f"{self.outputs}/{self.references}"
-
-
-def distinct_outputs(hyps: Sequence[str], refs: Sequence[str]) -> DistinctOutputs:
-    """Count distinct hypotheses and distinct references (whitespace-normalised strings)."""
-    if len(hyps) != len(refs):
-        raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} references")
-
-    def norm(s: str) -> str:
-        return " ".join(s.split())
-
-    return DistinctOutputs(len(hyps), len({norm(h) for h in hyps}), len({norm(r) for r in refs}))
-
-
-def log_fields(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, int]:
-    """The per-epoch fields training logs for its dev set (``dev_`` is prefixed by the trainer)."""
-    d = distinct_outputs(hyps, refs)
-    return {"distinct_outputs": d.outputs, "distinct_refs": d.references}
-
-
-def collapse_warning(summary: Mapping[str, Any]) -> str | None:
-    """A warning for the end of ``hatl train`` when the best epoch's dev outputs are collapsed, else None."""
-    best = summary.get("best_dev") or {}
-    outputs, refs = best.get("distinct_outputs"), best.get("distinct_refs")
-    if outputs is None or not refs:
-        return None
-    d = DistinctOutputs(int(refs), int(outputs), int(refs))
-    if not d.collapsed:
-        return None
-    return (f"collapsed output: the best epoch ({summary.get('best_epoch')}) decodes {outputs} distinct dev "
-            f"sentences for {refs} distinct references (< {COLLAPSE_RATIO:.0%}); its scores are what a few fixed "
-            "sentences score (compare the constant-output floor in tables 5-7)")
+# distinct outputs are plain string counts that training logs too: they live below both, in hatl.metrics
+from hatl.metrics import COLLAPSE_RATIO, DistinctOutputs, collapse_warning, distinct_outputs, log_fields  # noqa: F401
 
 
 # ------------------------------------------------------------------------------------------ the floor
@@ -93,7 +40,7 @@ def best_constant_sentence(dev_refs: Sequence[str], settings: Any = None) -> tup
     BLEU comes from sacrebleu's own sufficient statistics, summed (exactly its corpus score).
     """
     from hatl.evaluate.bootstrap import bleu_from_stats
-    from hatl.evaluate.metrics import BleuSettings
+    from hatl.metrics import BleuSettings
 
     settings = settings or BleuSettings()
     refs = list(dev_refs)
@@ -118,7 +65,7 @@ def _summed_bleu_stats(hyps: list[str], refs: list[str], settings: Any) -> Any:
 
 def score_constant(sentence: str, refs: Sequence[str], settings: Any = None) -> dict[str, float]:
     """BLEU-1..4 and ROUGE-L of ``sentence`` emitted for every one of ``refs``."""
-    from hatl.evaluate.metrics import BleuSettings, bleu_scores, rouge_l
+    from hatl.metrics import BleuSettings, bleu_scores, rouge_l
 
     settings = settings or BleuSettings()
     hyps = [sentence] * len(refs)

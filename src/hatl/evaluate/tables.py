@@ -60,14 +60,10 @@ FLOOR_SOURCE = "floor"
 FLOOR_NAME = "Constant output (best dev reference)"
 
 
-# The release each results table reports, as an adapter or demo profile name.
-TABLE_RELEASE = {5: "phoenix14t", 6: "isharah", 7: "medasl"}
-
-
 def datasets_for_table(config: dict[str, Any], table: int) -> list[str]:
     """Configured datasets that can fill a results table: named after its release, read by its adapter, or a
     demo with that profile."""
-    wanted = TABLE_RELEASE[table]
+    wanted = TABLE_DATASET[table]
     return [name for name, ds in (config.get("datasets") or {}).items()
             if ds and (name == wanted or ds.get("adapter") == wanted or ds.get("demo_profile") == wanted)]
 
@@ -75,10 +71,11 @@ def datasets_for_table(config: dict[str, Any], table: int) -> list[str]:
 def check_table_dataset(config: dict[str, Any], table: int, dataset: str) -> None:
     """Table N compares with the paper's rows for one release: refuse a dataset that is not that release
     (its measured rows would sit under another corpus's reported numbers) or a config that has none."""
-    if table not in TABLE_RELEASE:
+    if table not in TABLE_DATASET:
         return
     fits = datasets_for_table(config, table)
-    wanted, paper = TABLE_RELEASE[table], TABLE_DATASET[table]
+    wanted = TABLE_DATASET[table]
+    paper = DATASET_NAMES[wanted]
     if not fits:
         raise ConfigError(
             f"table {table} reports {paper}, and the config has no {wanted} dataset (adapter '{wanted}', or a demo "

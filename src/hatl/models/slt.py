@@ -230,7 +230,7 @@ class SLTModel(nn.Module):
 
         Padding is not neutral inside ST-GCN++: the input batch norm turns zeroed frames into constants that
         the temporal convolutions (and the max-pool branch) carry into the real frames near a clip's end.
-        Training caches frozen features per sample without padding (hatl.train.trainer), so a padded batch at
+        Training caches frozen features per sample without padding (hatl.train.feature_cache), so a padded batch at
         evaluation or decoding time would see other features than the model was trained on (measured on the
         demo: dev BLEU-4 13.5 with batches of 16 vs 25.0 alone). Samples of equal length run together.
         """

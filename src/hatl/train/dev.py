@@ -17,7 +17,7 @@ from torch import nn
 
 from hatl import batches as D
 from hatl.experiment import BLANK
-from hatl.metrics import BleuSettings, corpus_bleu, wer
+from hatl.metrics import BleuSettings, corpus_bleu, log_fields, wer
 from hatl.models.beam import SpecialIds, greedy_search, model_step_fn
 from hatl.models.ctc_decode import ctc_greedy
 
@@ -68,6 +68,7 @@ def evaluate_dev(model: nn.Module, split: D.SplitData, make_batch: Callable[[Seq
         "loss_total": sums["total"] / sums["n"],
         "ctc_loss": sums["ctc"] / sums["n"] if task == "sign2gloss2text" else None,
         "wer": wer(out_rows.gloss_hyps, out_rows.gloss_refs)["wer"] if out_rows.gloss_hyps else None,
+        **log_fields(out_rows.hyps, out_rows.refs),  # distinct_outputs / distinct_refs: a collapsed decoder shows
     }
     return out_rows
 

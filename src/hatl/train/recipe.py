@@ -22,7 +22,7 @@ from torch import nn
 from hatl import batches as D
 from hatl.errors import ConfigError, HatlError
 from hatl.io import write_json, write_text
-from hatl.metrics import BleuSettings
+from hatl.metrics import BleuSettings, collapse_warning
 from hatl.models.trained import model_args, save_trained
 from hatl.provenance import provenance
 from hatl.train import distributed as DU
@@ -32,8 +32,8 @@ from hatl.train.dev import DevResult, epoch_message, evaluate_dev, release_value
 from hatl.train.feature_cache import FeatureCache
 from hatl.train.optim import apply_lr, build_groups, build_optimizer, count_params, current_lrs, decay_factor, warmup_steps
 from hatl.train.precision import autocast, configure_precision
-from hatl.train.state import (capture_rng, cpu_state_dict, load_state, on_sigterm, restore_rng, run_fingerprint, save_state,
-                              seed_everything)
+from hatl.train.state import (capture_rng, cpu_state_dict, drill_pause, load_state, on_sigterm, restore_rng, run_fingerprint,
+                              save_state, seed_everything)
 from hatl.train.step import COUNT_KEYS, LOSS_KEYS, LossForward, add_sums, new_sums, optimizer_update, step_losses
 
 log = logging.getLogger(__name__)
@@ -333,11 +333,14 @@ class Trainer:
         write_json(out / "summary.json", summary)
         log.info("finished: best %s %.5g at epoch %s; stop: %s; %.1f s", self.tc.metric, summary["best_metric"],
                  summary["best_epoch"], summary["stop_reason"], self.wall_time_s)
+        if (warning := collapse_warning(summary)) is not None:
+            log.warning(warning)
         return summary
 
     # -- resume state ------------------------------------------------------------------------------
     def save(self, epoch: int, step_in_epoch: int, epoch_done: bool, sums: dict[str, float], epoch_time: float,
              events: list[dict[str, Any]], finished: bool = False) -> None:
+        drill_pause(epoch, step_in_epoch, epoch_done)  # test hook (HATL_DRILL_PAUSE), a no-op in real runs
         rng_ranks = None
         if self.dist.enabled:  # a collective: every rank calls save at the same points; rank 0 writes
             rng_ranks = DU.gather_objects(capture_rng())
