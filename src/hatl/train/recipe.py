@@ -201,10 +201,9 @@ class Trainer:
             self.log_lines.append(line)
             log.info("%s", epoch_message(line))
             self.save(epoch, 0, True, new_sums(), 0.0, [])
-            stop = self.terminate_requested  # a SIGTERM may have reached only some ranks during the evaluation
-            if self.dist.enabled:
-                stop = DU.all_reduce_sum([float(stop)])[0] > 0
-            if stop and not self.controller.stopped and epoch < self.tc.max_epochs:
+            if self.dist.enabled:  # a SIGTERM may have reached only some ranks during the evaluation
+                self.terminate_requested = DU.all_reduce_sum([float(self.terminate_requested)])[0] > 0
+            if self.terminate_requested and not self.controller.stopped and epoch < self.tc.max_epochs:
                 raise HatlError(f"terminated by signal after epoch {epoch}; state saved in {self.spec.resume_dir}: "
                                 "rerun the same command to resume")
             epoch, start_step, sums, epoch_time = epoch + 1, 0, new_sums(), 0.0
@@ -239,9 +238,8 @@ class Trainer:
             where = f"epoch {epoch}, step {step + 1}/{len(batches)}"
             part = step_losses(self.forward, make_batch, batches[step], self.dist, self._autocast, self.loss_weights,
                                lambda: self.terminate_requested, where, self.spec.resume_dir)
-            # Under DDP only the all-reduced flag decides, so every rank stops at the same step even when the
-            # signal reaches one of them after the all-reduce (its own flag then counts at the next step).
-            stop = part.stop if self.dist.enabled else self.terminate_requested
+            if self.dist.enabled:  # the flag all-reduced with this step: every rank stops at the same step
+                self.terminate_requested = part.stop
             optimizer_update(part.total, params, self.optimizer, self.tc.grad_clip, self._set_lr, where)
             self.opt_step += 1
             self.global_step += 1
@@ -249,9 +247,9 @@ class Trainer:
             bar.update(1)
             # Periodic resume state, and the stop a SIGTERM asked for (saved first; at the last step the epoch end saves).
             every = self.tc.checkpoint_every_steps
-            if step + 1 < len(batches) and (stop or (every and self.global_step % every == 0)):
+            if step + 1 < len(batches) and (self.terminate_requested or (every and self.global_step % every == 0)):
                 self.save(epoch, step + 1, False, sums, epoch_time + time.perf_counter() - t0, events)
-            if stop and step + 1 < len(batches):
+            if self.terminate_requested and step + 1 < len(batches):
                 bar.close()
                 raise HatlError(f"terminated by signal at {where}; state saved in {self.spec.resume_dir}: rerun the same command to resume")
         bar.close()
