@@ -69,8 +69,8 @@ rule table4:
 
 rule results_table:
     input:
-        scores=lambda w: scores_for(table_dataset(w)),
-        decoded=lambda w: decoded_tests_for(table_dataset(w)),
+        scores=lambda w: paper_inputs(w, scores_for),
+        decoded=lambda w: paper_inputs(w, decoded_tests_for),
     output:
         csv=report(
             f"{RESULTS}/table{{number}}.csv",
@@ -102,8 +102,8 @@ rule results_table:
 
 rule figure:
     input:
-        summaries=lambda w: summaries_for(figure_dataset(w)),
-        logs=lambda w: logs_for(figure_dataset(w)),
+        summaries=lambda w: paper_inputs(w, summaries_for, FIGURE_TABLE),
+        logs=lambda w: paper_inputs(w, logs_for, FIGURE_TABLE),
     output:
         png=report(
             f"{RESULTS}/figures/figure{{number}}.png",

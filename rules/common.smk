@@ -350,6 +350,23 @@ def table_dataset(wildcards):
     return dataset_for_table(int(wildcards.number))
 
 
+def paper_inputs(wildcards, files_of, table_of=None):
+    """Input function for a paper table (or, with ``table_of=FIGURE_TABLE``, a figure): the files
+    ``files_of(dataset)`` of the dataset it reports. Without such a dataset in the config, the one input is a
+    file no rule makes whose name says why, so Snakemake stops on a one-line MissingInputException instead
+    of a traceback from inside an input function.
+    """
+    number = int(wildcards.number)
+    table = table_of[number] if table_of else number
+    try:
+        dataset = dataset_for_table(table)
+    except ValueError:
+        return [
+            f"{RESULTS}/NOT-CONFIGURED: table {table} reports {TABLE_DATASET[table]}, which has no dataset in the config"
+        ]
+    return files_of(dataset)
+
+
 def scores_for(dataset):
     return [f"{d}/scores.json" for d in runs_of(dataset)]
 

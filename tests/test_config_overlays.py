@@ -301,6 +301,18 @@ def test_overlay_with_null_datasets_builds_only_the_users(tmp_path: Path) -> Non
         assert f"results/{dropped}/" not in out
 
 
+def test_table_without_its_dataset_stops_with_the_reason_and_no_traceback(tmp_path: Path) -> None:
+    """Table 6 (and its figures) asked for when the overlay dropped Isharah: one missing input names why."""
+    work = _workdir(tmp_path)
+    _overlay(work, "mine.yaml", "datasets: {isharah: null}\n")
+    for target in ("results/table6.csv", "results/figures/figure3.png"):
+        result = _snakemake(work, "--configfile", "mine.yaml", "-n", "--cores", "1", target)
+        out = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert "MissingInputException" in out and "Traceback" not in out and "InputFunctionException" not in out, out
+        assert "NOT-CONFIGURED: table 6 reports isharah, which has no dataset in the config" in out, out
+
+
 def test_user_checkpoint_leaves_the_demo_backbone_alone(tmp_path: Path) -> None:
     work = _workdir(tmp_path)
     (work / "pyskl.pth").write_bytes(b"")
