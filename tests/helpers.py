@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_bench(script: str) -> ModuleType:
+    """A bench script (not a package module) imported by path, e.g. ``load_bench("gpu_check")``."""
+    spec = importlib.util.spec_from_file_location(f"{script}_bench", REPO / "bench" / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # registered before running, as a normal import would be
+    spec.loader.exec_module(module)
+    return module
+
 
 MANIFEST_COLUMNS = ["sample_id", "split", "fold", "signer", "gloss", "text", "source", "source_kind", "fps", "n_frames", "shard"]
 

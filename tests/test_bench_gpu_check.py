@@ -3,27 +3,18 @@ budget stop (nothing is timed; the CPU fallback end to end is run by hand, see d
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import load_bench
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load_bench():
-    """The bench script is not a package module: import it by path."""
-    spec = importlib.util.spec_from_file_location("gpu_check_bench", REPO / "bench" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench("gpu_check")
 
 
 def test_parse_junit_counts_outcomes_and_keeps_printed_figures(tmp_path):

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from hatl.evaluate.tables import COLUMNS, reported_rows
+from helpers import load_bench
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = Path("results/runs/medasl/transformer/sign2text")
 
 
-def _load_bench():
-    """The bench script is not a package module: import it by path."""
-    spec = importlib.util.spec_from_file_location("medasl_table7_bench", REPO / "bench" / "medasl_table7.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # registered before running, as a normal import would be
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench("medasl_table7")
 
 
 def _measured(strategy: str, test_bleu4: float, test_rouge: float) -> dict:

@@ -3,25 +3,19 @@ number against its goal (the goals themselves are checked by running the bench a
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_bench
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def ladder():
-    """The bench script is not a package module: import it by path."""
-    spec = importlib.util.spec_from_file_location("learning_ladder_bench", REPO / "bench" / "learning_ladder.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("learning_ladder")
 
 
 def test_rung_line_shows_value_goal_and_verdict(ladder):
