@@ -277,7 +277,8 @@ def test_sigterm_stops_every_rank_at_the_same_step_and_the_rerun_resumes_exactly
     gate = tmp_path / "gate"
     gate.mkdir()
     proc = subprocess.Popen(DU.relaunch_command(args, 2), env={**env, DRILL_PAUSE_ENV: f"2:2:{gate}"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
     reader.start()
@@ -289,15 +290,20 @@ def test_sigterm_stops_every_rank_at_the_same_step_and_the_rerun_resumes_exactly
             assert time.monotonic() < deadline, f"timed out waiting for {what}:\n" + "".join(lines[-40:])
             time.sleep(0.02)
 
-    paused = [gate / "paused.rank0", gate / "paused.rank1"]
-    wait_for("both ranks at the drill pause", lambda: all(p.exists() for p in paused))
-    positions = {tuple(p.read_text().split()) for p in paused}
-    assert len(positions) == 1, positions  # both ranks hold at the same save
-    epoch, step = map(int, positions.pop())
-    proc.send_signal(signal.SIGTERM)  # the torchrun launcher we started, by its own pid
-    wait_for("both ranks to receive SIGTERM", lambda: sum("signal 15 received" in line for line in lines) == 2)
-    (gate / "go").write_text("")
-    proc.wait(timeout=120)
+    try:
+        paused = [gate / "paused.rank0", gate / "paused.rank1"]
+        wait_for("both ranks at the drill pause", lambda: all(p.exists() for p in paused))
+        positions = {tuple(p.read_text().split()) for p in paused}
+        assert len(positions) == 1, positions  # both ranks hold at the same save
+        epoch, step = map(int, positions.pop())
+        proc.send_signal(signal.SIGTERM)  # the torchrun launcher we started, by its own pid
+        wait_for("both ranks to receive SIGTERM", lambda: sum("signal 15 received" in line for line in lines) == 2)
+        (gate / "go").write_text("")
+        proc.wait(timeout=120)
+    finally:  # a failed check must not leave torchrun and its ranks waiting at the gate
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     reader.join(timeout=10)
     stderr = "".join(lines)
     assert proc.returncode != 0, "the run finished although it was stopped"

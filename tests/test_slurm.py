@@ -108,9 +108,13 @@ def submitted_jobs(output: str, workdir: Path) -> dict[str, dict[str, object]]:
         text = log_path.read_text(errors="replace")
         blocks = re.findall(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):\n(?:.*\n)*?\s+resources: (.*)$", text, re.M)
         assert blocks, f"no rule/resources in {log_path}:\n{text[-2000:]}"
+        parts = log_path.relative_to(workdir).parts
+        if not any(part.startswith("group_") for part in parts):
+            # a single job's log may print its rule block more than once (the job's own Snakemake run repeats
+            # it); it is still one rule, logged under rule_<name>
+            blocks = list(dict.fromkeys(blocks))
+            assert len({rule for rule, _ in blocks}) == 1 and f"rule_{blocks[0][0]}" in parts, (log_path, blocks)
         rules = [rule for rule, _ in blocks]
-        folder = f"rule_{rules[0]}" if len(rules) == 1 else "group_"
-        assert any(part.startswith(folder) for part in log_path.relative_to(workdir).parts), log_path
         members = [dict(kv.split("=", 1) for kv in res.split(", ") if "=" in kv) for _, res in blocks]
         jobs[job_id] = {"rules": rules, "members": members}
     return jobs
