@@ -96,6 +96,17 @@ def daemon_running(pid: int, name: str) -> bool:
     return comm == name and not (state and state.group(1) == "Z")
 
 
+def one_print_per_job(blocks: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A SLURM job's log holds the rule blocks twice when the job's own Snakemake prints them again after the
+    executor did (same rules, same order): keep one print, the one that carries the SLURM resources."""
+    half = len(blocks) // 2
+    first, second = blocks[:half], blocks[half:]
+    if len(blocks) % 2 or [r for r, _ in first] != [r for r, _ in second]:
+        return blocks
+    return second if all("slurm_partition" in res for _, res in second) and not all(
+        "slurm_partition" in res for _, res in first) else first
+
+
 def submitted_jobs(output: str, workdir: Path) -> dict[str, dict[str, object]]:
     """SLURM job id -> the rules it ran and the resources Snakemake computed for each. The ids and log paths come
     from the executor's 'Job N has been submitted with SLURM jobid M (log: ...)' lines; each job's SLURM log (in the
@@ -109,10 +120,8 @@ def submitted_jobs(output: str, workdir: Path) -> dict[str, dict[str, object]]:
         blocks = re.findall(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):\n(?:.*\n)*?\s+resources: (.*)$", text, re.M)
         assert blocks, f"no rule/resources in {log_path}:\n{text[-2000:]}"
         parts = log_path.relative_to(workdir).parts
+        blocks = one_print_per_job(blocks)
         if not any(part.startswith("group_") for part in parts):
-            # a single job's log may print its rule block more than once (the job's own Snakemake run repeats
-            # it); it is still one rule, logged under rule_<name>
-            blocks = list(dict.fromkeys(blocks))
             assert len({rule for rule, _ in blocks}) == 1 and f"rule_{blocks[0][0]}" in parts, (log_path, blocks)
         rules = [rule for rule, _ in blocks]
         members = [dict(kv.split("=", 1) for kv in res.split(", ") if "=" in kv) for _, res in blocks]
