@@ -47,7 +47,7 @@ def _write_if_changed(path, text):
 )  # one YAML dump per dataset, not one per job: the config is fixed once parsed
 def resolved_config(dataset=None):
     """Path of the validated config as `dataset` sees it (demo datasets: demo.overrides merged in)."""
-    view = config if dataset is None else effective_config(config, dataset)
+    view = config if dataset is None else eff(dataset)
     name = "all" if dataset is None else dataset
     text = yaml.safe_dump(
         json.loads(json.dumps(view)), sort_keys=True, allow_unicode=True

@@ -452,6 +452,14 @@ def reject_cross_validation(dataset: str, ds_cfg: dict[str, Any]) -> None:
         )
 
 
+def reject_translation_tasks(dataset: str, ds_cfg: dict[str, Any], what: str) -> None:
+    """Releases without spoken-language text (``what`` says what they hold) can run no translation task."""
+    tasks = list(ds_cfg.get("tasks", []))
+    if tasks:
+        raise ConfigError(f"config key 'datasets.{dataset}.tasks': {what}, so no translation task "
+                          f"({', '.join(tasks)}) can run on it; set tasks: []")
+
+
 def assign_cross_validation(
     groups: Iterable[str], folds: int, test_fraction: float, seed: int
 ) -> dict[str, tuple[str, int]]:

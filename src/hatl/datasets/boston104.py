@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from hatl.datasets import base
-from hatl.errors import ConfigError, InputError
+from hatl.errors import InputError
 
 SKELETON = "boston3"
 TRACKS = "hands_condensed.csv"
@@ -128,10 +128,7 @@ def read_words(path: Path, split: str, skipped: list[dict[str, str]]) -> dict[in
 
 def build_rows(dataset: str, ds_cfg: dict[str, Any], config: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     base.reject_cross_validation(dataset, ds_cfg)
-    tasks = list(ds_cfg.get("tasks", []))
-    if tasks:
-        raise ConfigError(f"config key 'datasets.{dataset}.tasks': boston104 has glosses but no spoken-language "
-                          f"text, so no translation task ({', '.join(tasks)}) can run on it; set tasks: []")
+    base.reject_translation_tasks(dataset, ds_cfg, "boston104 has glosses but no spoken-language text")
     root = base.require_root(dataset, ds_cfg)
     folder = base.resolve_under(root, ds_cfg.get("annotations"), ".")
     policy = ds_cfg.get("missing_sources", "error")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from hatl.datasets import base
-from hatl.errors import ConfigError, InputError
+from hatl.errors import InputError
 from hatl.landmarks import KINECT20_NAMES
 
 SKELETON = "kinect20"  # hatl.landmarks.SKELETONS group the keypoint stage writes
@@ -81,10 +81,7 @@ def list_files(folder: Path) -> list[str]:
 
 def build_rows(dataset: str, ds_cfg: dict[str, Any], config: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     base.reject_cross_validation(dataset, ds_cfg)
-    tasks = list(ds_cfg.get("tasks", []))
-    if tasks:
-        raise ConfigError(f"config key 'datasets.{dataset}.tasks': isl_kinect holds isolated signs without text, "
-                          f"so no translation task ({', '.join(tasks)}) can run on it; set tasks: []")
+    base.reject_translation_tasks(dataset, ds_cfg, "isl_kinect holds isolated signs without text")
     root = base.require_root(dataset, ds_cfg)
     folder = base.resolve_under(root, ds_cfg.get("videos"), DEFAULT_FOLDER)
     if not folder.is_dir():
