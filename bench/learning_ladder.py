@@ -6,16 +6,16 @@
 
 Rungs (issue 11), lowest first; the first that fails is where to look:
 
-1. ``overfit``: 32 demo training samples, each task (Sign2Gloss2Text, Sign2Text) and translator (Transformer,
+1. ``overfit``: 32 demo training samples, each task (the joint Sign2Text + CTC model, Sign2Text) and translator (Transformer,
    ADAT), trained and evaluated on those same samples: greedy gloss WER < 5% and BLEU-4 > 90. A model that
    cannot memorise 32 sentences has a bug.
 2. ``isolated``: the backbone alone (ST-GCN++ with a classification head, trained by the demo pretraining's
    own function ``hatl.models.pretrain.pretrain``) classifies single-sign demo clips of signers it never
    saw: accuracy > 95%. Measured on the coco body joints the demo pretraining reads.
-3. ``continuous``: demo Sign2Gloss2Text (Transformer, the configured demo strategy), held-out test, gloss WER
+3. ``continuous``: demo joint Sign2Text + CTC (Transformer, the configured demo strategy), held-out test, gloss WER
    of the decode path (CTC prefix beam as ``hatl decode``) <= 20%; the training loop's greedy dev WER is
    printed beside it.
-4. ``translation``: demo Sign2Gloss2Text and Sign2Text test BLEU-4 (beam, no LM) at least 3x the
+4. ``translation``: demo Sign2Text + CTC and Sign2Text test BLEU-4 (beam, no LM) at least 3x the
    constant-output floor (best single dev reference, ``hatl.evaluate.collapse``), with distinct outputs.
 
 Everything runs in-process through the package's own commands and functions (``hatl demo-data``,
@@ -47,7 +47,7 @@ from hatl.config import REPO_ROOT, effective_config, load_config
 log = logging.getLogger("learning_ladder")
 
 RUNGS = ("overfit", "isolated", "continuous", "translation")
-TASKS = ("sign2gloss2text", "sign2text")
+TASKS = ("sign2text_ctc", "sign2text")
 MODELS = ("transformer", "adat")
 
 
@@ -210,7 +210,7 @@ def overfit_rungs(inputs: DemoInputs, settings: Settings) -> list[Rung]:
     data = subset_dir(inputs, n)
     # patience 30: a run that has memorised (WER 0 / BLEU 100) cannot improve, so it stops 30 epochs later
     training = {"max_epochs": settings.overfit_epochs, "early_stopping": {"patience": 30},
-                "metric": {"sign2gloss2text": "wer", "sign2text": "bleu4"},
+                "metric": {"sign2text_ctc": "wer", "sign2text": "bleu4"},
                 "batch_size": 8, "lr": {"warmup_min_steps": 10}}
     model_off = {"transformer": {"dropout": 0.0}, "adat": {"dropout": 0.0}}
     rungs = []
@@ -226,7 +226,7 @@ def overfit_rungs(inputs: DemoInputs, settings: Settings) -> list[Rung]:
             detail = {"epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"], **best}
             bleu = float(best.get("bleu4") or 0.0)
             rungs.append(Rung("overfit", f"{task} {model}: train BLEU-4 ({n} samples)", bleu, "> 90", bleu > 90, detail))
-            if task == "sign2gloss2text":
+            if task == "sign2text_ctc":
                 wer = best.get("wer")
                 rungs.append(Rung("overfit", f"{task} {model}: train gloss WER % (greedy)", wer, "< 5",
                                   wer is not None and wer < 5, detail))
@@ -324,14 +324,14 @@ def decode_test(trainer: Any, inputs: DemoInputs, task: str) -> dict[str, Any]:
     test = D.load_split(D.split_sources(inputs.data_dir, "main")["test"], trainer.gloss_vocab, trainer.text_vocab,
                         lowercase=bool(text.get("lowercase", True)),
                         strip_punctuation=bool(text.get("strip_punctuation", True)),
-                        need_gloss=task == "sign2gloss2text", need_text=True)
+                        need_gloss=task == "sign2text_ctc", need_text=True)
     settings = DecodeSettings.from_config(cfg["decoding"], blank=trainer.gloss_vocab.blank or 4)
     rows = decode_samples(trainer.model, test.samples, task, trainer.text_vocab, trainer.gloss_vocab, settings)
     hyps, refs = [r["hyp"] for r in rows], [r["ref"] for r in rows]
     out = {"bleu4": bleu_scores(hyps, refs, BleuSettings.from_config(cfg.get("evaluation", {})))["bleu4"],
            "distinct": distinct_outputs(hyps, refs).text(), "distinct_ratio": distinct_outputs(hyps, refs).ratio,
            "n": len(rows)}
-    if task == "sign2gloss2text":
+    if task == "sign2text_ctc":
         out["wer"] = wer([r["gloss_hyp"] for r in rows], [r["gloss_ref"] for r in rows])["wer"]
     return out
 
@@ -355,14 +355,14 @@ def test_rungs(inputs: DemoInputs, settings: Settings, which: set[str]) -> list[
     training = {"max_epochs": settings.epochs} if settings.epochs else {}
     rungs: list[Rung] = []
     floor: dict[str, Any] | None = None
-    tasks = ["sign2gloss2text"] + (["sign2text"] if "translation" in which else [])
+    tasks = ["sign2text_ctc"] + (["sign2text"] if "translation" in which else [])
     for task in tasks:
         trainer, summary = train(inputs, settings, task, "transformer", f"{task}-transformer", training=training)
         result = decode_test(trainer, inputs, task)
         floor = floor or floor_of(inputs, trainer)
         detail = {**result, "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"],
                   "dev_greedy": summary["best_dev"], "floor": floor, "strategy": trainer.spec.strategy}
-        if task == "sign2gloss2text" and "continuous" in which:
+        if task == "sign2text_ctc" and "continuous" in which:
             rungs.append(Rung("continuous", "sign2gloss2text transformer: test gloss WER % (decode)", result["wer"],
                               "<= 20", result["wer"] is not None and result["wer"] <= 20, detail))
         if "translation" in which:

@@ -128,7 +128,7 @@ rule figure:
         dataset=figure_dataset,
         config=lambda w: resolved_config(figure_dataset(w)),
         settings=lambda w: settings_read_by("figure", figure_dataset(w)),
-        runs=lambda w: runs_of(figure_dataset(w)),
+        runs=lambda w: trained_runs_of(figure_dataset(w)),
     shell:
         "hatl figure --config {params.config} --figure {wildcards.number} --dataset {params.dataset}"
         " --runs {params.runs} --out {output.png} > {log} 2>&1"
@@ -159,7 +159,7 @@ rule learning_curves:
     params:
         config=lambda w: resolved_config(w.dataset),
         settings=lambda w: settings_read_by("figure", w.dataset),
-        runs=lambda w: runs_of(w.dataset),
+        runs=lambda w: trained_runs_of(w.dataset),
     shell:
         "hatl figure --config {params.config} --figure curves --dataset {wildcards.dataset}"
         " --runs {params.runs} --out {output.png} > {log} 2>&1"

@@ -16,7 +16,16 @@ from hatl.config import (
     validate_config,
 )
 from hatl.errors import ConfigError
-from hatl.experiment import FIGURE_TABLE, RUNS, TABLE_DATASET, TEXT_ONLY_TASKS
+from hatl.experiment import (
+    CASCADES,
+    FIGURE_TABLE,
+    RUNS,
+    TABLE_DATASET,
+    TEXT_ONLY_TASKS,
+    TRAINED_TASKS,
+    TRANSLATION_TASKS,
+    trained_tasks,
+)
 from hatl.experiment import run_dir as run_folder
 
 RESULTS = "results"
@@ -113,7 +122,8 @@ def strategies_for(task):
 
 
 def runs_of(dataset, tasks=None):
-    """Every (model, task, strategy, fold) run directory of a dataset."""
+    """Every (model, task, strategy, fold) run directory of a dataset's configured tasks: the folders whose
+    decoded files and scores fill the tables (a Sign2Gloss2Text folder holds its cascade's decode)."""
     tasks = tasks_of(dataset) if tasks is None else tasks
     return [
         run_dir(dataset, model, task, strategy, fold)
@@ -122,6 +132,26 @@ def runs_of(dataset, tasks=None):
         for strategy in strategies_for(task)
         for fold in folds_of(dataset)
     ]
+
+
+def trained_runs_of(dataset):
+    """Every trained run folder (best.pt, log.jsonl, summary.json) the configured tasks need: Sign2Gloss2Text
+    trains its sign2gloss runs per strategy and one gloss2text run per model and fold (shared with a
+    configured gloss2text task)."""
+    tasks = []
+    for task in tasks_of(dataset):
+        tasks += [t for t in trained_tasks(task) if t not in tasks]
+    return runs_of(dataset, tasks)
+
+
+def scored_runs_of(dataset):
+    """The run folders with text to score: the configured translation tasks, plus the translator a cascade
+    trains anyway (its Gloss2Text row on ground-truth glosses is the cascade's upper bound); a lone
+    sign2gloss has gloss WER only."""
+    tasks = [t for t in tasks_of(dataset) if t in TRANSLATION_TASKS]
+    for task in tasks_of(dataset):
+        tasks += [t for t in CASCADES.get(task, ())[1:] if t not in tasks]
+    return runs_of(dataset, tasks)
 
 
 def lm_stem(dataset, fold):
@@ -261,6 +291,24 @@ def train_inputs(wildcards):
     return inputs
 
 
+def cascade_inputs(wildcards):
+    """The two trained runs a Sign2Gloss2Text decode chains: the sign2gloss run of this strategy and the
+    gloss2text run (trained on ground-truth glosses, strategy full) of the same dataset, model and fold."""
+    recognition, translation = CASCADES["sign2gloss2text"]
+    keys = (wildcards.dataset, wildcards.model)
+    return {
+        "recogniser": f"{run_dir(*keys, recognition, wildcards.strategy, wildcards.fold)}/best.pt",
+        "translator": f"{run_dir(*keys, translation, strategies_for(translation)[0], wildcards.fold)}/best.pt",
+    }
+
+
+def decode_lm(wildcards):
+    """The KenLM model a decode fuses: none for a recognition run (glosses only, no text beam)."""
+    if wildcards.task not in TRANSLATION_TASKS:
+        return []
+    return f"{lm_stem(wildcards.dataset, wildcards.fold)}.bin"
+
+
 def decode_source(wildcards):
     """Gloss2Text reads glosses and references from the manifest; the sign tasks from normalised keypoints."""
     if wildcards.task in TEXT_ONLY_TASKS:
@@ -314,11 +362,11 @@ def figure_dataset(wildcards):
 
 
 def decoded_tests_for(dataset):
-    return [f"{d}/decoded.test.jsonl" for d in runs_of(dataset)]
+    return [f"{d}/decoded.test.jsonl" for d in scored_runs_of(dataset)]
 
 
 def logs_for(dataset):
-    return [f"{d}/log.jsonl" for d in runs_of(dataset)]
+    return [f"{d}/log.jsonl" for d in trained_runs_of(dataset)]
 
 
 def figure_targets():
@@ -368,8 +416,8 @@ def paper_inputs(wildcards, files_of, table_of=None):
 
 
 def scores_for(dataset):
-    return [f"{d}/scores.json" for d in runs_of(dataset)]
+    return [f"{d}/scores.json" for d in scored_runs_of(dataset)]
 
 
 def summaries_for(dataset):
-    return [f"{d}/summary.json" for d in runs_of(dataset)]
+    return [f"{d}/summary.json" for d in trained_runs_of(dataset)]

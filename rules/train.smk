@@ -1,4 +1,4 @@
-# Training: one job per dataset x model x task x strategy x fold. Resume state lives under resume/,
+# Training: one job per dataset x model x trained task x strategy x fold (sign2gloss2text: see rule cascade_decode). Resume state lives under resume/,
 # which is not a declared output, so a rerun after a kill continues where the job stopped.
 
 
@@ -13,6 +13,8 @@ rule train:
         "logs/train/{dataset}/{model}/{task}/{strategy}/{fold}.log",
     benchmark:
         "benchmarks/train/{dataset}/{model}/{task}/{strategy}/{fold}.tsv"
+    wildcard_constraints:
+        task="|".join(TRAINED_TASKS),  # Sign2Gloss2Text is decoded from two trained runs, never trained
     conda:
         "../envs/hatl.yaml"
     threads: 1

@@ -32,7 +32,7 @@ TIME_FIELDS = ("wall_time_s", "epoch_time_s")
 # receive pure round-off as gradient, which Adam's g/sqrt(v) normalisation turns into lr-sized steps in
 # arbitrary directions (measured: up to 5e-3 after 4 epochs, in 1 process vs 2 alike); they change no
 # output, but they would make a weight comparison meaningless. With eps 1e-3 every weight agrees to
-# < 6e-6 (measured: 4 HATL epochs, 2 full sign2gloss2text epochs), so the tolerance below is tight: a wrong loss scaling, a missing
+# < 6e-6 (measured: 4 HATL epochs, 2 full sign2text_ctc epochs), so the tolerance below is tight: a wrong loss scaling, a missing
 # shard or per-rank batch-norm statistics move weights by 1e-4 or more within one epoch.
 EPS = 1e-3
 WEIGHT_ATOL, WEIGHT_RTOL = 1e-5, 1e-5
@@ -156,12 +156,12 @@ def test_two_ranks_hatl_release_equals_one_process(inputs, tmp_path):
     assert state["world_size"] == 2 and len(state["rng_ranks"]) == 2 and state["finished"]
 
 
-def test_two_ranks_sign2gloss2text_full_equals_one_process(inputs, tmp_path):
+def test_two_ranks_sign2text_ctc_full_equals_one_process(inputs, tmp_path):
     # Every backbone layer trains (batch norm everywhere), ADAT, and all four loss terms: CTC (mean over
     # usable rows), text CE (over tokens) and the two frame losses (over Viterbi-labelled frames), each
     # rescaled by its own global count. batch_size 6 on 24 samples with pools of 2 batches.
     tr = training(max_epochs=2, batch_size=6)
-    one, two, _ = run_pair(inputs, tmp_path, tr, "sign2gloss2text", "full", "adat")
+    one, two, _ = run_pair(inputs, tmp_path, tr, "sign2text_ctc", "full", "adat")
     assert_same_run(one, two)
     log = read_log(two / "out")
     assert all(line["loss_ctc"] > 0 and line["loss_enc"] > 0 for line in log)

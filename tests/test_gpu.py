@@ -147,7 +147,7 @@ def bitwise_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
 
 
 # ---------------------------------------------------------------------------------------------- demo model
-def demo_model(seed: int = 0, task: str = "sign2gloss2text", translator: str = "transformer"):
+def demo_model(seed: int = 0, task: str = "sign2text_ctc", translator: str = "transformer"):
     """The demo's model (config/config.yaml with demo.overrides: 67 joints, backbone width 8, translator width 64),
     randomly initialised on the CPU, dropout 0 (masks would differ between the runs compared)."""
     from hatl.config import effective_config, load_config

@@ -26,7 +26,7 @@ def tiny_model():
 
     torch.manual_seed(0)
     backbone = STGCNPP(mediapipe_graph(LAYOUT).adjacency(), STGCNPPConfig(base_channels=6))
-    return SLTModel("sign2gloss2text", "transformer", backbone, 12, 14, cfg={"transformer": TINY_MODEL["transformer"]})
+    return SLTModel("sign2text_ctc", "transformer", backbone, 12, 14, cfg={"transformer": TINY_MODEL["transformer"]})
 
 
 def test_layer_wise_decay_reads_table4():

@@ -169,15 +169,57 @@ def test_frozen_prefix_cache_gives_the_backbone_features(reference):
     torch.testing.assert_close(batch["backbone_features"], want, rtol=1e-5, atol=1e-6)
 
 
-def test_sign2gloss2text_adat_uses_the_ctc_release_metric(inputs, tmp_path):
-    summary = train_run(make_spec(inputs, tmp_path, "hatl", task="sign2gloss2text", model="adat"), inputs["config"])
+def test_sign2gloss_adat_uses_the_ctc_release_metric(inputs, tmp_path):
+    """The recogniser of Sign2Gloss2Text selects, stops and releases on dev CTC loss (Table 4's CTC threshold);
+    it has no text decoder, so no BLEU-4 and no CE term."""
+    summary = train_run(make_spec(inputs, tmp_path, "hatl", task="sign2gloss", model="adat"), inputs["config"])
     log = read_log(tmp_path / "out")
     assert summary["metric_name"] == "ctc_loss" and summary["metric_mode"] == "min"
     assert all(line["dev_ctc_loss"] is not None and line["dev_wer"] is not None for line in log)
+    assert all(line["dev_bleu4"] is None and line["loss_ce"] == 0.0 for line in log)
     assert all(line["metric"] == pytest.approx(line["dev_ctc_loss"]) for line in log)
-    assert log[-1]["loss_ctc"] > 0
-    # collapse made visible: distinct greedy dev outputs against distinct dev references, every epoch
+    assert log[-1]["loss_ctc"] > 0 and log[-1]["loss_enc"] > 0 and log[-1]["loss_bb"] > 0
+    # collapse made visible: distinct greedy dev gloss outputs against distinct dev references, every epoch
     assert all(1 <= line["dev_distinct_outputs"] and line["dev_distinct_refs"] >= 1 for line in log)
+    model, _ = load_trained(tmp_path / "out" / "best.pt")
+    assert model.decoder is None and model.task == "sign2gloss"
+
+
+def shipped_config() -> dict:
+    from hatl.config import load_config
+
+    return load_config(Path(__file__).resolve().parents[1] / "config" / "config.yaml")  # Table 4's values (no demo overrides)
+
+
+@pytest.mark.parametrize("task,metric", [("sign2text", "bleu4"), ("gloss2text", "bleu4"), ("sign2text_ctc", "bleu4"),
+                                         ("sign2gloss", "ctc_loss")])
+def test_selection_metric_per_task_follows_table4(task, metric):
+    """Translation tasks select on dev BLEU-4 (threshold 0.002 as a fraction), the recogniser on dev CTC loss (0.003)."""
+    from hatl.train.config import TrainConfig
+
+    tc = TrainConfig.from_config(shipped_config(), task)
+    assert tc.metric == metric
+    want = 0.002 if metric == "bleu4" else 0.003
+    assert tc.controller.delta == tc.controller.tau == pytest.approx(want)
+    assert tc.controller.mode == ("max" if metric == "bleu4" else "min")
+
+
+def test_delta_tau_reading_takes_table4_pair_for_every_task():
+    """training.hatl.threshold_reading: delta_tau reads Table 4's two values as Algorithm 1's (Δ, τ) pair."""
+    from hatl.train.config import TrainConfig
+
+    cfg = shipped_config()
+    cfg["training"]["hatl"]["threshold_reading"] = "delta_tau"
+    for task in ("sign2text", "sign2gloss"):
+        tc = TrainConfig.from_config(cfg, task)
+        assert (tc.controller.delta, tc.controller.tau) == (pytest.approx(0.003), pytest.approx(0.002))
+
+
+def test_sign2gloss2text_is_not_trained_on_its_own(inputs, tmp_path):
+    from hatl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sign2gloss2text"):
+        make_spec(inputs, tmp_path, "hatl", task="sign2gloss2text")
 
 
 def test_gloss2text_has_no_backbone_to_release(inputs, tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from hatl.errors import InputError
-from hatl.experiment import BOS, EOS, GLOSS_TASKS, PAD
+from hatl.experiment import BOS, EOS, GLOSS_TASKS, PAD, TRANSLATION_TASKS
 from hatl.folds import CV_SPLIT, describe, dev_filter, fold_index, train_filter
 from hatl.keypoint_store import iter_keypoints, read_meta
 from hatl.text import normalise_gloss, normalise_text
@@ -118,7 +118,7 @@ def split_options(dataset_cfg: dict[str, Any], task: str) -> dict[str, bool]:
     """:func:`load_split`'s options for a run of ``task``: the dataset's text normalisation and the targets it needs."""
     text = dataset_cfg["text"]
     return {"lowercase": bool(text["lowercase"]), "strip_punctuation": bool(text["strip_punctuation"]),
-            "need_gloss": task in GLOSS_TASKS, "need_text": True}
+            "need_gloss": task in GLOSS_TASKS, "need_text": task in TRANSLATION_TASKS}
 
 
 def _manifest_rows(source: SplitSource) -> Iterable[tuple[str, int, str, str]]:

@@ -34,7 +34,7 @@ from hatl.config import dataset_config, effective_config, load_config
 from hatl.datasets.base import check_manifest_for_tasks
 from hatl.datasets.manifest import read_manifest
 from hatl.errors import InputError
-from hatl.experiment import BLANK, BOS, EOS, GLOSS_TASKS, PAD, UNK
+from hatl.experiment import BLANK, BOS, EOS, GLOSS_TASKS, PAD, TRANSLATION_TASKS, UNK
 from hatl.folds import MAIN, fold_rows
 from hatl.io import atomic_dir, atomic_path, write_json
 from hatl.provenance import provenance
@@ -374,8 +374,9 @@ def check_training_targets(
     Emptiness is judged after normalisation: a sentence of punctuation only is an empty target too.
     """
     needs_gloss = any(task in GLOSS_TASKS for task in tasks)
+    needs_text = any(task in TRANSLATION_TASKS for task in tasks)  # sign2gloss alone (boston104) has no text
     for row in train.itertuples(index=False):
-        if not norm.apply(row.text):
+        if needs_text and not norm.apply(row.text):
             raise InputError(
                 manifest_path, str(row.sample_id),
                 f"empty text (after normalisation) in the training split (tasks {list(tasks)} translate to text)",

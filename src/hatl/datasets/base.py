@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from hatl.errors import ConfigError, InputError
-from hatl.experiment import task_needs, tasks_needing  # noqa: F401  (the adapters read them as base.*)
+from hatl.experiment import TASK_NEEDS, task_needs, tasks_needing  # noqa: F401  (the adapters read them as base.*)
 from hatl.landmarks import FLAT1662_SIZE
 
 # Manifest columns in order (docs/architecture.md); ``shard`` is assigned by the manifest stage.
@@ -453,11 +453,12 @@ def reject_cross_validation(dataset: str, ds_cfg: dict[str, Any]) -> None:
 
 
 def reject_translation_tasks(dataset: str, ds_cfg: dict[str, Any], what: str) -> None:
-    """Releases without spoken-language text (``what`` says what they hold) can run no translation task."""
-    tasks = list(ds_cfg.get("tasks", []))
+    """Releases without spoken-language text (``what`` says what they hold) can run no translation task;
+    recognition alone (``sign2gloss``, glosses from video) needs no text and stays allowed."""
+    tasks = [t for t in ds_cfg.get("tasks", []) if "text" in TASK_NEEDS.get(t, frozenset({"text"}))]
     if tasks:
         raise ConfigError(f"config key 'datasets.{dataset}.tasks': {what}, so no translation task "
-                          f"({', '.join(tasks)}) can run on it; set tasks: []")
+                          f"({', '.join(tasks)}) can run on it; set tasks: [] or [sign2gloss]")
 
 
 def assign_cross_validation(

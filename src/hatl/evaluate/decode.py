@@ -1,14 +1,24 @@
-"""``hatl decode``: beam-search a trained run on its dev and test splits.
+"""``hatl decode``: beam-search a trained run on its dev and test splits, or a Sign2Gloss2Text cascade of two runs.
 
     hatl decode --config config/config.yaml --run-dir RUN --data-dir results/DS/normalised \
         --vocab-dir results/DS/vocab/FOLD --lm results/DS/lm/FOLD/text.4gram.bin --out-dir RUN
     hatl decode --config CFG --run-dir RUN --manifest results/DS/manifest.parquet \
         --vocab-dir results/DS/vocab/FOLD --lm results/DS/lm/FOLD/text.4gram.bin --out-dir RUN      (gloss2text only)
+    hatl decode --config CFG --run-dir SIGN2GLOSS_RUN --translator-run GLOSS2TEXT_RUN --data-dir results/DS/normalised \
+        --vocab-dir results/DS/vocab/FOLD --lm results/DS/lm/FOLD/text.4gram.bin --out-dir CASCADE_RUN   (Sign2Gloss2Text)
 
 writes ``decoded.dev.jsonl`` and ``decoded.test.jsonl`` (one line per sample: ``id``, ``ref`` (normalised
 reference text), ``hyp`` (beam with KenLM fusion), ``hyp_nolm`` (the same beam without fusion, so the effect
-of the LM is measurable), ``gloss_ref`` and ``gloss_hyp`` (CTC decoding; sign2gloss2text only, else null)),
+of the LM is measurable), ``gloss_ref`` and ``gloss_hyp`` (CTC decoding of the runs with a CTC head, else null)),
 plus ``decoded.summary.json`` (settings, counts, skipped samples with reasons, provenance).
+
+Sign2Gloss2Text is a cascade, as the paper (section 1: it "relies on gloss annotations during translation")
+and the released ADAT pipeline have it: the sign2gloss run recognises the glosses (CTC with Table 4's blank
+bias and temperature, prefix beam or greedy per ``decoding.ctc.method``), and the gloss2text run of the same
+dataset, translator and fold (trained on the ground-truth glosses of the same training split) translates the
+recognised glosses with the text beam and KenLM fusion. A sample whose recognition is empty gets the empty
+translation (counted in the summary as ``empty_recognitions``). A sign2gloss run decoded alone writes
+``hyp`` / ``ref`` null: ``hatl score`` then reports gloss WER only.
 
 The model is rebuilt from ``RUN/best.pt`` (``hatl.models.trained.load_trained``); dev/test come from the same
 loader training uses (``hatl.batches``), so references are normalised exactly as the training targets.
@@ -35,7 +45,7 @@ import torch
 
 from hatl.config import effective_config, load_config
 from hatl.errors import InputError
-from hatl.experiment import BLANK, GLOSS_TASKS
+from hatl.experiment import BLANK, BOS, CASCADES, CTC_TASKS, EOS, GLOSS_TASKS, PAD
 from hatl.evaluate.lm_fusion import WordLM, load_kenlm
 from hatl.io import atomic_path, write_json
 from hatl.models.beam import BeamConfig, SpecialIds, beam_search, model_step_fn
@@ -78,36 +88,101 @@ def decode_samples(
     desc: str = "decode",
 ) -> list[dict[str, Any]]:
     """Decoded rows in the samples' order. ``samples`` are ``hatl.batches.Sample`` objects."""
-    from hatl.batches import collate, eval_batches
+    from hatl.batches import collate
 
     special = SpecialIds(pad=text_vocab.pad, bos=text_vocab.bos, eos=text_vocab.eos)
     plain_cfg = dataclasses.replace(settings.beam, lm_weight=0.0)
     fuse = lm is not None and settings.beam.lm_weight > 0
+    translates = getattr(model, "has_decoder", True)  # sign2gloss: glosses only
     rows: dict[int, dict[str, Any]] = {}
-    # sort by frames, or by gloss length for text-only samples (n_frames 0): less padding in either case
-    batches = eval_batches([s.n_frames or len(s.gloss_ids) for s in samples], settings.batch_size)
-    for idxs in _progress(batches, desc):
+    for idxs in _progress(_batches(samples, settings.batch_size), desc):
         batch = collate([samples[i] for i in idxs])
         encoded = model.encode(batch)
-        step = model_step_fn(model, encoded, len(idxs))
-        plain = beam_search(step, len(idxs), plain_cfg, special)
-        fused = beam_search(step, len(idxs), settings.beam, special, lm=lm) if fuse else plain
+        if translates:
+            step = model_step_fn(model, encoded, len(idxs))
+            plain = beam_search(step, len(idxs), plain_cfg, special)
+            fused = beam_search(step, len(idxs), settings.beam, special, lm=lm) if fuse else plain
         glosses: list[str | None] = [None] * len(idxs)
-        if task == "sign2gloss2text" and getattr(encoded, "gloss_logprobs", None) is not None and gloss_vocab is not None:
-            ids = ctc_decode_batch(encoded.gloss_logprobs, encoded.memory_mask.sum(1).tolist(), settings.ctc)
-            glosses = [gloss_vocab.decode(g) for g in ids]
+        if task in CTC_TASKS and getattr(encoded, "gloss_logprobs", None) is not None and gloss_vocab is not None:
+            glosses = [gloss_vocab.decode(g) for g in _ctc_ids(encoded, settings)]
         for j, i in enumerate(idxs):
             sample = samples[i]
             rows[i] = {
                 "id": sample.sample_id,
-                "ref": sample.text,
-                "hyp": text_vocab.decode(fused[j].tokens),
-                "hyp_nolm": text_vocab.decode(plain[j].tokens),
+                "ref": sample.text if translates else None,
+                "hyp": text_vocab.decode(fused[j].tokens) if translates else None,
+                "hyp_nolm": text_vocab.decode(plain[j].tokens) if translates else None,
                 "gloss_ref": sample.gloss if task in GLOSS_TASKS else None,
                 "gloss_hyp": glosses[j],
-                "score": fused[j].score,
+                "score": fused[j].score if translates else None,
             }
     return [rows[i] for i in range(len(samples))]
+
+
+def _batches(samples: Sequence[Any], batch_size: int) -> list[list[int]]:
+    # sort by frames, or by gloss length for text-only samples (n_frames 0): less padding in either case
+    from hatl.batches import eval_batches
+
+    return eval_batches([s.n_frames or len(s.gloss_ids) for s in samples], batch_size)
+
+
+def _ctc_ids(encoded: Any, settings: DecodeSettings) -> list[list[int]]:
+    """CTC-decoded gloss ids of a batch (Table 4's blank bias and temperature, greedy or prefix beam)."""
+    return ctc_decode_batch(encoded.gloss_logprobs, encoded.memory_mask.sum(1).tolist(), settings.ctc)
+
+
+@torch.no_grad()
+def recognise_glosses(recogniser: Any, samples: Sequence[Any], settings: DecodeSettings,
+                      desc: str = "recognise") -> list[list[int]]:
+    """The first stage of the cascade: CTC-decoded gloss ids per sample, in the samples' order (specials
+    other than UNK removed: what the translator's gloss embedding reads, as a ground-truth gloss sequence)."""
+    from hatl.batches import collate
+
+    dropped = {PAD, BOS, EOS, settings.ctc.blank}
+    out: dict[int, list[int]] = {}
+    for idxs in _progress(_batches(samples, settings.batch_size), desc):
+        ids = _ctc_ids(recogniser.encode(collate([samples[i] for i in idxs])), settings)
+        for j, i in enumerate(idxs):
+            out[i] = [int(g) for g in ids[j] if int(g) not in dropped]
+    return [out[i] for i in range(len(samples))]
+
+
+def gloss_inputs(samples: Sequence[Any], recognised: Sequence[Sequence[int]], gloss_vocab: Any) -> list[Any]:
+    """Text-only samples (as the gloss2text loader builds them) whose input glosses are the recognised ones;
+    reference text and reference glosses stay the sample's own."""
+    import numpy as np
+
+    from hatl.batches import Sample
+
+    return [Sample(s.sample_id, np.zeros((0, 1, 3), np.float32), np.asarray(ids, dtype=np.int64), s.text_ids,
+                   gloss_vocab.decode(ids), s.text) for s, ids in zip(samples, recognised)]
+
+
+@torch.no_grad()
+def decode_cascade(recogniser: Any, translator: Any, samples: Sequence[Any], text_vocab: Any, gloss_vocab: Any,
+                   settings: DecodeSettings, lm: WordLM | None = None, desc: str = "cascade",
+                   recognised: Sequence[Sequence[int]] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Sign2Gloss2Text rows: recognise glosses with ``recogniser`` (a sign2gloss model), translate them with
+    ``translator`` (a gloss2text model). ``recognised`` replaces the first stage (tests, ablations).
+
+    Returns the rows (the fields of :func:`decode_samples`; ``gloss_hyp`` is what the translator read) and the
+    ids of samples whose recognition was empty: they get the empty translation (and are scored as such).
+    """
+    if recognised is None:
+        recognised = recognise_glosses(recogniser, samples, settings, desc=f"{desc}: recognise")
+    inputs = gloss_inputs(samples, recognised, gloss_vocab)
+    keep = [i for i, ids in enumerate(recognised) if len(ids) > 0]
+    translated = decode_samples(translator, [inputs[i] for i in keep], "gloss2text", text_vocab, gloss_vocab, settings,
+                                lm, desc=f"{desc}: translate") if keep else []
+    by_index = dict(zip(keep, translated))
+    rows, empty = [], []
+    for i, sample in enumerate(samples):
+        row = by_index.get(i)
+        if row is None:
+            empty.append(sample.sample_id)
+            row = {"id": sample.sample_id, "ref": sample.text, "hyp": "", "hyp_nolm": "", "score": None}
+        rows.append({**row, "gloss_ref": sample.gloss, "gloss_hyp": inputs[i].gloss})
+    return rows, empty
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -120,6 +195,9 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="pipeline config (decoding section)")
     parser.add_argument("--run-dir", required=True, type=Path, help="finished run folder with best.pt")
+    parser.add_argument("--translator-run", type=Path, default=None,
+                        help="Sign2Gloss2Text: the gloss2text run (best.pt) that translates the glosses --run-dir (a "
+                             "sign2gloss run) recognises; same dataset, translator and fold")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data-dir", type=Path, help="results/<ds>/normalised (keypoint tasks, and gloss2text trained on it)")
     source.add_argument("--manifest", type=Path,
@@ -149,6 +227,32 @@ def split_sources_for(args: argparse.Namespace, task: str | None, fold: str) -> 
     return D.split_sources(args.data_dir, fold)
 
 
+def load_cascade(run_dir: Path, translator_run: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """(recogniser, translator, identity of the cascade): a sign2gloss and a gloss2text run of the same dataset,
+    translator and fold, refused by name otherwise."""
+    from hatl.models.trained import load_trained
+
+    recogniser, rblob = load_trained(run_dir / "best.pt")
+    translator, tblob = load_trained(translator_run / "best.pt")
+    rid, tid = rblob.get("run") or {}, tblob.get("run") or {}
+    recognition, translation = CASCADES["sign2gloss2text"]
+    if rid.get("task") != recognition:
+        raise InputError(run_dir / "best.pt", "run.task", f"the cascade's first stage must be a {recognition} run, not {rid.get('task')!r}")
+    if tid.get("task") != translation:
+        raise InputError(translator_run / "best.pt", "run.task",
+                         f"the cascade's second stage must be a {translation} run, not {tid.get('task')!r}")
+    for key in ("dataset", "model", "fold"):
+        if rid.get(key) != tid.get(key):
+            raise InputError(translator_run / "best.pt", f"run.{key}",
+                             f"{tid.get(key)!r} differs from the recognition run's {rid.get(key)!r} ({run_dir}): "
+                             "the cascade pairs runs of one dataset, translator and fold")
+    if rblob["model_args"]["gloss_vocab_size"] != tblob["model_args"]["gloss_vocab_size"]:
+        raise InputError(translator_run / "best.pt", "model_args.gloss_vocab_size",
+                         "gloss vocabulary differs from the recognition run's: the runs were built on other vocabularies")
+    identity = {**rid, "task": "sign2gloss2text", "stages": {"recognition": str(run_dir), "translation": str(translator_run)}}
+    return recogniser, translator, identity
+
+
 def run(args: argparse.Namespace) -> int:
     from hatl import batches as D
     from hatl.models.trained import load_trained
@@ -156,29 +260,36 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(args.config)
-    model, blob = load_trained(args.run_dir / "best.pt")
-    identity = blob.get("run") or {}
+    translator = None
+    if args.translator_run is not None:
+        model, translator, identity = load_cascade(args.run_dir, args.translator_run)
+    else:
+        model, blob = load_trained(args.run_dir / "best.pt")
+        identity = blob.get("run") or {}
     dataset, task, fold = identity.get("dataset"), identity.get("task"), identity.get("fold", "main")
     if dataset not in config.get("datasets", {}):
         raise InputError(args.run_dir / "best.pt", "run.dataset", f"dataset {dataset!r} is not in {args.config}")
     eff = effective_config(config, dataset)
     gloss_vocab, text_vocab = D.load_vocabularies(args.vocab_dir, fold)
     settings = DecodeSettings.from_config(eff["decoding"], blank=gloss_vocab.blank or BLANK)
-    model_limit = getattr(getattr(model, "cfg", None), "max_text_length", None)
+    text_model = translator if translator is not None else model
+    model_limit = getattr(getattr(text_model, "cfg", None), "max_text_length", None)
     if model_limit is not None and settings.beam.max_length > model_limit - 2:
         # the decoder's input (BOS + tokens) must stay within what the model accepts
         log.warning("decoding.max_length %d exceeds model.max_text_length %d - 2: using %d",
                     settings.beam.max_length, model_limit, model_limit - 2)
         settings = dataclasses.replace(settings, beam=dataclasses.replace(settings.beam, max_length=model_limit - 2))
+    translates = getattr(text_model, "has_decoder", True)
     lm = None
-    if args.lm is not None and settings.beam.lm_weight > 0:
+    if translates and args.lm is not None and settings.beam.lm_weight > 0:
         lm = WordLM(load_kenlm(args.lm), text_vocab.tokens, special_ids=(text_vocab.pad, text_vocab.bos, text_vocab.eos),
                     unk_id=text_vocab.unk, subword=text_vocab.tokenizer == "sentencepiece")
-    elif settings.beam.lm_weight > 0:
+    elif translates and settings.beam.lm_weight > 0:
         log.warning("no --lm given: decoding without LM fusion although decoding.lm_weight=%s", settings.beam.lm_weight)
     sources = split_sources_for(args, task, fold)
     summary: dict[str, Any] = {"run": identity, "inputs": {"data_dir": str(args.data_dir) if args.data_dir else None,
-                                                          "manifest": str(args.manifest) if args.manifest else None},
+                                                          "manifest": str(args.manifest) if args.manifest else None,
+                                                          "translator_run": str(args.translator_run) if args.translator_run else None},
                                "settings": {"beam": dataclasses.asdict(settings.beam),
                                "ctc": dataclasses.asdict(settings.ctc), "batch_size": settings.batch_size},
                                "lm": str(args.lm) if lm is not None else None, "splits": {}}
@@ -186,10 +297,20 @@ def run(args: argparse.Namespace) -> int:
     for split in args.splits:
         data = D.load_split(sources[split], gloss_vocab, text_vocab, **D.split_options(eff["datasets"][dataset], task))
         start = time.perf_counter()
-        outputs[split] = decode_samples(model, data.samples, task, text_vocab, gloss_vocab, settings, lm, desc=f"decode {split}")
+        extra: dict[str, Any] = {}
+        if translator is not None:
+            outputs[split], empty = decode_cascade(model, translator, data.samples, text_vocab, gloss_vocab, settings, lm,
+                                                   desc=f"cascade {split}")
+            extra["empty_recognitions"] = empty
+            if empty:
+                log.warning("%s: %d sample(s) with no recognised gloss get the empty translation (first: %s)",
+                            split, len(empty), empty[0])
+        else:
+            outputs[split] = decode_samples(model, data.samples, task, text_vocab, gloss_vocab, settings, lm,
+                                            desc=f"decode {split}")
         seconds = time.perf_counter() - start
         summary["splits"][split] = {"decoded": len(outputs[split]), "skipped": data.skipped, "seconds": round(seconds, 3),
-                                    "sentences_per_s": round(len(outputs[split]) / max(seconds, 1e-9), 3)}
+                                    "sentences_per_s": round(len(outputs[split]) / max(seconds, 1e-9), 3), **extra}
         log.info("%s: decoded %d sentence(s) in %.1f s (%d skipped)", split, len(outputs[split]), seconds, len(data.skipped))
     for split, rows in outputs.items():  # write only once every split decoded: no partial output set
         write_jsonl(args.out_dir / f"decoded.{split}.jsonl", rows)

@@ -6,7 +6,8 @@
 The split name is taken from the file name (``decoded.<split>.jsonl``). When the files live in a run folder
 (``.../runs/<dataset>/<model>/<task>/<strategy>/<fold>/``) the run's identity is recorded too. Each line of a
 decoded file is a JSON object with at least ``id``, ``ref`` and ``hyp``; ``gloss_ref``/``gloss_hyp`` add gloss
-WER and ``hyp_nolm`` adds the same metrics for the beam without LM fusion (key ``nolm``).
+WER and ``hyp_nolm`` adds the same metrics for the beam without LM fusion (key ``nolm``). A recognition run
+(sign2gloss) writes ``ref`` and ``hyp`` null: its scores are the gloss WER alone.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def read_decoded(path: str | Path) -> list[dict[str, Any]]:
                 raise InputError(path, f"line {lineno}", f"not valid JSON: {err}") from err
             if not isinstance(row, dict):
                 raise InputError(path, f"line {lineno}", "a line must be a JSON object")
-            for key in ("id", "ref", "hyp"):
+            # a recognition run's line has no text: its glosses must be there instead
+            needed = ("id", "gloss_ref", "gloss_hyp") if row.get("hyp") is None and row.get("ref") is None else ("id", "ref", "hyp")
+            for key in needed:
                 if not isinstance(row.get(key), str):
                     raise InputError(path, f"line {lineno}", f"field '{key}' is missing or not a string")
             if row["id"] in seen:
@@ -66,7 +69,12 @@ def read_decoded(path: str | Path) -> list[dict[str, Any]]:
 
 
 def score_rows(rows: list[dict[str, Any]], settings: metrics.BleuSettings) -> dict[str, Any]:
-    """All metrics of one split."""
+    """All metrics of one split (gloss WER alone for a recognition run's rows)."""
+    if rows and all(r.get("hyp") is None for r in rows):
+        return {"n": len(rows), "bleu_signature": None, "chrf_signature": None,
+                **metrics.wer([r["gloss_hyp"] for r in rows], [r["gloss_ref"] for r in rows])}
+    if any(r.get("hyp") is None for r in rows):
+        raise InputError(None, "hyp", "a decoded file mixes text rows and recognition-only rows")
     hyps = [r["hyp"] for r in rows]
     refs = [r["ref"] for r in rows]
     out: dict[str, Any] = {"n": len(rows)}
@@ -93,8 +101,11 @@ def score_files(paths: list[Path], config: dict[str, Any]) -> dict[str, Any]:
         rows = read_decoded(path)
         splits[split] = score_rows(rows, settings)
         s = splits[split]
-        log.info("%s: n=%d BLEU-4 %.2f ROUGE-L %.2f chrF %.2f%s", path, s["n"], s["bleu4"], s["rouge"], s["chrf"],
-                 f" WER {s['wer']:.2f}" if s.get("wer") is not None else "")
+        if "bleu4" in s:
+            log.info("%s: n=%d BLEU-4 %.2f ROUGE-L %.2f chrF %.2f%s", path, s["n"], s["bleu4"], s["rouge"], s["chrf"],
+                     f" WER {s['wer']:.2f}" if s.get("wer") is not None else "")
+        else:
+            log.info("%s: n=%d gloss WER %.2f", path, s["n"], s["wer"])
     first = next(iter(splits.values()))
     return {
         "run": parse_run_dir(paths[0].parent),

@@ -1,10 +1,13 @@
-"""The sign-translation model f(x) = t(b(x)) for the three tasks (paper section 4; docs/architecture.md).
+"""The models f(x) = t(b(x)) of the trained tasks (paper section 4; docs/architecture.md).
 
 - ``sign2text``: keypoints -> ST-GCN++ backbone -> per-frame features -> projection to the translator width
   -> encoder -> text decoder. Gloss-free: CTC weight 0 (and by default no frame losses, docs/losses.md).
-- ``sign2gloss2text``: the same network; the encoder output also feeds a per-frame gloss classifier trained
-  with CTC (one model, jointly trained), and the decoder emits text.
-- ``gloss2text``: gloss tokens -> embedding -> encoder -> text decoder; no backbone (the upper-bound row).
+- ``sign2gloss``: the same front end and encoder; the encoder output feeds a per-frame gloss classifier
+  trained with CTC (plus L_enc / L_bb); no text decoder. The recognition half of Sign2Gloss2Text.
+- ``gloss2text``: gloss tokens -> embedding -> encoder -> text decoder; no backbone. The translation half of
+  Sign2Gloss2Text (``hatl decode --translator-run`` chains the two), and on its own the upper-bound row.
+- ``sign2text_ctc``: the joint ablation: sign2text's network plus sign2gloss's CTC head, trained together
+  (the text decoder attends to the continuous encoder output, never to recognised glosses).
 
 Two frame-wise gloss classifiers exist for the sign tasks: one on the encoder output (its log-softmax is
 the CTC distribution and L_enc's prediction) and one on the backbone features (L_bb). Frame axis after the
@@ -23,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hatl.errors import InputError
-from hatl.experiment import BLANK, PAD, TASKS, TRANSLATORS
+from hatl.experiment import BLANK, CTC_TASKS, PAD, TRAINED_TASKS, TRANSLATORS
 from hatl.models.adat import ADATEncoder
 from hatl.models.losses import (
     IGNORE,
@@ -109,11 +112,12 @@ class Encoded:
 class SLTOutput:
     """What ``SLTModel.forward`` returns.
 
-    text_logits (B, S, V_text); frame_mask (B, T') True on real encoder positions; for the sign tasks also
-    gloss_logprobs (B, T', G) (log-softmax of enc_frame_logits), enc_frame_logits and bb_frame_logits (B, T', G).
+    text_logits (B, S, V_text), None for sign2gloss (no decoder); frame_mask (B, T') True on real encoder
+    positions; for the sign tasks also gloss_logprobs (B, T', G) (log-softmax of enc_frame_logits),
+    enc_frame_logits and bb_frame_logits (B, T', G).
     """
 
-    text_logits: torch.Tensor
+    text_logits: torch.Tensor | None
     frame_mask: torch.Tensor
     gloss_logprobs: torch.Tensor | None = None
     enc_frame_logits: torch.Tensor | None = None
@@ -160,8 +164,8 @@ class SLTModel(nn.Module):
         backbone_channels: int | None = None,
     ) -> None:
         super().__init__()
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; known: {TASKS}")
+        if task not in TRAINED_TASKS:
+            raise ValueError(f"unknown task {task!r} for a model; trained tasks: {TRAINED_TASKS}")
         self.cfg = cfg if isinstance(cfg, ModelConfig) else ModelConfig.from_dict(cfg)
         tcfg = self.cfg.translator(translator)
         self.task = task
@@ -186,7 +190,12 @@ class SLTModel(nn.Module):
         self.positions = SinusoidalPositions(tcfg.hidden)
         self.input_dropout = nn.Dropout(tcfg.dropout)
         self.encoder = TransformerEncoder(tcfg) if translator == "transformer" else ADATEncoder(tcfg)
-        self.decoder = TextDecoder(tcfg, text_vocab_size, pad_id=PAD)
+        # sign2gloss ends in glosses: no text decoder (and no decoder parameters in the optimizer)
+        self.decoder = TextDecoder(tcfg, text_vocab_size, pad_id=PAD) if self.has_decoder else None
+
+    @property
+    def has_decoder(self) -> bool:
+        return self.task != "sign2gloss"
 
     # ----- parameters -------------------------------------------------------------------------------
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -194,7 +203,7 @@ class SLTModel(nn.Module):
         backbone's per-layer rates come from ``backbone.layers()``). The input projection / embedding and
         the two frame classifiers belong to the encoder group."""
         backbone = set(id(p) for p in self.backbone.parameters()) if self.backbone is not None else set()
-        decoder = set(id(p) for p in self.decoder.parameters())
+        decoder = set(id(p) for p in self.decoder.parameters()) if self.decoder is not None else set()
         groups: dict[str, list[nn.Parameter]] = {"backbone": [], "encoder": [], "decoder": []}
         for param in self.parameters():
             key = "backbone" if id(param) in backbone else "decoder" if id(param) in decoder else "encoder"
@@ -296,12 +305,15 @@ class SLTModel(nn.Module):
 
     def next_token_logprobs(self, encoded: Encoded, prefix: torch.Tensor) -> torch.Tensor:
         """Log-probabilities (B', V) of the token after ``prefix`` (B', S) (BOS first) for each encoded row."""
+        if self.decoder is None:
+            raise ValueError(f"task {self.task} has no text decoder: decode its glosses with CTC")
         logits = self.decoder(prefix, encoded.memory, encoded.memory_mask)
         return F.log_softmax(logits[:, -1], dim=-1)
 
     def forward(self, batch: Mapping[str, Any]) -> SLTOutput:
         encoded, feats, enc_logits = self._encode(batch)
-        text_logits = self.decoder(batch["text_in"], encoded.memory, encoded.memory_mask)
+        text_logits = (self.decoder(batch["text_in"], encoded.memory, encoded.memory_mask)
+                       if self.decoder is not None else None)
         if self.task == "gloss2text":
             return SLTOutput(text_logits=text_logits, frame_mask=encoded.memory_mask, encoded=encoded)
         return SLTOutput(
@@ -318,17 +330,19 @@ class SLTModel(nn.Module):
         """How L_enc / L_bb labels are made for this task, or None when the task has no frame losses."""
         if self.task == "gloss2text":
             return None
-        if self.task == "sign2gloss2text":
+        if self.task in CTC_TASKS:
             return self.cfg.loss.frame_targets
         mode = self.cfg.loss.sign2text_frame_targets
         return None if mode == "none" else mode
 
     def loss_weights(self) -> dict[str, float]:
-        """w_k of total = Σ w_k · term_k; 0 for the terms this task does not use (the paper: w_ctc = 0 for Sign2Text)."""
+        """w_k of total = Σ w_k · term_k; 0 for the terms this task does not use (the paper: w_ctc = 0 for Sign2Text;
+        sign2gloss has no text decoder, so w_ce = 0)."""
         lcfg = self.cfg.loss
         frames = 1.0 if self.frame_target_mode() is not None else 0.0
-        w_ctc = lcfg.w_ctc if self.task == "sign2gloss2text" else 0.0
-        return {"ctc": float(w_ctc), "ce": float(lcfg.w_ce), "enc": frames * float(lcfg.w_enc), "bb": frames * float(lcfg.w_bb)}
+        w_ctc = lcfg.w_ctc if self.task in CTC_TASKS else 0.0
+        w_ce = lcfg.w_ce if self.has_decoder else 0.0
+        return {"ctc": float(w_ctc), "ce": float(w_ce), "enc": frames * float(lcfg.w_enc), "bb": frames * float(lcfg.w_bb)}
 
     def losses(self, batch: Mapping[str, Any], out: SLTOutput) -> dict[str, torch.Tensor]:
         """total = w_ctc*ctc + w_ce*ce + w_enc*enc + w_bb*bb; terms a task does not use are 0 with weight 0.
@@ -340,13 +354,18 @@ class SLTModel(nn.Module):
         glosses), over the rows a gloss term would supervise, so that nothing is dropped silently.
         """
         lcfg = self.cfg.loss
-        ce = text_cross_entropy(out.text_logits, batch["text_out"], PAD, lcfg.label_smoothing)
-        zero = ce.new_zeros(())
         none = torch.zeros((), dtype=torch.long)
+        if out.text_logits is not None:
+            ce = text_cross_entropy(out.text_logits, batch["text_out"], PAD, lcfg.label_smoothing)
+            n_ce = (batch["text_out"] != PAD).sum()
+        else:  # sign2gloss: no text target
+            assert out.gloss_logprobs is not None
+            ce, n_ce = out.gloss_logprobs.new_zeros(()), none
+        zero = ce.new_zeros(())
         result = {"ctc": zero, "ce": ce, "enc": zero, "bb": zero,
-                  "n_ctc": none, "n_ce": (batch["text_out"] != PAD).sum(), "n_enc": none, "n_bb": none,
+                  "n_ctc": none, "n_ce": n_ce, "n_enc": none, "n_bb": none,
                   "skipped_no_gloss": none, "skipped_too_short": none}
-        uses_ctc = self.task == "sign2gloss2text"  # the paper: w_ctc = 0 for Sign2Text
+        uses_ctc = self.task in CTC_TASKS  # the paper: w_ctc = 0 for Sign2Text
         mode = self.frame_target_mode()
         if uses_ctc or mode is not None:
             assert out.gloss_logprobs is not None and out.enc_frame_logits is not None

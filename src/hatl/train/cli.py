@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hatl.config import dataset_config, effective_config, load_config, validate_config
 from hatl.errors import ConfigError
-from hatl.experiment import STRATEGIES, TASKS, TRANSLATORS
+from hatl.experiment import STRATEGIES, TRAINED_TASKS, TRANSLATORS, trained_tasks
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="pipeline config YAML")
     parser.add_argument("--dataset", required=True, help="dataset name (a key of `datasets`)")
     parser.add_argument("--model", required=True, choices=TRANSLATORS, help="translator")
-    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--task", required=True, choices=TRAINED_TASKS,
+                        help="a trained task (Sign2Gloss2Text is the cascade of a sign2gloss and a gloss2text run: "
+                             "train both, then `hatl decode --translator-run`)")
     parser.add_argument("--strategy", required=True, choices=STRATEGIES)
     parser.add_argument("--fold", default="main", help="'main' (train/dev/test) or 'foldK' (cross-validation fold K)")
     parser.add_argument("--data-dir", type=Path, default=None, help="normalised keypoints, e.g. results/DS/normalised (sign tasks)")
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     # (e.g. training.max_epoch) is an error instead of silently falling back to a default.
     validate_config(copy.deepcopy(config))
     tasks = config["datasets"][args.dataset]["tasks"]
-    if args.task != "gloss2text" and args.task not in tasks:
+    if args.task != "gloss2text" and not any(args.task in trained_tasks(t) for t in tasks):
         log.warning("task %s is not in datasets.%s.tasks %s; training it anyway", args.task, args.dataset, tasks)
     if args.threads is not None and args.threads < 1:
         raise ConfigError("--threads must be >= 1")
