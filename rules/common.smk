@@ -123,7 +123,8 @@ def strategies_for(task):
 
 def runs_of(dataset, tasks=None):
     """Every (model, task, strategy, fold) run directory of a dataset's configured tasks: the folders whose
-    decoded files and scores fill the tables (a Sign2Gloss2Text folder holds its cascade's decode)."""
+    decoded files and scores fill the tables (a Sign2Gloss2Text folder holds its cascade's decode).
+    """
     tasks = tasks_of(dataset) if tasks is None else tasks
     return [
         run_dir(dataset, model, task, strategy, fold)
@@ -293,7 +294,8 @@ def train_inputs(wildcards):
 
 def cascade_inputs(wildcards):
     """The two trained runs a Sign2Gloss2Text decode chains: the sign2gloss run of this strategy and the
-    gloss2text run (trained on ground-truth glosses, strategy full) of the same dataset, model and fold."""
+    gloss2text run (trained on ground-truth glosses, strategy full) of the same dataset, model and fold.
+    """
     recognition, translation = CASCADES["sign2gloss2text"]
     keys = (wildcards.dataset, wildcards.model)
     return {

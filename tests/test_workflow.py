@@ -125,3 +125,36 @@ def test_supervised_pretraining_feeds_import_backbone(tmp_path: Path) -> None:
     imp = [c for c in commands if c.startswith("hatl import-backbone")]
     assert imp and "--checkpoint results/pretrained/stgcnpp_isl_kinect.pth" in imp[0]
     assert not any(c.startswith("hatl pretrain-demo") for c in commands)
+
+
+def test_sign2gloss2text_is_a_cascade_in_the_dag(tmp_path: Path) -> None:
+    """Table 5's Sign2Gloss2Text rows come from a cascade decode whose inputs are a sign2gloss run (per strategy)
+    and the gloss2text run of the same dataset, model and fold; no sign2gloss2text model is trained."""
+    import re
+
+    work = tmp_path / "wf"
+    work.mkdir()
+    for name in ("Snakefile", "rules", "workflow", "config", "envs"):
+        (work / name).symlink_to(REPO / name, target_is_directory=(REPO / name).is_dir())
+    result = _run([_tool("snakemake"), "-n", "-p", "--cores", "1", "results/table5.csv"], cwd=work)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    commands = [line.split("Shell command:", 1)[1].strip() for line in out.splitlines() if "Shell command:" in line]
+    trains = [c for c in commands if c.startswith("hatl train")]
+    assert not any("--task sign2gloss2text" in c for c in trains)
+    trained = sorted(re.search(r"--model (\S+) --task (\S+) --strategy (\S+)", c).groups() for c in trains)
+    for model in ("transformer", "adat"):
+        assert (model, "gloss2text", "full") in trained
+        for strategy in ("classical", "full", "hatl"):
+            assert (model, "sign2gloss", strategy) in trained and (model, "sign2text", strategy) in trained
+            runs = "results/runs/phoenix14t/" + model
+            cascade = [c for c in commands if f"--out-dir {runs}/sign2gloss2text/{strategy}/main " in c]
+            assert len(cascade) == 1, commands
+            assert cascade[0].startswith(f"hatl decode --config results/config/phoenix14t.yaml --run-dir {runs}/sign2gloss/{strategy}/main"
+                                         f" --translator-run {runs}/gloss2text/full/main --data-dir results/phoenix14t/normalised")
+    assert len(trained) == 14  # 2 models x (3 sign2gloss + 3 sign2text + 1 gloss2text)
+    # the table reads the cascade's scores, beside Sign2Text and the cascade's Gloss2Text upper bound
+    table = next(block for block in out.split("\n\n") if "rule results_table:" in block)
+    assert "phoenix14t/adat/sign2gloss2text/hatl/main/scores.json" in table
+    assert "phoenix14t/adat/gloss2text/full/main/scores.json" in table
+    assert "/sign2gloss/" not in table.split("output:")[0]

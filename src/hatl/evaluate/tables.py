@@ -8,7 +8,8 @@ bootstrap settings, the runs used, anything skipped, provenance). Without ``--sc
 ``<runs-root>/<dataset>/*/*/*/*/scores.json``. A run's dataset/model/task/strategy/fold is read from its path
 (``.../runs/<dataset>/<model>/<task>/<strategy>/<fold>/scores.json``) or from the ``run`` block of scores.json.
 
-Rows per task group (Sign2Gloss2Text, Sign2Text, then Gloss2Text when such runs exist): the paper's
+Rows per task group (Sign2Gloss2Text: the cascade of a sign2gloss and a gloss2text run, with the recogniser's
+gloss WER beside it; Sign2Text; then the joint Sign2Text + CTC ablation and Gloss2Text when such runs exist): the paper's
 literature rows and its own rows (``source=reported``, ``data=real``), then ours (``source=measured``,
 ``data=demo`` or ``real`` from the dataset's adapter). Measured values are means over folds with the sample
 standard deviation in ``*_sd`` columns (MedASL: 5 folds on the held-out test). ``p_<metric>`` is the
@@ -470,6 +471,14 @@ def _distinct_cell(row: pd.Series) -> str:
     return text + (" ⚠" if _is_collapsed(row) else "")
 
 
+def _wer_cell(row: pd.Series) -> str:
+    """Gloss WER beside a row whose runs recognised glosses (the cascade): "dev / test", else "-"."""
+    values = [row.get(f"{split}_wer") for split in SPLITS]
+    if all(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+        return "-"
+    return " / ".join("-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}" for v in values)
+
+
 def _is_collapsed(row: pd.Series) -> bool:
     value = row.get("collapsed")
     return bool(value) and not (isinstance(value, float) and math.isnan(value))
@@ -501,20 +510,21 @@ def results_markdown(frame: pd.DataFrame, table: int, meta: dict[str, Any]) -> s
         "there are several). p = one-sided paired bootstrap p-value that HATL beats that baseline on test. "
         f"*{FLOOR_NAME}*: the dev reference with the best dev BLEU-4, emitted for every input (the floor a model "
         "must beat). Test distinct: distinct test outputs / distinct test references; ⚠ marks a collapsed run "
-        f"(< {COLLAPSE_RATIO:.0%}).",
+        f"(< {COLLAPSE_RATIO:.0%}). Gloss WER: the recognised glosses Sign2Gloss2Text's translator read (the cascade's "
+        "sign2gloss run, CTC decoding of Table 4), dev / test.",
         "",
         "| Model | Source | Data | " + " | ".join(f"Dev {METRIC_LABELS[m]}" for m in METRICS) + " | "
-        + " | ".join(f"Test {METRIC_LABELS[m]}" for m in METRICS) + " | p (BLEU-4) | p (ROUGE) | Test distinct |",
-        "|" + "---|" * (3 + 2 * len(METRICS) + 3),
+        + " | ".join(f"Test {METRIC_LABELS[m]}" for m in METRICS) + " | p (BLEU-4) | p (ROUGE) | Test distinct | Gloss WER |",
+        "|" + "---|" * (3 + 2 * len(METRICS) + 4),
     ]
     current = None
     for _, row in frame.iterrows():
         if row["task"] != current:
             current = row["task"]
-            lines.append(f"| **{TASK_NAMES.get(current, current)}** |" + " |" * (2 + 2 * len(METRICS) + 3))
+            lines.append(f"| **{TASK_NAMES.get(current, current)}** |" + " |" * (2 + 2 * len(METRICS) + 4))
         name = row["name"] + (" ⚠ collapsed" if _is_collapsed(row) else "")
         cells = [name, row["source"], row["data"]] + [_cell(row, c) for c in VALUE_COLUMNS]
-        cells += [_p(row.get("p_bleu4")), _p(row.get("p_rouge")), _distinct_cell(row)]
+        cells += [_p(row.get("p_bleu4")), _p(row.get("p_rouge")), _distinct_cell(row), _wer_cell(row)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines.append("")
     lines.append(collapse_note(frame))
