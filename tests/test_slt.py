@@ -22,7 +22,8 @@ TINY = {
     "adat": {"hidden": 32, "heads": 2, "feedforward": 64, "dropout": 0.1},
 }
 GLOSS_VOCAB, TEXT_VOCAB = 10, 12
-TASKS = ("sign2text_ctc", "sign2text", "gloss2text", "sign2gloss")
+TEXT_TASKS = ("sign2text_ctc", "sign2text", "gloss2text")
+TASKS = (*TEXT_TASKS, "sign2gloss")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -115,7 +116,7 @@ def test_padded_frames_do_not_change_outputs(translator: str):
     assert torch.allclose(before.bb_frame_logits[real], after.bb_frame_logits[real], atol=1e-5)
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", TEXT_TASKS)
 def test_no_peeking_at_later_target_tokens(task: str):
     model = make_model(task, "adat").eval()
     batch = make_batch()
@@ -267,7 +268,9 @@ def test_bad_samples_are_refused_by_name():
 
 def test_construction_errors_and_parameter_groups():
     with pytest.raises(ValueError, match="task"):
-        SLTModel("sign2gloss", "adat", tiny_backbone(), GLOSS_VOCAB, TEXT_VOCAB, TINY)
+        SLTModel("sign2glos", "adat", tiny_backbone(), GLOSS_VOCAB, TEXT_VOCAB, TINY)
+    with pytest.raises(ValueError, match="trained tasks"):  # a cascade is two models, never one
+        SLTModel("sign2gloss2text", "adat", tiny_backbone(), GLOSS_VOCAB, TEXT_VOCAB, TINY)
     with pytest.raises(ValueError, match="translator"):
         SLTModel("sign2text", "lstm", tiny_backbone(), GLOSS_VOCAB, TEXT_VOCAB, TINY)
     with pytest.raises(ValueError, match="no backbone"):
@@ -305,3 +308,15 @@ def test_eval_features_of_a_padded_batch_equal_each_sample_alone():
             assert torch.allclose(feats[row, :k], alone[0, :k], atol=1e-5)
         # the plain padded pass is what differs (the shortest clip's last real step)
         assert not torch.allclose(padded[2, :2], feats[2, :2], atol=1e-4)
+
+
+def test_sign2gloss_has_no_text_decoder():
+    """The recogniser of the cascade ends in glosses: no decoder parameters, no text logits, and its gloss
+    classifier is what a Sign2Gloss2Text decode reads (the text comes from the gloss2text run)."""
+    model = make_model("sign2gloss").eval()
+    assert model.decoder is None and not model.has_decoder and model.parameter_groups()["decoder"] == []
+    out = model(make_batch())
+    assert out.text_logits is None and out.gloss_logprobs.shape[-1] == GLOSS_VOCAB
+    assert model.loss_weights()["ce"] == 0.0 and model.loss_weights()["ctc"] > 0
+    with pytest.raises(ValueError, match="no text decoder"):
+        model.next_token_logprobs(out.encoded, torch.tensor([[BOS]] * 3))
