@@ -50,7 +50,7 @@ LINKS = ("Snakefile", "rules", "workflow", "config", "envs")
 PAPER_STGCN = {"batch": 32, "frames": 128, "warmup": 3, "repeats": 10}
 QUICK_STGCN = {"batch": 2, "frames": 32, "warmup": 1, "repeats": 3}
 QUICK_PHOENIX = {"train": 128, "dev": 32}
-MEDASL_RUN = ("transformer", "sign2gloss2text", "full", "fold0")
+MEDASL_RUN = ("transformer", "sign2gloss", "full", "fold0")  # the trained sign model of Sign2Gloss2Text
 
 
 # ---------------------------------------------------------------------------------------------- small pieces

@@ -363,7 +363,7 @@ def test_rungs(inputs: DemoInputs, settings: Settings, which: set[str]) -> list[
         detail = {**result, "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"],
                   "dev_greedy": summary["best_dev"], "floor": floor, "strategy": trainer.spec.strategy}
         if task == "sign2text_ctc" and "continuous" in which:
-            rungs.append(Rung("continuous", "sign2gloss2text transformer: test gloss WER % (decode)", result["wer"],
+            rungs.append(Rung("continuous", "sign2text_ctc transformer: test gloss WER % (decode)", result["wer"],
                               "<= 20", result["wer"] is not None and result["wer"] <= 20, detail))
         if "translation" in which:
             goal = 3 * floor["test_bleu4"]

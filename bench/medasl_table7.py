@@ -284,6 +284,19 @@ def last_epoch(rule_log: Path) -> tuple[int, str] | None:
     return last
 
 
+def trained_grid(g: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(trained task, strategies) the configured tasks train: Sign2Gloss2Text is a sign2gloss run per strategy
+    plus one gloss2text run (strategy full) that its cascade decode chains (docs/architecture.md)."""
+    from hatl.experiment import TEXT_ONLY_TASKS, trained_tasks
+
+    out: list[tuple[str, list[str]]] = []
+    for task in g["tasks"]:
+        for t in trained_tasks(task):
+            if all(t != seen for seen, _ in out):
+                out.append((t, ["full"] if t in TEXT_ONLY_TASKS else list(g["strategies"])))
+    return out
+
+
 def run_facts(workdir: Path, model: str, task: str, strategy: str, fold: str) -> dict[str, Any]:
     """What one training run's summary.json and log.jsonl say; status 'missing' / 'in progress' when absent."""
     rel = Path(DATASET) / model / task / strategy / fold
@@ -478,7 +491,8 @@ def summarise(workdir: Path, configfiles: Sequence[str], run_info: dict[str, Any
     cfg, cfg_source = load_view(workdir, configfiles)
     g = grid(cfg)
     jobs = benchmark_jobs(workdir / "benchmarks") if (workdir / "benchmarks").is_dir() else []
-    runs = [run_facts(workdir, m, t, s, f) for f in g["folds"] for m in g["models"] for t in g["tasks"] for s in g["strategies"]]
+    runs = [run_facts(workdir, m, t, s, f) for f in g["folds"] for m in g["models"] for t, strategies in trained_grid(g)
+            for s in strategies]
     table_path = workdir / TARGET
     raw, table_problem = read_table(table_path)
     rows = table_rows(workdir, raw)

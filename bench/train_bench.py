@@ -93,7 +93,7 @@ def demo_overrides(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="*", default=[f"{m}:{t}:{s}" for m in ("transformer", "adat")
-                                                     for t in ("sign2gloss2text", "sign2text")
+                                                     for t in ("sign2gloss", "sign2text")
                                                      for s in ("classical", "full", "hatl")])
     parser.add_argument("--base-channels", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=64)
