@@ -125,6 +125,13 @@ def test_table7_from_cross_validation_runs(tmp_path, config):
     assert list(measured.strategy[:3]) == ["classical", "full", "hatl"]
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     assert "2*LCS" in md and "**Sign2Gloss2Text**" in md and "±" in md
+    # the cascade's gloss WER ("A C" for "A B C": 33.3 %) beside its rows, none beside Sign2Text's
+    assert (measured[measured.task == "sign2gloss2text"].test_wer.round(1) == 33.3).all()
+    lines = md.splitlines()
+    header = next(line for line in lines if line.startswith("| Model |"))
+    assert header.rstrip(" |").endswith("Gloss WER")
+    s2g2t = [line for line in lines if "Transformer (HATL)" in line and "| measured |" in line]
+    assert s2g2t[0].rstrip(" |").endswith("33.3 / 33.3") and s2g2t[1].rstrip(" |").endswith("-")
     side = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     assert "tok:none" in side["bleu_signature"]["bleu4"] and side["skipped"] == [] and "provenance" in side
 
