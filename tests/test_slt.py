@@ -83,6 +83,8 @@ def test_each_task_loss_falls(task: str, translator: str):
     if task in ("sign2text_ctc", "sign2gloss"):
         assert first["ctc"] > 0 and last["ctc"] < 0.5 * first["ctc"]
         assert first["enc"] > 0 and first["bb"] > 0
+    elif task == "sign2text":  # w_ctc = 0; the frame terms train (uniform labels from the glosses)
+        assert last["ctc"] == 0.0 and last["enc"] < first["enc"] and last["bb"] < first["bb"]
     else:
         assert last["ctc"] == last["enc"] == last["bb"] == 0.0
 
@@ -213,13 +215,64 @@ def test_next_token_logprobs_and_beam_rows(task: str):
         assert picked.gloss_logprobs.shape[0] == 2
 
 
-def test_sign2text_ignores_ctc_weight_and_frame_terms_by_default():
-    cfg = {**TINY, "loss": {"w_ctc": 5.0, "w_enc": 3.0, "w_bb": 3.0}}
+# The paper's loss (equation after Algorithm 1): Sign2Text sets only w_CTC to 0; L_enc and L_bb stay.
+PAPER_WEIGHTS = {
+    "sign2gloss2text": {"ctc": 1.0, "ce": 1.0, "enc": 0.2, "bb": 0.1},
+    "sign2text": {"ctc": 0.0, "ce": 1.0, "enc": 0.2, "bb": 0.1},
+    "gloss2text": {"ctc": 0.0, "ce": 1.0, "enc": 0.0, "bb": 0.0},
+}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_loss_terms_per_task_follow_the_paper(task: str):
+    model = make_model(task)
+    assert model.loss_weights() == PAPER_WEIGHTS[task]
+    batch = make_batch()
+    losses = model.losses(batch, model(batch))
+    for term, weight in PAPER_WEIGHTS[task].items():
+        assert (losses[term].item() > 0) == (weight > 0), term  # a term is computed exactly where it weighs
+    expected = sum(w * losses[t].item() for t, w in PAPER_WEIGHTS[task].items())
+    assert losses["total"].item() == pytest.approx(expected, rel=1e-6)
+    if task == "sign2text":  # uniform frame labels from the glosses: every real encoder frame is labelled
+        assert int(losses["n_enc"]) == int(model(batch).frame_mask.sum()) and losses["ctc"].item() == 0.0
+
+
+def test_sign2text_ignores_the_ctc_weight():
+    model = make_model("sign2text", cfg={**TINY, "loss": {"w_ctc": 5.0}})
+    batch = make_batch()
+    losses = model.losses(batch, model(batch))
+    assert losses["ctc"].item() == 0.0 and model.loss_weights()["ctc"] == 0.0
+
+
+def test_sign2text_frame_losses_switch_off():
+    cfg = {**TINY, "loss": {"sign2text_frame_targets": "none", "w_enc": 3.0, "w_bb": 3.0}}
     model = make_model("sign2text", cfg=cfg)
     batch = make_batch()
     losses = model.losses(batch, model(batch))
     assert losses["ctc"].item() == losses["enc"].item() == losses["bb"].item() == 0.0
+    assert model.loss_weights() == {"ctc": 0.0, "ce": 1.0, "enc": 0.0, "bb": 0.0}
     assert losses["total"].item() == pytest.approx(losses["ce"].item())
+
+
+def test_sign2text_without_glosses_trains_on_text_alone():
+    """A dataset without gloss annotations: the frame terms are an exact 0, every row is counted, no crash."""
+    model = make_model("sign2text")
+    batch = {k: v for k, v in make_batch().items() if k not in ("gloss", "gloss_lengths")}
+    losses = model.losses(batch, model(batch))
+    assert losses["enc"].item() == losses["bb"].item() == 0.0 and int(losses["n_enc"]) == 0
+    assert int(losses["skipped_no_gloss"]) == 3
+    assert losses["total"].item() == pytest.approx(losses["ce"].item())
+    losses["total"].backward()  # the zero terms stay on the graph
+    assert model.decoder.output.weight.grad is not None
+
+
+def test_frame_loss_coverage_warns_when_glosses_are_missing():
+    from hatl.models.losses import frame_loss_coverage
+
+    assert frame_loss_coverage("sign2text", "uniform", 10, 10) is None
+    assert frame_loss_coverage("sign2text", None, 0, 10) is None
+    assert "L_enc and L_bb are 0" in frame_loss_coverage("sign2text", "uniform", 0, 10)
+    assert "3 of 10 training samples" in frame_loss_coverage("sign2text", "uniform", 7, 10)
 
 
 def test_sign2text_uniform_frame_targets():

@@ -90,3 +90,30 @@ def test_cosine_decay_runs_from_the_target_to_the_final_factor():
     assert current_lrs(opt)["decoder"] == pytest.approx(1e-4 * 0.55)
     apply_lr(opt, 0, 200, 0.5)  # a rebuilt optimizer (HATL release) warms up again under the decayed target
     assert current_lrs(opt)["decoder"] == pytest.approx(1e-4 / 200 * 0.5)
+
+
+def _backbone_lrs(strategy: str, **lr) -> dict[str, float]:
+    """Per-layer target LRs of a strategy's optimiser with every backbone layer trainable."""
+    model = tiny_model()
+    layers = model.backbone.layers()
+    cfg = schema_train_config(lr=lr).optim_for(strategy)
+    groups = build_groups(model, layers, cfg)
+    return {g.name: g.lr for g in groups if g.name.startswith("L")}
+
+
+def test_full_baseline_has_one_backbone_rate_and_hatl_keeps_its_decay():
+    # The paper's full fine-tuning trains every layer "from the start"; LLRD is HATL's (section 4.2.2).
+    full = _backbone_lrs("full")
+    assert len(full) == 10 and set(full.values()) == {1e-5}
+    hatl = _backbone_lrs("hatl")
+    assert hatl["L10"] == pytest.approx(1e-5) and hatl["L9"] == pytest.approx(5e-6)
+    assert hatl["L1"] == pytest.approx(1e-5 / 2**9)
+    assert len(set(hatl.values())) == 10
+
+
+def test_full_layer_decay_switch_is_the_ablation():
+    ablation = _backbone_lrs("full", full_layer_decay=True)
+    assert ablation == pytest.approx(_backbone_lrs("hatl"))
+    # the switch touches the full baseline only
+    assert _backbone_lrs("hatl", full_layer_decay=True) == pytest.approx(_backbone_lrs("hatl"))
+    assert schema_train_config(lr={"full_layer_decay": True}).optim_for("classical").layer_decay == 0.5

@@ -98,6 +98,11 @@ def test_full_trains_every_layer_from_the_start(inputs, tmp_path):
     assert all(line["trainable_layers"] == list(range(1, 11)) for line in log)
     assert not any(line["cached_backbone_features"] for line in log)
     assert set(log[0]["lr"]) == {"encoder", "decoder", *(f"L{m}" for m in range(1, 11))}
+    # the paper's full baseline: every layer at the one backbone rate (no layer-wise decay, a HATL mechanism)
+    assert len({line["lr"][f"L{m}"] for m in range(1, 11) for line in log[-1:]}) == 1
+    assert trainer.summary()["layer_decay"] == 1.0
+    # sign2text keeps L_enc / L_bb (the tiny data has glosses), w_ctc = 0
+    assert all(line["loss_ctc"] == 0.0 and line["loss_enc"] > 0 and line["loss_bb"] > 0 for line in log)
     original = backbone_file_state(inputs)
     assert not unchanged(trainer, original, layer_keys(trainer, 1))
     assert not unchanged(trainer, original, layer_keys(trainer, 10))

@@ -29,7 +29,7 @@ class LossConfig:
     w_bb: float = 0.1
     label_smoothing: float = 0.1
     frame_targets: str = "viterbi"
-    sign2text_frame_targets: str = "none"
+    sign2text_frame_targets: str = "uniform"  # the paper keeps L_enc / L_bb for Sign2Text; "none" turns them off
     supervise_blank_frames: bool = False
 
     @classmethod
@@ -53,6 +53,20 @@ class LossConfig:
         if not 0.0 <= cfg.label_smoothing < 1.0:
             raise ValueError("model.loss.label_smoothing must be in [0, 1)")
         return cfg
+
+
+def frame_loss_coverage(task: str, mode: str | None, with_gloss: int, total: int) -> str | None:
+    """A warning when a sign task's frame losses (L_enc, L_bb) are on but some training samples have no
+    glosses to make frame labels from: those samples get no frame term (they still train CE, and CTC where
+    the task has it), so on a gloss-less dataset L_enc = L_bb = 0 for the whole run. None when nothing is
+    missing or the frame losses are off."""
+    if mode is None or with_gloss == total:
+        return None
+    if with_gloss == 0:
+        return (f"{task}: no training sample has gloss annotations, so L_enc and L_bb are 0 for this run "
+                f"(frame targets '{mode}' need glosses); only the text cross-entropy trains")
+    return (f"{task}: {total - with_gloss} of {total} training samples have no glosses; they get no L_enc / L_bb "
+            "frame labels (counted per epoch as train_skipped_no_gloss)")
 
 
 def zero_like_graph(tensor: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """The models f(x) = t(b(x)) of the trained tasks (paper section 4; docs/architecture.md).
 
 - ``sign2text``: keypoints -> ST-GCN++ backbone -> per-frame features -> projection to the translator width
-  -> encoder -> text decoder. Gloss-free: CTC weight 0 (and by default no frame losses, docs/losses.md).
+  -> encoder -> text decoder. CTC weight 0 (the paper); L_enc / L_bb stay on with uniform frame labels from
+  the gloss annotations where the data has them (``model.loss.sign2text_frame_targets``, docs/losses.md).
 - ``sign2gloss``: the same front end and encoder; the encoder output feeds a per-frame gloss classifier
   trained with CTC (plus L_enc / L_bb); no text decoder. The recognition half of Sign2Gloss2Text.
 - ``gloss2text``: gloss tokens -> embedding -> encoder -> text decoder; no backbone. The translation half of

@@ -16,7 +16,7 @@ from hatl.experiment import STRATEGIES, TRAINED_TASKS, TRANSLATORS, trained_task
 from hatl.train.controller import ControllerConfig, default_release_order
 from hatl.train.distributed import DDPConfig, DistContext
 from hatl.train.gpu_claim import claim_gpu, should_claim
-from hatl.train.optim import OptimConfig
+from hatl.train.optim import OptimConfig, strategy_layer_decay
 
 METRIC_MODE = {"bleu4": "max", "ctc_loss": "min", "wer": "min"}
 
@@ -88,7 +88,8 @@ class TrainConfig:
     greedy_max_len: int
     metric: str  # the dev metric that drives release, best checkpoint and early stopping (training.metric.<task>)
     release_order: str | tuple[int, ...]  # training.hatl.release_order, resolved per run by controller_config
-    optim: OptimConfig
+    optim: OptimConfig  # HATL's; a run's own is optim_for(strategy)
+    full_layer_decay: bool  # training.lr.full_layer_decay: the full baseline's LLRD ablation
     controller: ControllerConfig  # the schedule, with no release order yet
     ddp: DDPConfig
 
@@ -141,6 +142,7 @@ class TrainConfig:
                 schedule=str(lr["schedule"]),
                 final_factor=float(lr["final_factor"]),
             ),
+            full_layer_decay=bool(lr["full_layer_decay"]),
             controller=ControllerConfig(
                 release_order=(),
                 mode=METRIC_MODE[metric],  # type: ignore[arg-type]
@@ -161,6 +163,12 @@ class TrainConfig:
             ),
             ddp=DDPConfig.from_config(config),
         )
+
+    def optim_for(self, strategy: str) -> OptimConfig:
+        """The optimiser settings of one run: the full baseline has one backbone rate (α = 1) unless
+        ``training.lr.full_layer_decay`` (docs/training.md, "Baselines")."""
+        alpha = strategy_layer_decay(strategy, self.optim.layer_decay, self.full_layer_decay)
+        return dataclasses.replace(self.optim, layer_decay=alpha)
 
     def controller_config(self, strategy: str, n_layers: int) -> ControllerConfig:
         """The schedule of one run: HATL releases its backbone's layers in the configured order, the baselines none."""

@@ -4,7 +4,9 @@ Groups: ``encoder`` (everything of the translator that is not the decoder: input
 gloss/frame heads), ``decoder`` (text embedding, decoder, output projection) and one group per backbone
 layer ``L1``..``Ln``. Backbone layer m gets LR_m = lr_backbone · α^(n−m): Ln (nearest the translator)
 gets ``lr_backbone`` and every step towards the input multiplies by α (docs/training.md explains how this
-reads Table 4's "0.1 × (1/2^d)").
+reads Table 4's "0.1 × (1/2^d)"). LLRD is a HATL mechanism (paper section 4.2.2): the full fine-tuning
+baseline trains every layer at ``lr_backbone`` (α = 1, :func:`strategy_layer_decay`) unless the ablation
+switch ``training.lr.full_layer_decay`` gives it HATL's α too.
 
 After the warm-up the LR stays constant (the paper states no decay) or, with ``schedule: cosine``, follows
 a half cosine from the target LR down to ``final_factor`` × target over the run's ``max_epochs`` (what a
@@ -50,6 +52,15 @@ def layer_lr(lr_backbone: float, alpha: float, n_layers: int, m: int) -> float:
     if not 1 <= m <= n_layers:
         raise ValueError(f"layer {m} outside L1..L{n_layers}")
     return lr_backbone * alpha ** (n_layers - m)
+
+
+def strategy_layer_decay(strategy: str, alpha: float, full_layer_decay: bool = False) -> float:
+    """The α a strategy's optimiser uses: HATL's ``alpha``; 1 (one backbone rate) for the full baseline,
+    whose layers the paper trains "simultaneously" from the start, unless the ablation switch asks for
+    ``alpha``; classical trains no backbone layer, so its α never reaches a parameter."""
+    if strategy == "full" and not full_layer_decay:
+        return 1.0
+    return alpha
 
 
 def is_decoder_param(name: str) -> bool:

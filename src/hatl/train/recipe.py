@@ -23,6 +23,7 @@ from hatl import batches as D
 from hatl.errors import ConfigError, HatlError
 from hatl.io import write_json, write_text
 from hatl.metrics import BleuSettings, collapse_warning
+from hatl.models.losses import frame_loss_coverage
 from hatl.models.trained import model_args, save_trained
 from hatl.provenance import provenance
 from hatl.train import distributed as DU
@@ -80,10 +81,12 @@ class Trainer:
         self.layers: list[nn.Module] = list(self.model.backbone.layers()) if getattr(self.model, "backbone", None) is not None else []
         self.n_layers = len(self.layers)
         self.controller = HatlController(self.tc.controller_config(spec.strategy, self.n_layers))
+        self.optim = self.tc.optim_for(spec.strategy)  # the full baseline: one backbone rate (no LLRD)
         self.cache = FeatureCache(self.model, self.layers, {"train": self.train, "dev": self.dev}, self.device, self._autocast,
                                   frozen_features=self.tc.cache_frozen_features, frozen_prefix=self.tc.cache_frozen_prefix,
                                   max_mb=self.tc.cache_max_mb, group_size=self.tc.eval_batch_size)
         self.loss_weights = self.model.loss_weights()
+        self._warn_frame_loss_coverage()
         self.forward: nn.Module = LossForward(self.model)  # replaced by its DDP wrapper in a multi-process run
         # The batch count is the same every epoch (fixed pool sizes), so epoch 1's gives the total step count.
         self.train_steps_per_epoch = len(self._epoch_batches(1))
@@ -116,6 +119,14 @@ class Trainer:
         log.info("data: %d train / %d dev samples (%d / %d skipped)", len(self.train.samples), len(self.dev.samples),
                  len(self.train.skipped), len(self.dev.skipped))
 
+    def _warn_frame_loss_coverage(self) -> None:
+        """Say when L_enc / L_bb are on but training samples lack the glosses their frame labels come from."""
+        mode = self.model.frame_target_mode() if hasattr(self.model, "frame_target_mode") else None
+        with_gloss = sum(1 for s in self.train.samples if len(s.gloss_ids) > 0)
+        note = frame_loss_coverage(self.spec.task, mode, with_gloss, len(self.train.samples))
+        if note is not None:
+            log.warning("%s", note)
+
     def _input_files(self) -> list[Path]:
         inputs = [self.sources["train"].path, self.vocab_paths["gloss"], self.vocab_paths["text"]]
         if self.sources["dev"].path != self.sources["train"].path:
@@ -140,8 +151,8 @@ class Trainer:
                                                    device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
     def _new_optimizer(self) -> torch.optim.AdamW:
-        self.groups = build_groups(self.model, self.layers, self.tc.optim)
-        return build_optimizer(self.groups, self.tc.optim)
+        self.groups = build_groups(self.model, self.layers, self.optim)
+        return build_optimizer(self.groups, self.optim)
 
     def _set_lr(self) -> None:
         """The warm-up of the current optimizer times the run's decay schedule."""
@@ -304,6 +315,7 @@ class Trainer:
             # a release applies at the start of its round: the first epoch of that round
             "release_epochs": {str(m): (r - 1) * self.tc.eval_every + 1 for m, r in st.release_epochs.items()},
             "release_order": list(self.controller.config.release_order), "n_backbone_layers": self.n_layers,
+            "layer_decay": self.optim.layer_decay,  # α applied to the backbone's layers (1: one backbone rate)
             "stop_reason": st.stop_reason, "final_trainable_layers": sorted(self.trainable),
             "samples": {"train": len(self.train.samples), "dev": len(self.dev.samples)},
             "world_size": self.dist.world_size, "global_batch_size": self.tc.batch_size,
