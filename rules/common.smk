@@ -27,6 +27,7 @@ from hatl.experiment import (
     trained_tasks,
 )
 from hatl.experiment import run_dir as run_folder
+from hatl.folds import run_folds
 
 RESULTS = "results"
 DATASETS = list(config["datasets"])
@@ -96,12 +97,8 @@ def splits_of(dataset):
 
 
 def folds_of(dataset):
-    cv = ds_cfg(dataset).get("cross_validation")
-    if cv is None:
-        return ["main"]
-    folds = cv.get("run_folds")
-    folds = range(cv["folds"]) if folds is None else folds
-    return [f"fold{k}" for k in folds]
+    """`main`, or the trained cross-validation folds (real data: all; demo: `demo.run_folds`)."""
+    return run_folds(config, dataset)
 
 
 def tasks_of(dataset):

@@ -60,3 +60,33 @@ def test_training_data_selects_the_same_rows(tmp_path: Path) -> None:
               for role, src in sources.items()}
     rows = fold_rows(CV, "fold0")
     assert picked == {role: list(rows.role(role)["sample_id"]) for role in ("train", "dev", "test")}
+
+
+def _example_config(*overlays: str) -> dict:
+    """config/config.yaml with the given config/examples overlays merged as Snakemake merges --configfile."""
+    import yaml
+
+    from hatl.config import REPO_ROOT, deep_merge, validate_config
+
+    config = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
+    for name in overlays:
+        config = deep_merge(config, yaml.safe_load((REPO_ROOT / "config" / "examples" / name).read_text(encoding="utf-8")))
+    return validate_config({**config, "datasets": {k: v for k, v in config["datasets"].items() if v}})
+
+
+def test_real_medasl_trains_all_five_folds_the_demo_and_cpu_overlay_one() -> None:
+    from hatl.folds import fold_plan, run_folds
+
+    # the paper: 5-fold cross-validation on the 80% split
+    assert run_folds(_example_config("medasl.yaml"), "medasl") == [f"fold{k}" for k in range(5)]
+    assert fold_plan(_example_config("medasl.yaml", "medasl_cpu.yaml"), "medasl") == ([0], 5)
+    shipped = _example_config()
+    assert fold_plan(shipped, "medasl") == ([0], 5)  # the demo stand-in: demo.run_folds
+    assert run_folds(shipped, "phoenix14t") == ["main"]
+    # switching the stand-in to the real adapter (nothing else) trains every fold
+    real = {**shipped, "datasets": {**shipped["datasets"], "medasl": {**shipped["datasets"]["medasl"], "adapter": "medasl"}}}
+    assert run_folds(real, "medasl") == [f"fold{k}" for k in range(5)]
+    # an explicit run_folds wins over the demo's
+    chosen = {**shipped, "datasets": {**shipped["datasets"], "medasl": {
+        **shipped["datasets"]["medasl"], "cross_validation": {"folds": 5, "test_fraction": 0.2, "run_folds": [1, 3]}}}}
+    assert run_folds(chosen, "medasl") == ["fold1", "fold3"]

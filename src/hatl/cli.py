@@ -68,8 +68,10 @@ CONFIG_READS: dict[str, tuple[str, ...]] = {
     "train": ("seed", "model", "training", "evaluation.bleu", "dataset.text"),
     "decode": ("decoding", "dataset.text"),
     "score": ("evaluation.bleu",),
-    # table 4 lists model/training/decoding/lm values; tables 5-7 re-score with evaluation.bleu/bootstrap
-    "table": ("dataset.adapter", "model", "training", "decoding", "lm.order", "evaluation.bleu", "evaluation.bootstrap"),
+    # table 4 lists model/training/decoding/lm values; tables 5-7 re-score with evaluation.bleu/bootstrap and
+    # say over how many of the cross-validation folds they average
+    "table": ("dataset.adapter", "dataset.cross_validation", "model", "training", "decoding", "lm.order",
+              "evaluation.bleu", "evaluation.bootstrap"),
     "figure": ("dataset.adapter", "evaluation.figures"),
 }
 

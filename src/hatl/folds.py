@@ -12,10 +12,10 @@ text stages can import it cheaply.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hatl.errors import InputError
 
@@ -49,6 +49,28 @@ def train_filter(k: int) -> Callable[[int], bool]:
 def dev_filter(k: int) -> Callable[[int], bool]:
     """Row-fold predicate of fold K's dev rows: exactly the trainval rows that do not train it."""
     return lambda row_fold: not trains_fold(row_fold, k)
+
+
+def fold_plan(config: Mapping[str, Any], dataset: str) -> tuple[list[int], int]:
+    """(the cross-validation folds a dataset trains, the folds it is split into); ([], 0) without
+    cross-validation. ``cross_validation.run_folds`` chooses; when it is null a demo dataset takes
+    ``demo.run_folds`` (the demo's budget: MedASL's stand-in trains fold 0 only) and a real one trains every
+    fold, as the paper's 5-fold cross-validation on the 80% split does (section 5.1)."""
+    ds = config["datasets"][dataset]
+    cv = ds.get("cross_validation")
+    if cv is None:
+        return [], 0
+    total = int(cv.get("folds", 5))
+    chosen = cv.get("run_folds")
+    if chosen is None and ds.get("adapter") == "demo":
+        chosen = (config.get("demo") or {}).get("run_folds")
+    return (list(range(total)) if chosen is None else [int(k) for k in chosen]), total
+
+
+def run_folds(config: Mapping[str, Any], dataset: str) -> list[str]:
+    """The ``{fold}`` values of a dataset's runs: ``main``, or ``foldK`` per trained cross-validation fold."""
+    folds, total = fold_plan(config, dataset)
+    return [f"fold{k}" for k in folds] if total else [MAIN]
 
 
 def describe(fold: str) -> dict[str, str]:

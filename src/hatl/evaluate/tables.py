@@ -41,6 +41,7 @@ from hatl.experiment import STRATEGIES as STRATEGY_ORDER
 from hatl.experiment import TRANSLATOR_NAMES as MODEL_NAMES
 from hatl.experiment import TRANSLATORS as MODEL_ORDER
 from hatl.experiment import parse_run_dir, run_glob
+from hatl.folds import fold_plan
 from hatl.io import read_json, write_json, write_text
 from hatl.metrics import ROUGE_VARIANT, BleuSettings
 from hatl.provenance import provenance
@@ -500,6 +501,21 @@ def collapse_note(frame: pd.DataFrame) -> str:
             "compare the constant-output row: " + "; ".join(names) + ".")
 
 
+def folds_note(config: dict[str, Any], dataset: str, runs: list[ScoredRun]) -> str | None:
+    """The sentence under a cross-validated table saying over how many of the dataset's folds its measured
+    rows average (the paper: 5-fold cross-validation on MedASL's 80% split); None without cross-validation."""
+    _, total = fold_plan(config, dataset)
+    if not total:
+        return None
+    folds = sorted({r.run["fold"] for r in runs}, key=lambda f: (len(f), f))
+    if len(folds) == total:
+        return f"Measured rows: mean ± sd over all {total} cross-validation folds, as the paper."
+    which = ", ".join(folds) or "none"
+    return (f"Measured rows: {len(folds)} of {total} cross-validation folds ({which}; the paper averages all {total})"
+            f"{', so no sd' if len(folds) == 1 else ''}: this config trains only these (cross_validation.run_folds, "
+            "or demo.run_folds for a demo dataset).")
+
+
 def results_markdown(frame: pd.DataFrame, table: int, meta: dict[str, Any]) -> str:
     lines = [
         f"<!-- Table {table}: {DATASET_NAMES[TABLE_DATASET[table]]} ({meta['dataset']}). ROUGE: {meta['rouge_variant']}. "
@@ -527,6 +543,9 @@ def results_markdown(frame: pd.DataFrame, table: int, meta: dict[str, Any]) -> s
         cells += [_p(row.get("p_bleu4")), _p(row.get("p_rouge")), _distinct_cell(row), _wer_cell(row)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines.append("")
+    if meta.get("folds_note"):
+        lines.append(meta["folds_note"])
+        lines.append("")
     lines.append(collapse_note(frame))
     lines.append("")
     lines.append("BLEU-1..4 are cumulative sacrebleu scores; " + meta["rouge_variant"] + ".")
@@ -589,7 +608,7 @@ def run(args: argparse.Namespace) -> int:
     meta = {
         "dataset": args.dataset, "data": data_kind, "rouge_variant": ROUGE_VARIANT,
         "bleu_signature": signatures[0] if len(signatures) == 1 else signatures,
-        "code_version": prov["code_version"],
+        "code_version": prov["code_version"], "folds_note": folds_note(eff, args.dataset, runs),
     }
     _write_csv(args.out, frame)
     write_text(md_path, results_markdown(frame, args.table, meta))
@@ -598,6 +617,7 @@ def run(args: argparse.Namespace) -> int:
         "rouge_variant": ROUGE_VARIANT, "bleu_signature": meta["bleu_signature"], "bleu_settings": dataclasses.asdict(settings),
         "bootstrap": boot, "p_value": "one-sided paired bootstrap on test: (1 + #{baseline >= HATL}) / (1 + samples)",
         "aggregation": "mean over folds; *_sd = sample standard deviation (ddof=1) when there are >= 2 folds",
+        "folds_note": meta["folds_note"],
         "constant_output": floors, "collapse_ratio": COLLAPSE_RATIO, "collapsed": collapsed_names(frame),
         "collapse_note": collapse_note(frame),
         "scores": [str(p) for p in paths], "skipped": skipped, "provenance": prov,
