@@ -71,6 +71,8 @@ rule results_table:
     input:
         scores=lambda w: paper_inputs(w, scores_for),
         decoded=lambda w: paper_inputs(w, decoded_tests_for),
+        # backbone provenance and the full baseline's layer decay per row
+        summaries=lambda w: paper_inputs(w, summaries_for),
     output:
         csv=report(
             f"{RESULTS}/table{{number}}.csv",

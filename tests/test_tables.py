@@ -238,3 +238,43 @@ def test_bootstrap_pairs_sentences_by_id_not_by_line_order(tmp_path, config):
     wrong = paired_bootstrap([sentence_stats(hatl_hyps, refs, settings)], [sentence_stats(by_position, refs, settings)],
                              "rouge", 300, 7, settings)
     assert wrong["p_value"] == pytest.approx(1 / 301) and in_order["p_rouge"] > 10 / 301
+
+
+def _with_summary(run: Path, backbone: dict, layer_decay: float) -> Path:
+    (run / "summary.json").write_text(json.dumps({"backbone": backbone, "layer_decay": layer_decay}), encoding="utf-8")
+    return run
+
+
+def test_backbone_provenance_per_row_and_the_synthetic_only_flag(tmp_path, config):
+    from hatl.evaluate.tables import load_scored_run, results_markdown, results_table
+    from hatl.models.backbone_source import pretrained_on, pyskl
+
+    synthetic = pretrained_on([("phoenix14t", True)]).to_dict()
+    runs = []
+    for strategy in ("classical", "full", "hatl"):
+        run = make_run(tmp_path, "phoenix14t", "transformer", "sign2text", strategy, "main")
+        # the full baseline ran with the LLRD ablation here: its row must say so
+        _with_summary(run, synthetic, 0.5 if strategy in ("full", "hatl") else 1.0)
+        runs.append(load_scored_run(score_in_process(run, config)))
+    other = make_run(tmp_path, "phoenix14t", "adat", "sign2text", "full", "main")
+    _with_summary(other, pyskl("x/stgcnpp_ntu120_xsub_hrnet/j.pth").to_dict(), 1.0)
+    runs.append(load_scored_run(score_in_process(other, config)))
+    bare = make_run(tmp_path, "phoenix14t", "adat", "sign2text", "hatl", "main")  # no summary.json
+    runs.append(load_scored_run(score_in_process(bare, config)))
+    settings = BleuSettings.from_config(config["evaluation"])
+    frame, _ = results_table(5, "phoenix14t", runs, "real", settings, {"samples": 50, "seed": 1})
+    measured = frame[frame.source == "measured"].set_index("name")
+    assert measured.loc["Transformer (Classical Fine-tuning) ⚠ synthetic-only backbone", "backbone"] == \
+        "pretrained on phoenix14t (synthetic)"
+    assert "Transformer (Full Fine-tuning, layer decay) ⚠ synthetic-only backbone" in measured.index
+    assert measured.loc["ADAT (Full Fine-tuning)", "backbone"] == "pyskl checkpoint stgcnpp_ntu120_xsub_hrnet/j.pth"
+    assert not measured.loc["ADAT (Full Fine-tuning)", "backbone_synthetic_only"]
+    assert measured.loc["ADAT (HATL)", "backbone"].startswith("unknown")
+    assert measured.backbone_synthetic_only.sum() == 3
+    md = results_markdown(frame, 5, {"dataset": "phoenix14t", "data": "real", "rouge_variant": "r", "bleu_signature": "s",
+                                     "code_version": "v"})
+    assert "| Backbone |" in md and "| pretrained on phoenix14t (synthetic) |" in md
+    assert "SYNTHETIC-ONLY BACKBONE: 3 measured row(s)" in md
+    # the same runs as a demo dataset: the label stays, the flag does not apply
+    frame, _ = results_table(5, "phoenix14t", runs, "demo", settings, {"samples": 50, "seed": 1})
+    assert not frame[frame.source == "measured"].backbone_synthetic_only.any()

@@ -44,6 +44,8 @@ from hatl.experiment import parse_run_dir, run_glob
 from hatl.folds import fold_plan
 from hatl.io import read_json, write_json, write_text
 from hatl.metrics import ROUGE_VARIANT, BleuSettings
+from hatl.models.backbone_source import BackboneSource
+from hatl.models.backbone_source import unknown as unknown_source
 from hatl.provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -52,12 +54,14 @@ SPLITS = ("dev", "test")
 VALUE_COLUMNS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
 METRIC_LABELS = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4", "rouge": "ROUGE"}
 COLUMNS = (
-    ["table", "dataset", "task", "name", "model", "strategy", "source", "data", "n_folds"]
+    ["table", "dataset", "task", "name", "model", "strategy", "source", "data", "backbone", "n_folds"]
     + VALUE_COLUMNS
     + [f"{c}_sd" for c in VALUE_COLUMNS]
     + ["dev_wer", "test_wer", "p_bleu4", "p_rouge", "test_distinct", "test_distinct_refs", "test_distinct_ratio",
-       "collapsed", "runs"]
+       "collapsed", "backbone_synthetic_only", "runs"]
 )
+FULL_DECAY = ", layer decay"  # name suffix of full fine-tuning runs with the LLRD ablation (training.lr.full_layer_decay)
+SYNTHETIC_MARK = " ⚠ synthetic-only backbone"
 FLOOR_SOURCE = "floor"
 FLOOR_NAME = "Constant output (best dev reference)"
 
@@ -168,12 +172,38 @@ def significance(
     return out
 
 
-def measured_name(model: str, task: str, strategy: str) -> str:
+def measured_name(model: str, task: str, strategy: str, layer_decay: bool = False) -> str:
     """Display name of a measured row. Gloss2Text has no backbone, so "fine-tuning" strategies do not apply:
-    every such run trains the translator from scratch on the gloss/text pairs."""
+    every such run trains the translator from scratch on the gloss/text pairs. A full fine-tuning run with
+    HATL's layer-wise decay (the ablation switch) is named so: the paper's full baseline has none."""
     if task == "gloss2text":
         return f"{MODEL_NAMES.get(model, model)} (from scratch)"
-    return f"{MODEL_NAMES.get(model, model)} ({STRATEGY_NAMES.get(strategy, strategy)})"
+    suffix = FULL_DECAY if strategy == "full" and layer_decay else ""
+    return f"{MODEL_NAMES.get(model, model)} ({STRATEGY_NAMES.get(strategy, strategy)}{suffix})"
+
+
+def run_summary(run: ScoredRun) -> dict[str, Any] | None:
+    """The run's training summary.json beside its scores (backbone provenance, the α applied), if present."""
+    path = run.run_dir / "summary.json"
+    return read_json(path) if path.exists() else None
+
+
+def has_layer_decay(run: ScoredRun) -> bool:
+    """A full fine-tuning run trained with layer-wise decay (summary.json's ``layer_decay`` below 1)."""
+    summary = run_summary(run) or {}
+    return run.run["strategy"] == "full" and float(summary.get("layer_decay", 1.0)) < 1.0
+
+
+def backbone_of(members: list[ScoredRun]) -> tuple[str, bool]:
+    """The backbone provenance label of a row (its runs' labels, ``; ``-joined if they differ) and whether
+    every run's backbone saw only synthetic data."""
+    sources = []
+    for member in members:
+        summary = run_summary(member)
+        sources.append(BackboneSource.from_dict(summary.get("backbone")) if summary is not None
+                       else unknown_source("no summary.json beside the scores"))
+    labels = list(dict.fromkeys(src.label for src in sources))
+    return "; ".join(labels), bool(sources) and all(src.synthetic_only for src in sources)
 
 
 def nolm_row(row: dict[str, Any], members: list[ScoredRun]) -> dict[str, Any] | None:
@@ -199,16 +229,19 @@ def measured_rows(
     runs: list[ScoredRun], table: int, dataset: str, data_kind: str, settings: BleuSettings, boot: dict[str, Any],
     skipped: list[dict[str, str]],
 ) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str, str], list[ScoredRun]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, bool], list[ScoredRun]] = defaultdict(list)
     for run in runs:
-        groups[(run.run["task"], run.run["model"], run.run["strategy"])].append(run)
+        groups[(run.run["task"], run.run["model"], run.run["strategy"], has_layer_decay(run))].append(run)
     rows = []
-    for (task, model, strategy), members in groups.items():
+    for (task, model, strategy, decay), members in groups.items():
         members.sort(key=lambda r: r.run["fold"])
+        backbone, synthetic_only = backbone_of(members)
+        flagged = synthetic_only and data_kind == "real"  # a real dataset read through a synthetic-only backbone
         row: dict[str, Any] = {
             "table": table, "dataset": dataset, "task": task,
-            "name": measured_name(model, task, strategy),
-            "model": model, "strategy": strategy, "source": "measured", "data": data_kind, "n_folds": len(members),
+            "name": measured_name(model, task, strategy, decay) + (SYNTHETIC_MARK if flagged else ""),
+            "model": model, "strategy": strategy, "source": "measured", "data": data_kind, "backbone": backbone,
+            "n_folds": len(members), "backbone_synthetic_only": flagged,
             "runs": ";".join(str(m.run_dir) for m in members),
         }
         for split in SPLITS:
@@ -218,7 +251,7 @@ def measured_rows(
                 if metric != "wer":
                     row[f"{split}_{metric}_sd"] = sd
         row.update(distinct_columns(members, skipped, row["name"] + f" [{task}]"))
-        hatl = groups.get((task, model, "hatl"))
+        hatl = groups.get((task, model, "hatl", False))
         if strategy != "hatl" and hatl:
             try:
                 row.update(significance(hatl, members, settings, boot))
@@ -480,14 +513,37 @@ def _wer_cell(row: pd.Series) -> str:
     return " / ".join("-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}" for v in values)
 
 
-def _is_collapsed(row: pd.Series) -> bool:
-    value = row.get("collapsed")
+def _flag(row: pd.Series, column: str) -> bool:
+    """A boolean column that may be None / NaN (rows without the flag) read as a plain bool."""
+    value = row.get(column)
     return bool(value) and not (isinstance(value, float) and math.isnan(value))
+
+
+def _is_collapsed(row: pd.Series) -> bool:
+    return _flag(row, "collapsed")
 
 
 def collapsed_names(frame: pd.DataFrame) -> list[str]:
     """Measured rows flagged as collapsed, as "Name [Task]"."""
     return [f"{row['name']} [{TASK_NAMES.get(row['task'], row['task'])}]" for _, row in frame.iterrows() if _is_collapsed(row)]
+
+
+def synthetic_backbone_names(frame: pd.DataFrame) -> list[str]:
+    """Measured rows of real data whose backbone saw only synthetic data, as "Name [Task]"."""
+    if "backbone_synthetic_only" not in frame:
+        return []
+    return [f"{row['name']} [{TASK_NAMES.get(row['task'], row['task'])}]" for _, row in frame.iterrows()
+            if _flag(row, "backbone_synthetic_only")]
+
+
+def synthetic_backbone_note(frame: pd.DataFrame) -> str | None:
+    """The sentence under a table (and in the report) naming real-data rows read through a synthetic-only backbone."""
+    names = synthetic_backbone_names(frame)
+    if not names:
+        return None
+    return (f"⚠ SYNTHETIC-ONLY BACKBONE: {len(names)} measured row(s) of real data use a backbone pretrained only on "
+            "synthetic demo data, so they do not measure transfer from real signing (set backbone.checkpoint, or "
+            "pretrain on real data): " + "; ".join(names) + ".")
 
 
 def collapse_note(frame: pd.DataFrame) -> str:
@@ -529,17 +585,19 @@ def results_markdown(frame: pd.DataFrame, table: int, meta: dict[str, Any]) -> s
         f"(< {COLLAPSE_RATIO:.0%}). Gloss WER: the recognised glosses Sign2Gloss2Text's translator read (the cascade's "
         "sign2gloss run, CTC decoding of Table 4), dev / test.",
         "",
-        "| Model | Source | Data | " + " | ".join(f"Dev {METRIC_LABELS[m]}" for m in METRICS) + " | "
+        "| Model | Source | Data | Backbone | " + " | ".join(f"Dev {METRIC_LABELS[m]}" for m in METRICS) + " | "
         + " | ".join(f"Test {METRIC_LABELS[m]}" for m in METRICS) + " | p (BLEU-4) | p (ROUGE) | Test distinct | Gloss WER |",
-        "|" + "---|" * (3 + 2 * len(METRICS) + 4),
+        "|" + "---|" * (4 + 2 * len(METRICS) + 4),
     ]
     current = None
     for _, row in frame.iterrows():
         if row["task"] != current:
             current = row["task"]
-            lines.append(f"| **{TASK_NAMES.get(current, current)}** |" + " |" * (2 + 2 * len(METRICS) + 4))
+            lines.append(f"| **{TASK_NAMES.get(current, current)}** |" + " |" * (3 + 2 * len(METRICS) + 4))
         name = row["name"] + (" ⚠ collapsed" if _is_collapsed(row) else "")
-        cells = [name, row["source"], row["data"]] + [_cell(row, c) for c in VALUE_COLUMNS]
+        backbone = row.get("backbone")
+        backbone = backbone if isinstance(backbone, str) and backbone else "-"
+        cells = [name, row["source"], row["data"], backbone] + [_cell(row, c) for c in VALUE_COLUMNS]
         cells += [_p(row.get("p_bleu4")), _p(row.get("p_rouge")), _distinct_cell(row), _wer_cell(row)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines.append("")
@@ -547,6 +605,12 @@ def results_markdown(frame: pd.DataFrame, table: int, meta: dict[str, Any]) -> s
         lines.append(meta["folds_note"])
         lines.append("")
     lines.append(collapse_note(frame))
+    lines.append("")
+    if (note := synthetic_backbone_note(frame)) is not None:
+        lines.append(note)
+        lines.append("")
+    lines.append("Backbone: where the ST-GCN++ weights come from (`pyskl checkpoint <name>`, `pretrained on <dataset> "
+                 "(real|synthetic)`, or `none`).")
     lines.append("")
     lines.append("BLEU-1..4 are cumulative sacrebleu scores; " + meta["rouge_variant"] + ".")
     return "\n".join(lines) + "\n"
@@ -620,9 +684,12 @@ def run(args: argparse.Namespace) -> int:
         "folds_note": meta["folds_note"],
         "constant_output": floors, "collapse_ratio": COLLAPSE_RATIO, "collapsed": collapsed_names(frame),
         "collapse_note": collapse_note(frame),
+        "synthetic_backbone": synthetic_backbone_names(frame), "synthetic_backbone_note": synthetic_backbone_note(frame),
         "scores": [str(p) for p in paths], "skipped": skipped, "provenance": prov,
     })
     for name in collapsed_names(frame):
         log.warning("collapsed run (< %.0f%% distinct test outputs): %s", 100 * COLLAPSE_RATIO, name)
+    if (note := synthetic_backbone_note(frame)) is not None:
+        log.warning("%s", note)
     log.info("wrote %s: %d measured run(s), %d row(s), %d skipped", args.out, len(runs), len(frame), len(skipped))
     return 0

@@ -34,6 +34,7 @@ from hatl.config import effective_config, load_config
 from hatl.errors import ConfigError, InputError
 from hatl.io import atomic_path, write_json
 from hatl.landmarks import Layout, build_layout
+from hatl.models.backbone_source import META_KEY, BackboneSource, from_checkpoint_meta, unknown
 from hatl.models.graph import Graph, mediapipe_graph, pyskl_graph, shared_joints
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 from hatl.provenance import provenance
@@ -164,6 +165,11 @@ def read_checkpoint(path: str | Path, sha256: str | None = None) -> tuple[dict[s
     Loads with ``weights_only=True``; only a file whose sha256 was verified may fall back to full unpickling
     (mmcv metadata sometimes holds objects the safe loader refuses), since unpickling runs code.
     """
+    return parse_checkpoint(load_checkpoint_object(path, sha256), path)
+
+
+def load_checkpoint_object(path: str | Path, sha256: str | None = None) -> Any:
+    """The unpickled checkpoint file, after the container and checksum checks (see :func:`read_checkpoint`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, None, "checkpoint file does not exist")
@@ -182,6 +188,11 @@ def read_checkpoint(path: str | Path, sha256: str | None = None) -> tuple[dict[s
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # zip/pickle corruption: say which file and why
         raise InputError(path, None, f"not a readable torch checkpoint (truncated or corrupt?): {_reason(err)}") from err
+    return obj
+
+
+def parse_checkpoint(obj: Any, path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
+    """(state dict, format) of a loaded checkpoint object: mmcv ``{'state_dict': ...}`` or a flat state dict."""
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         state, fmt = obj["state_dict"], "mmcv"
     elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -334,6 +345,7 @@ class ImportResult:
     graph: Graph
     layout: Layout | None  # None when the checkpoint's own pyskl graph was kept
     report: ImportReport
+    source: BackboneSource = field(default_factory=lambda: unknown("not recorded"))  # what the weights saw
 
 
 def target_layout(config: dict[str, Any]) -> Layout:
@@ -350,8 +362,11 @@ def backbone_config(config: dict[str, Any]) -> STGCNPPConfig:
 def import_checkpoint(path: str | Path, arch: STGCNPPConfig, layout: Layout | None, sha256: str | None = None) -> ImportResult:
     """Read a pyskl checkpoint and adapt it to ``layout``'s MediaPipe graph (``None``: keep its own graph,
     which is how the parity tests compare with pyskl on the checkpoint's skeleton)."""
-    state, fmt = read_checkpoint(path, sha256)
+    obj = load_checkpoint_object(path, sha256)
+    state, fmt = parse_checkpoint(obj, path)
+    origin = from_checkpoint_meta(obj.get("meta") if fmt == "mmcv" else None, path)  # what the weights saw
     report = ImportReport(str(path), fmt, "?", "?")
+    report.notes.append(f"backbone source: {origin.label}")
     state = split_backbone(strip_wrapper(state, path, report), path, report)
     check_finite(state, path)
     layout_name, _, channels = detect_layout(state, path)
@@ -370,13 +385,13 @@ def import_checkpoint(path: str | Path, arch: STGCNPPConfig, layout: Layout | No
         pairs = shared_joints(source, target)
         report.notes.append(f"joints carried over ({len(pairs)}): "
                             + ", ".join(source.joint_names[s] for s, _ in pairs))
-    return ImportResult(model, target, layout, report)
+    return ImportResult(model, target, layout, report, origin)
 
 
 def save_backbone(path: str | Path, result: ImportResult) -> None:
     blob = {"format": FORMAT, "config": result.model.config.to_dict(), "graph": result.graph.to_dict(),
             "layout": None if result.layout is None else result.layout.to_dict(), "state_dict": result.model.state_dict(),
-            "report": result.report.to_dict()}
+            "report": result.report.to_dict(), META_KEY: result.source.to_dict()}
     with atomic_path(path) as tmp:
         torch.save(blob, tmp)
 
@@ -394,6 +409,17 @@ def load_backbone(path: str | Path) -> STGCNPP:
     model.load_state_dict(blob["state_dict"], strict=True)
     model.graph = graph  # type: ignore[attr-defined]  # kept for callers that want the joint names
     return model
+
+
+def backbone_source_of(path: str | Path) -> BackboneSource:
+    """The provenance record of an imported backbone file (``unknown`` for one imported before it was kept)."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise InputError(path, None, "backbone file does not exist (run `hatl import-backbone`)") from err
+    if not isinstance(blob, dict) or META_KEY not in blob:
+        return unknown(f"{Path(path).name} was imported before backbone provenance was recorded")
+    return BackboneSource.from_dict(blob[META_KEY])
 
 
 def new_backbone(config: dict[str, Any]) -> STGCNPP:
@@ -424,9 +450,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"backbone.sha256 / --sha256 must be 64 hex digits, got {sha!r}")
     result = import_checkpoint(checkpoint, backbone_config(config), target_layout(config), sha)
     counts = result.report.counts()
-    log.info("imported %s (%s, %s layout) onto %s: %s", checkpoint, result.report.source_format,
-             result.report.source_layout, result.graph.name, counts)
+    log.info("imported %s (%s, %s layout) onto %s: %s; source: %s", checkpoint, result.report.source_format,
+             result.report.source_layout, result.graph.name, counts, result.source.label)
     save_backbone(args.out, result)
     write_json(args.report, {**result.report.to_dict(), "sha256": sha256_of(checkpoint),
-                             "provenance": provenance(config)})
+                             META_KEY: result.source.to_dict(), "provenance": provenance(config)})
     return 0

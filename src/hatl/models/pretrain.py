@@ -41,6 +41,7 @@ from hatl.io import atomic_path, write_json
 from hatl.folds import CV_SPLIT, MAIN, describe, fold_index, trains_fold
 from hatl.keypoint_store import KeypointRecord, iter_keypoints, read_layout
 from hatl.landmarks import Layout
+from hatl.models.backbone_source import pretrained_on_files
 from hatl.models.graph import coco_graph
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 from hatl.provenance import provenance
@@ -309,7 +310,8 @@ def run(args: argparse.Namespace) -> int:
         "fold": args.fold, "rows": "every row of data" if args.fold == MAIN else describe(args.fold)["train"],
         "held_out_rows": windows.held_out,
     }
-    meta = {"hatl": summary, "provenance": provenance(config)}
+    # what the backbone saw, carried through import-backbone into every row it fills (hatl.models.backbone_source)
+    meta = {"hatl": summary, "provenance": provenance(config), "backbone": pretrained_on_files(paths).to_dict()}
     save_pyskl_checkpoint(args.out, pyskl_state_dict(model), meta)
     if args.report:
         write_json(args.report, {**summary, "provenance": provenance(config)})

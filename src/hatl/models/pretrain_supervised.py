@@ -37,6 +37,7 @@ from hatl.datasets.manifest import read_manifest
 from hatl.errors import InputError
 from hatl.io import atomic_path, write_json
 from hatl.keypoint_store import iter_keypoints, read_layout
+from hatl.models.backbone_source import pretrained_on_files
 from hatl.models.graph import Graph, layout_graph
 from hatl.models.pretrain import _Classifier, pyskl_state_dict, save_pyskl_checkpoint
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
@@ -300,7 +301,8 @@ def run(args: argparse.Namespace) -> int:
         "loso": rows, "final_train_accuracy": final_acc, "wall_seconds": wall, "seed": seed,
         "data": {"manifest": str(args.manifest), "keypoints": [str(p) for p in args.keypoints]},
     }
-    save_pyskl_checkpoint(args.out, pyskl_state_dict(final), {"hatl": summary, "provenance": provenance(config)})
+    save_pyskl_checkpoint(args.out, pyskl_state_dict(final), {"hatl": summary, "provenance": provenance(config),
+                                                              "backbone": pretrained_on_files(args.keypoints).to_dict()})
     write_csv(args.csv, rows)
     write_json(args.report, {**summary, "provenance": provenance(config)})
     log.info("LOSO mean accuracy %.4f over %d held-out signer(s) (chance %.4f); wall %.0f s; wrote %s, %s",

@@ -23,6 +23,8 @@ from hatl import batches as D
 from hatl.errors import ConfigError, HatlError
 from hatl.io import write_json, write_text
 from hatl.metrics import BleuSettings, collapse_warning
+from hatl.models.backbone_source import NONE as NO_BACKBONE
+from hatl.models.backbone_source import BackboneSource, synthetic_backbone_warning
 from hatl.models.losses import frame_loss_coverage
 from hatl.models.trained import model_args, save_trained
 from hatl.provenance import provenance
@@ -87,6 +89,7 @@ class Trainer:
                                   max_mb=self.tc.cache_max_mb, group_size=self.tc.eval_batch_size)
         self.loss_weights = self.model.loss_weights()
         self._warn_frame_loss_coverage()
+        self.backbone_source, self.warnings = self._backbone_source()
         self.forward: nn.Module = LossForward(self.model)  # replaced by its DDP wrapper in a multi-process run
         # The batch count is the same every epoch (fixed pool sizes), so epoch 1's gives the total step count.
         self.train_steps_per_epoch = len(self._epoch_batches(1))
@@ -118,6 +121,21 @@ class Trainer:
         self.max_len = self.tc.greedy_max_len or max(len(s.text_ids) for s in self.train.samples) + 10
         log.info("data: %d train / %d dev samples (%d / %d skipped)", len(self.train.samples), len(self.dev.samples),
                  len(self.train.skipped), len(self.dev.skipped))
+
+    def _backbone_source(self) -> tuple[BackboneSource, list[str]]:
+        """What the backbone was pretrained on (recorded by import-backbone), and the warning of a real dataset
+        whose backbone saw only synthetic data (logged now and at the end, kept in summary.json)."""
+        if self.spec.task == "gloss2text" or self.spec.backbone is None:
+            return NO_BACKBONE, []
+        from hatl.models.checkpoint import backbone_source_of
+
+        source = backbone_source_of(self.spec.backbone)
+        demo = (self.config["datasets"].get(self.spec.dataset) or {}).get("adapter") == "demo"
+        warning = synthetic_backbone_warning(self.spec.dataset, source, demo)
+        log.info("backbone: %s", source.label)
+        if warning is not None:
+            log.warning("%s", warning)
+        return source, [warning] if warning else []
 
     def _warn_frame_loss_coverage(self) -> None:
         """Say when L_enc / L_bb are on but training samples lack the glosses their frame labels come from."""
@@ -317,6 +335,7 @@ class Trainer:
             "release_order": list(self.controller.config.release_order), "n_backbone_layers": self.n_layers,
             "layer_decay": self.optim.layer_decay,  # α applied to the backbone's layers (1: one backbone rate)
             "stop_reason": st.stop_reason, "final_trainable_layers": sorted(self.trainable),
+            "backbone": self.backbone_source.to_dict(), "warnings": list(self.warnings),
             "samples": {"train": len(self.train.samples), "dev": len(self.dev.samples)},
             "world_size": self.dist.world_size, "global_batch_size": self.tc.batch_size,
             "skipped": {"train": self.train.skipped, "dev": self.dev.skipped},
@@ -338,13 +357,15 @@ class Trainer:
         save_trained(out / "best.pt", self.best_state, args,
                      vocab={k: str(p) for k, p in self.vocab_paths.items()}, run=self.spec.identity(),
                      best_epoch=summary["best_epoch"], best_metric=summary["best_metric"], metric_name=self.tc.metric,
-                     config=self.config, provenance=summary["provenance"])
+                     config=self.config, provenance=summary["provenance"], backbone=summary["backbone"])
         write_text(out / "log.jsonl", "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in self.log_lines))
         write_json(out / "summary.json", summary)
         log.info("finished: best %s %.5g at epoch %s; stop: %s; %.1f s", self.tc.metric, summary["best_metric"],
                  summary["best_epoch"], summary["stop_reason"], self.wall_time_s)
         if (warning := collapse_warning(summary)) is not None:
             log.warning(warning)
+        for warning in self.warnings:  # said at the start too; repeated where a reader of the log's end sees it
+            log.warning("%s", warning)
         return summary
 
     # -- resume state ------------------------------------------------------------------------------

@@ -1,0 +1,126 @@
+"""Where a backbone's weights come from, carried from pretraining / import to every measured table row.
+
+One of three labels (issue 12, docs/backbone.md):
+
+* ``pyskl checkpoint <name>``: a released pyskl ST-GCN++ file (``backbone.checkpoint``);
+* ``pretrained on <dataset> (real|synthetic)``: the workflow's own pretraining (``hatl pretrain-demo`` or
+  ``hatl pretrain-supervised``), which records its training data in the checkpoint's ``meta['backbone']``;
+* ``none``: no pretrained weights (Gloss2Text has no backbone at all).
+
+``hatl import-backbone`` reads the record from the checkpoint (a file without one is a pyskl checkpoint)
+and stores it in the imported backbone; ``hatl train`` copies it into ``summary.json`` and ``best.pt`` and
+warns when a real dataset's backbone saw only synthetic data; ``hatl table`` shows it per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+KINDS = ("pyskl", "pretrained", "none", "unknown")
+META_KEY = "backbone"  # the key of the record in a pretraining checkpoint's ``meta`` and in the imported file
+
+
+@dataclass(frozen=True)
+class BackboneSource:
+    kind: str  # one of KINDS
+    name: str = ""  # pyskl: the checkpoint's name; pretrained: the dataset(s), joined by '+'
+    synthetic: bool | None = None  # pretrained: True when every pretraining dataset is synthetic (a demo)
+    note: str = ""  # unknown: why
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown backbone source kind {self.kind!r}; known: {KINDS}")
+
+    @property
+    def label(self) -> str:
+        if self.kind == "pyskl":
+            return f"pyskl checkpoint {self.name}"
+        if self.kind == "pretrained":
+            data = "unknown data" if self.synthetic is None else "synthetic" if self.synthetic else "real"
+            return f"pretrained on {self.name} ({data})"
+        if self.kind == "none":
+            return "none"
+        return f"unknown ({self.note})" if self.note else "unknown"
+
+    @property
+    def synthetic_only(self) -> bool:
+        """The backbone saw only synthetic data (a real dataset's rows must say so)."""
+        return self.kind == "pretrained" and self.synthetic is True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "synthetic": self.synthetic, "note": self.note,
+                "label": self.label}
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any] | None) -> BackboneSource:
+        if not isinstance(record, Mapping) or record.get("kind") not in KINDS:
+            return unknown("no backbone source recorded")
+        synthetic = record.get("synthetic")
+        return cls(str(record["kind"]), str(record.get("name") or ""), None if synthetic is None else bool(synthetic),
+                   str(record.get("note") or ""))
+
+
+NONE = BackboneSource("none")
+
+
+def unknown(note: str) -> BackboneSource:
+    return BackboneSource("unknown", note=note)
+
+
+def pyskl(path: str | Path) -> BackboneSource:
+    """A released checkpoint, named by its folder and file (pyskl names its files j.pth, b.pth, ... inside a
+    folder that says the model, e.g. ``stgcnpp_ntu120_xsub_hrnet/j.pth``)."""
+    path = Path(path)
+    return BackboneSource("pyskl", f"{path.parent.name}/{path.name}" if path.parent.name else path.name)
+
+
+def pretrained_on(datasets: Iterable[tuple[str, bool | None]]) -> BackboneSource:
+    """Pretraining on these (dataset, synthetic) pairs; synthetic only when every one is, unknown when any is."""
+    pairs = sorted(set(datasets))
+    if not pairs:
+        return unknown("pretraining data not recorded")
+    flags = [s for _, s in pairs]
+    synthetic = None if any(s is None for s in flags) else all(flags)
+    return BackboneSource("pretrained", "+".join(dict.fromkeys(name for name, _ in pairs)), synthetic)
+
+
+def _data_source(path: str | Path) -> tuple[str, bool | None]:
+    """(dataset, synthetic) of a hatl keypoint file (normalised split or keypoint shard), from its metadata:
+    the dataset it was built for and that dataset's adapter in the config that built it (``demo``: synthetic)."""
+    from hatl.keypoint_store import read_meta
+
+    meta = read_meta(path)
+    dataset = str(meta.get("dataset") or Path(path).stem)
+    config = (meta.get("provenance") or {}).get("config") or {}
+    adapter = ((config.get("datasets") or {}).get(dataset) or {}).get("adapter")
+    if adapter is None:  # no config recorded: the keypoint extractor still tells the demo apart
+        extractor = (meta.get("keypoints") or meta).get("extractor") or {}
+        return dataset, (extractor.get("extractor") == "demo") if extractor else None
+    return dataset, adapter == "demo"
+
+
+def pretrained_on_files(paths: Iterable[str | Path]) -> BackboneSource:
+    """The record a pretraining command stores (``meta['backbone']``) for the keypoint files it trained on."""
+    return pretrained_on(_data_source(p) for p in paths)
+
+
+def from_checkpoint_meta(meta: Any, path: str | Path) -> BackboneSource:
+    """What an imported checkpoint was trained on: the record the workflow's pretraining wrote, else (a file
+    hatl did not write) a pyskl checkpoint named after the file."""
+    if isinstance(meta, Mapping) and isinstance(meta.get(META_KEY), Mapping):
+        return BackboneSource.from_dict(meta[META_KEY])
+    if isinstance(meta, Mapping) and "hatl" in meta:  # written by a hatl pretraining that kept no record
+        return unknown(f"hatl pretraining output {Path(path).name} without a data record")
+    return pyskl(path)
+
+
+def synthetic_backbone_warning(dataset: str, source: BackboneSource, dataset_is_demo: bool) -> str | None:
+    """The warning of a real dataset's run whose backbone saw only synthetic data; None otherwise."""
+    if dataset_is_demo or not source.synthetic_only:
+        return None
+    return (f"dataset '{dataset}' is real data but its backbone was {source.label}: it saw only synthetic data, so its "
+            "rows measure the pipeline, not transfer from real signing. Set backbone.checkpoint to a pyskl checkpoint "
+            "or pretrain on real data (backbone.pretrain.method: supervised, or backbone.pretrain_demo.source: a real "
+            "dataset)")
