@@ -1,6 +1,6 @@
 """Where a backbone's weights come from, carried from pretraining / import to every measured table row.
 
-One of three labels (issue 12, docs/backbone.md):
+One of three labels (issue 12; docs/training.md, "Backbone provenance"):
 
 * ``pyskl checkpoint <name>``: a released pyskl ST-GCN++ file (``backbone.checkpoint``);
 * ``pretrained on <dataset> (real|synthetic)``: the workflow's own pretraining (``hatl pretrain-demo`` or
