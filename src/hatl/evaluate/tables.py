@@ -12,8 +12,12 @@ Rows per task group (Sign2Gloss2Text: the cascade of a sign2gloss and a gloss2te
 gloss WER beside it; Sign2Text; then the joint Sign2Text + CTC ablation and Gloss2Text when such runs exist): the paper's
 literature rows and its own rows (``source=reported``, ``data=real``), then ours (``source=measured``,
 ``data=demo`` or ``real`` from the dataset's adapter). Measured values are means over folds with the sample
-standard deviation in ``*_sd`` columns (MedASL: 5 folds on the held-out test). ``p_<metric>`` is the
-one-sided paired-bootstrap p-value that the row's own model/task HATL run beats this baseline on test.
+standard deviation in ``*_sd`` columns (MedASL: 5 folds on the held-out test; a note under the table says
+how many of the folds the rows average). ``p_<metric>`` is the one-sided paired-bootstrap p-value that the
+row's own model/task HATL run beats this baseline on test. ``backbone`` is each measured row's backbone
+provenance (from its runs' summary.json, :mod:`hatl.models.backbone_source`); a real dataset's row whose
+backbone saw only synthetic data is flagged (``backbone_synthetic_only``, a note under the table), and a
+full fine-tuning row trained with the layer-decay ablation is named "..., layer decay".
 """
 
 from __future__ import annotations
