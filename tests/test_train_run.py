@@ -420,3 +420,30 @@ def test_cli_refuses_a_mistyped_demo_override(inputs, tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     assert main(cli_argv(inputs, tmp_path, path)[3:]) == 2
     assert not (tmp_path / "resume").exists()
+
+
+def test_sign2text_on_data_without_glosses_trains_on_text_and_says_so(inputs, tmp_path, caplog):
+    """Sign2Text keeps L_enc / L_bb (paper: only w_ctc = 0); a dataset without gloss annotations has no frame
+    labels: the frame terms are 0, every sample is counted, the run warns and finishes."""
+    import logging
+
+    import numpy as np
+
+    from hatl.keypoint_store import iter_keypoints, write_keypoints
+    from test_train_data import LAYOUT
+
+    data = tmp_path / "normalised"
+    for split in ("train", "dev", "test"):
+        records = list(iter_keypoints(inputs["data_dir"] / f"{split}.parquet"))
+        for rec in records:
+            rec.extra["gloss"] = ""
+            rec.landmarks = np.array(rec.landmarks, copy=True)
+        write_keypoints(data / f"{split}.parquet", records, LAYOUT, {"stage": "normalised"})
+    spec = RunSpec("tiny", "transformer", "sign2text", "classical", "main", data, inputs["vocab_dir"], inputs["backbone"],
+                   tmp_path / "out", tmp_path / "resume", threads=1)
+    with caplog.at_level(logging.WARNING, logger="hatl"):
+        summary = Trainer(spec, with_training(inputs, max_epochs=1)).run()
+    assert any("no training sample has gloss annotations" in r.getMessage() for r in caplog.records)
+    line = read_log(tmp_path / "out")[0]
+    assert line["loss_enc"] == line["loss_bb"] == line["loss_ctc"] == 0.0 and line["loss_ce"] > 0
+    assert line["train_skipped_no_gloss"] == summary["samples"]["train"] == 24
