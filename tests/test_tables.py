@@ -261,6 +261,12 @@ def test_backbone_provenance_per_row_and_the_synthetic_only_flag(tmp_path, confi
     runs.append(load_scored_run(score_in_process(other, config)))
     bare = make_run(tmp_path, "phoenix14t", "adat", "sign2text", "hatl", "main")  # no summary.json
     runs.append(load_scored_run(score_in_process(bare, config)))
+    # a cascade row's backbone is its recognition run's (the sibling sign2gloss folder of the same strategy/fold)
+    cascade = make_run(tmp_path, "phoenix14t", "adat", "sign2gloss2text", "hatl", "main")
+    recognition = tmp_path / "runs" / "phoenix14t" / "adat" / "sign2gloss" / "hatl" / "main"
+    recognition.mkdir(parents=True)
+    _with_summary(recognition, pyskl("y/stgcnpp_ntu60_xsub_hrnet/j.pth").to_dict(), 0.5)
+    runs.append(load_scored_run(score_in_process(cascade, config)))
     settings = BleuSettings.from_config(config["evaluation"])
     frame, _ = results_table(5, "phoenix14t", runs, "real", settings, {"samples": 50, "seed": 1})
     measured = frame[frame.source == "measured"].set_index("name")
@@ -269,7 +275,9 @@ def test_backbone_provenance_per_row_and_the_synthetic_only_flag(tmp_path, confi
     assert "Transformer (Full Fine-tuning, layer decay) ⚠ synthetic-only backbone" in measured.index
     assert measured.loc["ADAT (Full Fine-tuning)", "backbone"] == "pyskl checkpoint stgcnpp_ntu120_xsub_hrnet/j.pth"
     assert not measured.loc["ADAT (Full Fine-tuning)", "backbone_synthetic_only"]
-    assert measured.loc["ADAT (HATL)", "backbone"].startswith("unknown")
+    by_task = frame[frame.source == "measured"].set_index(["task", "name"])
+    assert by_task.loc[("sign2text", "ADAT (HATL)"), "backbone"].startswith("unknown")
+    assert by_task.loc[("sign2gloss2text", "ADAT (HATL)"), "backbone"] == "pyskl checkpoint stgcnpp_ntu60_xsub_hrnet/j.pth"
     assert measured.backbone_synthetic_only.sum() == 3
     md = results_markdown(frame, 5, {"dataset": "phoenix14t", "data": "real", "rouge_variant": "r", "bleu_signature": "s",
                                      "code_version": "v"})

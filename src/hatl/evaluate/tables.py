@@ -44,7 +44,7 @@ from hatl.experiment import DATASET_NAMES, RUN_KEYS, STRATEGY_NAMES, TABLE_DATAS
 from hatl.experiment import STRATEGIES as STRATEGY_ORDER
 from hatl.experiment import TRANSLATOR_NAMES as MODEL_NAMES
 from hatl.experiment import TRANSLATORS as MODEL_ORDER
-from hatl.experiment import parse_run_dir, run_glob
+from hatl.experiment import CASCADES, parse_run_dir, run_glob
 from hatl.folds import fold_plan
 from hatl.io import read_json, write_json, write_text
 from hatl.metrics import ROUGE_VARIANT, BleuSettings
@@ -187,8 +187,13 @@ def measured_name(model: str, task: str, strategy: str, layer_decay: bool = Fals
 
 
 def run_summary(run: ScoredRun) -> dict[str, Any] | None:
-    """The run's training summary.json beside its scores (backbone provenance, the α applied), if present."""
-    path = run.run_dir / "summary.json"
+    """The training summary.json of the run that holds the row's backbone (provenance, the α applied): the run's
+    own, or for a cascade (Sign2Gloss2Text) its recognition run's, the sibling folder of the same model,
+    strategy and fold (``.../<model>/sign2gloss/<strategy>/<fold>``); None when there is none."""
+    run_dir = run.run_dir
+    if run.run["task"] in CASCADES:
+        run_dir = run_dir.parents[2] / CASCADES[run.run["task"]][0] / run_dir.parent.name / run_dir.name
+    path = run_dir / "summary.json"
     return read_json(path) if path.exists() else None
 
 
