@@ -360,8 +360,10 @@ def isl_kinect_rung(settings: Settings, work: Path) -> Rung:
 
 
 # ------------------------------------------------------------------------------------------ test-set rungs
-def decode_test(trainer: Any, inputs: DemoInputs, task: str) -> dict[str, Any]:
-    """Decode the test split as ``hatl decode`` does (beam; CTC prefix beam for glosses), without the LM."""
+def decode_test(trainer: Any, inputs: DemoInputs, task: str, split: str = "test",
+                decoding: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Decode a split as ``hatl decode`` does (beam; CTC prefix beam for glosses), without the LM;
+    ``decoding`` overrides keys of the config's decoding section (e.g. beam_width 1: greedy)."""
     from hatl.evaluate.collapse import distinct_outputs
     from hatl.evaluate.decode import DecodeSettings, decode_samples
     from hatl.metrics import BleuSettings, bleu_scores, wer
@@ -369,11 +371,11 @@ def decode_test(trainer: Any, inputs: DemoInputs, task: str) -> dict[str, Any]:
 
     cfg = inputs.config
     text = cfg["datasets"][trainer.spec.dataset].get("text", {})
-    test = D.load_split(D.split_sources(inputs.data_dir, "main")["test"], trainer.gloss_vocab, trainer.text_vocab,
+    test = D.load_split(D.split_sources(inputs.data_dir, "main")[split], trainer.gloss_vocab, trainer.text_vocab,
                         lowercase=bool(text.get("lowercase", True)),
                         strip_punctuation=bool(text.get("strip_punctuation", True)),
                         need_gloss=task == "sign2text_ctc", need_text=True)
-    settings = DecodeSettings.from_config(cfg["decoding"], blank=trainer.gloss_vocab.blank or 4)
+    settings = DecodeSettings.from_config(_merge(cfg["decoding"], decoding or {}), blank=trainer.gloss_vocab.blank or 4)
     rows = decode_samples(trainer.model, test.samples, task, trainer.text_vocab, trainer.gloss_vocab, settings)
     hyps, refs = [r["hyp"] for r in rows], [r["ref"] for r in rows]
     out = {"bleu4": bleu_scores(hyps, refs, BleuSettings.from_config(cfg.get("evaluation", {})))["bleu4"],
@@ -408,8 +410,12 @@ def test_rungs(inputs: DemoInputs, settings: Settings, which: set[str]) -> list[
         trainer, summary = train(inputs, settings, task, "transformer", f"{task}-transformer", training=training)
         result = decode_test(trainer, inputs, task)
         floor = floor or floor_of(inputs, trainer)
+        # beam vs greedy on dev: does the beam search reduce the variety of the outputs?
+        greedy = {"beam_width": 1, "ctc": {"method": "greedy"}}
+        dev = {"beam": decode_test(trainer, inputs, task, "dev"), "greedy": decode_test(trainer, inputs, task, "dev", greedy)}
+        log.info("%s dev decode: beam %s | greedy %s", task, dev["beam"], dev["greedy"])
         detail = {**result, "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"],
-                  "dev_greedy": summary["best_dev"], "floor": floor, "strategy": trainer.spec.strategy}
+                  "dev_greedy": summary["best_dev"], "dev_decode": dev, "floor": floor, "strategy": trainer.spec.strategy}
         if task == "sign2text_ctc" and "continuous" in which:
             rungs.append(Rung("continuous", "sign2text_ctc transformer: test gloss WER % (decode)", result["wer"],
                               "<= 20", result["wer"] is not None and result["wer"] <= 20, detail))
