@@ -178,6 +178,8 @@ def train(inputs: DemoInputs, settings: Settings, task: str, model: str, name: s
 
     config = copy.deepcopy(inputs.config)
     config["training"] = _merge(config.get("training", {}), training or {})
+    if training and "max_epochs" in training:  # an explicit budget (--epochs, the overfit rung) beats by_strategy
+        config["training"]["by_strategy"] = {}
     out = inputs.work / "runs" / name
     spec = RunSpec(settings.dataset, model, task, strategy or settings.strategy or "classical", "main",
                    data_dir or inputs.data_dir, inputs.vocab_dir, inputs.backbone, out, out / "resume", threads=1)
