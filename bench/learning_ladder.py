@@ -336,6 +336,7 @@ def isl_kinect_rung(settings: Settings, work: Path) -> Rung:
 
     if not (settings.kinect_root / "RawDataset").is_dir():
         return Rung("isl_kinect", f"isl_kinect absent ({settings.kinect_root})", None, "> 95", False)
+    work.mkdir(parents=True, exist_ok=True)
     raw = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
     raw["backbone"]["pretrain"]["roots"] = {"isl_kinect": str(settings.kinect_root)}
     out = work / "isl_kinect"
