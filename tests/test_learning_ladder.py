@@ -53,3 +53,16 @@ def test_tiny_ladder_prints_every_rung_against_its_goal(ladder, tmp_path, capsys
     assert isolated["detail"]["test_clips"] > 0 and isolated["detail"]["train_clips"] > 0
     translation = [r for r in rungs if r["rung"] == "translation"]
     assert all(r["detail"]["floor"]["test_bleu4"] > 0 and "/" in r["detail"]["distinct"] for r in translation)
+
+
+@pytest.mark.real_data
+def test_isl_kinect_rung_reports_accuracy_against_chance(ladder, tmp_path):
+    from conftest import real_data_path
+
+    settings = ladder.Settings(kinect_root=real_data_path("isl_kinect"), kinect_held_out=1, kinect_epochs=1)
+    rung = ladder.isl_kinect_rung(settings, tmp_path)
+    assert rung.rung == "isl_kinect" and rung.goal == "> 95" and 0.0 <= rung.value <= 100.0
+    assert rung.detail["signs"] == 30 and rung.detail["chance"] == pytest.approx(100 / 30)
+    (row,) = rung.detail["held_out"]
+    assert row["test_samples"] == 30 and row["train_samples"] == 270  # one take of each sign per signer
+    assert "chance 3.3" in rung.line() and rung.line().startswith(("PASS", "FAIL"))

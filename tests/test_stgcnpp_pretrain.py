@@ -90,8 +90,8 @@ def test_pose_to_coco_on_real_keypoints(tmp_path):
 
 def test_build_windows_counts_skips(tmp_path):
     path = synthetic_parquet(tmp_path)
-    ws = build_windows([path], PretrainConfig(window=8, max_classes=2))
-    assert ws.samples == 4 and ws.x.shape[1:] == (8, 17, 3)
+    ws = build_windows([path], PretrainConfig(window=8, max_classes=2, layout="coco"))
+    assert ws.samples == 4 and ws.x.shape[1:] == (8, 17, 3) and ws.graph.name == "coco"
     assert ws.skipped["sample: no gloss"] == 1
     assert ws.skipped["window: label outside the 2 most frequent"] >= 1
     assert len(ws.classes) == 2 and set(ws.y.tolist()) <= {0, 1}
@@ -123,7 +123,8 @@ def test_pretrain_is_deterministic(tmp_path):
 def test_pretrain_demo_cli_then_import(tmp_path):
     data = medasl_parquet(tmp_path)
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    cfg["backbone"].update(base_channels=6, pretrain_demo={"window": 16, "epochs": 3, "batch_size": 8, "lr": 0.01})
+    cfg["backbone"].update(base_channels=6, pretrain_demo={"window": 16, "epochs": 3, "batch_size": 8, "lr": 0.01,
+                                                           "layout": "coco"})
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     ck, rep = tmp_path / "pretrained" / "stgcnpp_demo.pth", tmp_path / "pretrained" / "report.json"
@@ -148,6 +149,58 @@ def test_pretrain_demo_cli_then_import(tmp_path):
     model = load_backbone(out)
     pre = blob["state_dict"]["backbone.gcn.6.tcn.transform.2.weight"]
     assert torch.equal(model.state_dict()["gcn.6.tcn.transform.2.weight"], pre)
+
+
+def test_mediapipe_windows_keep_every_joint_of_the_layout(tmp_path):
+    ws = build_windows([synthetic_parquet(tmp_path)], PretrainConfig(window=8))  # default layout: mediapipe
+    assert ws.x.shape[1:] == (8, LAYOUT.num_joints, 3)
+    assert ws.graph.name.startswith("mediapipe[") and ws.graph.num_nodes == LAYOUT.num_joints
+    assert any(n.startswith("left_hand.") for n in ws.graph.joint_names)  # the hands reach the pretraining
+
+
+def test_mediapipe_pretraining_imports_unchanged_onto_its_own_layout(tmp_path):
+    """pretrain-demo on the MediaPipe layout writes a pyskl-format file with the graph in meta; import-backbone
+    onto the same layout loads every backbone key as it is (nothing 'adapted'), so the learned adjacency and
+    data_bn of the hand joints survive; onto a smaller layout the shared joints carry over by name."""
+    layout = build_layout(("pose", "left_hand", "right_hand"))
+    rng = np.random.default_rng(2)
+    records = [KeypointRecord(f"r{i}", "train", rng.normal(size=(12, layout.num_joints, 3)).astype(np.float32),
+                              np.ones((12, len(layout.groups)), bool), 25.0,
+                              extra={"gloss": g, "signer": "s", "text": "t", "fold": -1})
+               for i, g in enumerate(["A B", "B C", "C A", "A C"])]
+    data = tmp_path / "train.parquet"
+    write_keypoints(data, records, layout, {"stage": "normalised"})
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["preprocess"]["keypoints"]["groups"] = ["pose", "left_hand", "right_hand"]
+    cfg["backbone"].update(base_channels=6, pretrain_demo={"window": 8, "epochs": 1, "batch_size": 4})
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    ck = tmp_path / "stgcnpp_demo.pth"
+    assert main(["pretrain-demo", "--config", str(cfg_path), "--data", str(data), "--out", str(ck)]) == 0
+    blob = torch.load(ck, weights_only=True)
+    assert blob["state_dict"]["backbone.gcn.0.gcn.A"].shape == (3, layout.num_joints, layout.num_joints)
+    assert blob["meta"]["hatl"]["layout"] == "mediapipe"
+    assert blob["meta"]["hatl"]["graph"]["joint_names"] == [j.name for j in layout.joints]
+    out, ir = tmp_path / "stgcnpp.pt", tmp_path / "import.json"
+    assert main(["import-backbone", "--config", str(cfg_path), "--checkpoint", str(ck), "--out", str(out),
+                 "--report", str(ir)]) == 0
+    report = json.loads(ir.read_text())
+    assert report["source_layout"].startswith("mediapipe[") and "adapted" not in report["counts"]
+    model = load_backbone(out)
+    for key in ("gcn.0.gcn.A", "data_bn.running_mean", "gcn.3.tcn.transform.2.weight"):
+        assert torch.equal(model.state_dict()[key], blob["state_dict"][f"backbone.{key}"]), key
+
+    cfg["preprocess"]["keypoints"]["groups"] = ["pose", "right_hand"]  # another layout: carried over by name
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    assert main(["import-backbone", "--config", str(cfg_path), "--checkpoint", str(ck), "--out", str(out),
+                 "--report", str(ir)]) == 0
+    report = json.loads(ir.read_text())
+    small = build_layout(("pose", "right_hand"))
+    assert report["counts"]["adapted"] >= 2 and f"({small.num_joints})" in " ".join(report["notes"])
+    a_new = load_backbone(out).state_dict()["gcn.0.gcn.A"]
+    old_a = blob["state_dict"]["backbone.gcn.0.gcn.A"]
+    first_hand = [j.name for j in layout.joints].index(small.joints[-1].name)
+    assert torch.equal(a_new[:, -1, -1], old_a[:, first_hand, first_hand])
 
 
 def test_pretrain_demo_missing_data_exits_2(tmp_path):

@@ -160,7 +160,13 @@ def _reason(err: BaseException) -> str:
 
 
 def read_checkpoint(path: str | Path, sha256: str | None = None) -> tuple[dict[str, torch.Tensor], str]:
-    """The backbone state dict of a pyskl checkpoint (``backbone.`` prefix kept if present) and its format.
+    """The backbone state dict of a pyskl checkpoint (``backbone.`` prefix kept if present) and its format."""
+    state, fmt, _ = read_checkpoint_meta(path, sha256)
+    return state, fmt
+
+
+def read_checkpoint_meta(path: str | Path, sha256: str | None = None) -> tuple[dict[str, torch.Tensor], str, dict]:
+    """:func:`read_checkpoint` plus the mmcv file's ``meta`` dict (empty for a flat state dict).
 
     Loads with ``weights_only=True``; only a file whose sha256 was verified may fall back to full unpickling
     (mmcv metadata sometimes holds objects the safe loader refuses), since unpickling runs code.
@@ -191,10 +197,13 @@ def load_checkpoint_object(path: str | Path, sha256: str | None = None) -> Any:
     return obj
 
 
-def parse_checkpoint(obj: Any, path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
-    """(state dict, format) of a loaded checkpoint object: mmcv ``{'state_dict': ...}`` or a flat state dict."""
+def parse_checkpoint(obj: Any, path: str | Path) -> tuple[dict[str, torch.Tensor], str, dict]:
+    """(state dict, format, mmcv ``meta``) of a loaded checkpoint object: mmcv ``{'state_dict': ...}`` or a flat
+    state dict (empty meta)."""
+    meta: dict = {}
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         state, fmt = obj["state_dict"], "mmcv"
+        meta = obj["meta"] if isinstance(obj.get("meta"), dict) else {}
     elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         state, fmt = obj, "flat"
     else:
@@ -202,7 +211,19 @@ def parse_checkpoint(obj: Any, path: str | Path) -> tuple[dict[str, torch.Tensor
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise InputError(path, bad[0], "state dict entry is not a tensor")
-    return dict(state), fmt
+    return dict(state), fmt, meta
+
+
+def recorded_graph(meta: dict, path: str | Path) -> Graph | None:
+    """The skeleton a hatl pretraining recorded in ``meta['hatl']['graph']`` (``hatl pretrain-demo`` on the
+    MediaPipe layout writes it: no pyskl layout has those joints), else None (a pyskl checkpoint)."""
+    blob = (meta.get("hatl") or {}).get("graph") if isinstance(meta.get("hatl"), dict) else None
+    if blob is None:
+        return None
+    try:
+        return Graph.from_dict(blob)
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(path, "meta.hatl.graph", f"recorded graph is malformed: {_reason(err)}") from err
 
 
 def _named(keys: list[str]) -> str:
@@ -252,8 +273,9 @@ def split_backbone(state: dict[str, torch.Tensor], path: str | Path, report: Imp
     return out
 
 
-def detect_layout(state: dict[str, torch.Tensor], path: str | Path) -> tuple[str, int, int]:
-    """(pyskl layout, V, in_channels) from the adjacency shape and the data_bn size."""
+def detect_layout(state: dict[str, torch.Tensor], path: str | Path, recorded: Graph | None = None) -> tuple[str, int, int]:
+    """(pyskl layout, V, in_channels) from the adjacency shape and the data_bn size; with a ``recorded`` graph
+    (:func:`recorded_graph`) its name, once its joint count matches the adjacency."""
     if "gcn.0.gcn.A" not in state or "data_bn.weight" not in state:
         raise InputError(path, "gcn.0.gcn.A", "not an ST-GCN++ backbone: gcn.0.gcn.A or data_bn.weight is missing")
     A = state["gcn.0.gcn.A"]
@@ -261,7 +283,12 @@ def detect_layout(state: dict[str, torch.Tensor], path: str | Path) -> tuple[str
         raise InputError(path, "gcn.0.gcn.A", f"adjacency must be (K, V, V), got {tuple(A.shape)}")
     v = int(A.shape[1])
     layouts = {17: "coco", 25: "nturgb+d", 20: "kinect20"}  # kinect20: hatl's isl_kinect pretraining
-    if v not in layouts:
+    if recorded is not None:
+        if recorded.num_nodes != v:
+            raise InputError(path, "gcn.0.gcn.A", f"{v} joints, but meta.hatl.graph records {recorded.name} with "
+                             f"{recorded.num_nodes}")
+        layouts = {v: recorded.name}
+    elif v not in layouts:
         raise InputError(path, "gcn.0.gcn.A", f"{v} joints: only pyskl's coco (17) and nturgb+d (25) layouts and "
                          "hatl's kinect20 (20) are known")
     n_bn = int(state["data_bn.weight"].numel())
@@ -362,19 +389,19 @@ def backbone_config(config: dict[str, Any]) -> STGCNPPConfig:
 def import_checkpoint(path: str | Path, arch: STGCNPPConfig, layout: Layout | None, sha256: str | None = None) -> ImportResult:
     """Read a pyskl checkpoint and adapt it to ``layout``'s MediaPipe graph (``None``: keep its own graph,
     which is how the parity tests compare with pyskl on the checkpoint's skeleton)."""
-    obj = load_checkpoint_object(path, sha256)
-    state, fmt = parse_checkpoint(obj, path)
-    origin = from_checkpoint_meta(obj.get("meta") if fmt == "mmcv" else None, path)  # what the weights saw
+    state, fmt, meta = read_checkpoint_meta(path, sha256)
+    origin = from_checkpoint_meta(meta if fmt == "mmcv" else None, path)  # what the weights saw
     report = ImportReport(str(path), fmt, "?", "?")
     report.notes.append(f"backbone source: {origin.label}")
     state = split_backbone(strip_wrapper(state, path, report), path, report)
     check_finite(state, path)
-    layout_name, _, channels = detect_layout(state, path)
+    recorded = recorded_graph(meta, path)
+    layout_name, _, channels = detect_layout(state, path, recorded)
     report.source_layout = layout_name
     if channels != arch.in_channels:
         raise InputError(path, "data_bn.weight", f"checkpoint has {channels} input channels per joint, "
                          f"backbone.in_channels is {arch.in_channels}")
-    source = pyskl_graph(layout_name)
+    source = recorded or pyskl_graph(layout_name)
     target = source if layout is None else mediapipe_graph(layout)
     report.target_graph = target.name
     torch.manual_seed(0)  # construction draws random weights, all overwritten; keep it deterministic anyway

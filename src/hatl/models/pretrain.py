@@ -4,9 +4,14 @@ The real pipeline starts from a released pyskl checkpoint (trained on NTU RGB+D)
 pretrains briefly on its own data and writes the result in pyskl's checkpoint format, so the default run
 goes through exactly the import path (:mod:`hatl.models.checkpoint`) a real checkpoint takes.
 
-Task: the demo's MediaPipe pose joints are mapped to pyskl's coco-17 skeleton (nose, eyes, ears, shoulders,
-elbows, wrists, hips; knees and ankles are not in the upper-body layout, so they are synthesised as fixed
-points one and two torso lengths below each hip). Windows of ``window`` frames are cropped at half-window
+Skeleton (``layout``): ``mediapipe`` (default) reads every joint of the normalised data on the MediaPipe graph
+the translator's backbone uses (:func:`hatl.models.graph.mediapipe_graph`: pose and both hands in the demo),
+and records that graph in the checkpoint's ``meta`` so that ``hatl import-backbone`` loads it unchanged.
+``coco`` maps the MediaPipe pose joints to pyskl's coco-17 skeleton (nose, eyes, ears, shoulders, elbows,
+wrists, hips; knees and ankles are not in the upper-body layout, so they are synthesised as fixed points one
+and two torso lengths below each hip), as a released NTU checkpoint has it; the hands then never reach the
+pretraining, and the demo's signs differ mostly by handshape, so the backbone learns little that separates
+them (bench/learning_ladder.py, isolated rung). Windows of ``window`` frames are cropped at half-window
 steps and each is classified:
 
 * ``target: gloss``: the gloss that dominates the window. Glosses are assumed evenly spread over the
@@ -42,7 +47,7 @@ from hatl.folds import CV_SPLIT, MAIN, describe, fold_index, trains_fold
 from hatl.keypoint_store import KeypointRecord, iter_keypoints, read_layout
 from hatl.landmarks import Layout
 from hatl.models.backbone_source import pretrained_on_files
-from hatl.models.graph import coco_graph
+from hatl.models.graph import Graph, coco_graph, mediapipe_graph
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 from hatl.provenance import provenance
 
@@ -58,6 +63,7 @@ class PretrainConfig:
     """``backbone.pretrain_demo`` (see config/README.md)."""
 
     target: str = "gloss"
+    layout: str = "mediapipe"  # mediapipe (every joint, the translator's graph) | coco (pyskl's 17 body joints)
     window: int = 32
     epochs: int = 3
     batch_size: int = 16
@@ -85,6 +91,20 @@ def pose_to_coco(landmarks: np.ndarray, layout: Layout) -> np.ndarray:
     out[:, 13:15] = hips + torso[:, None, :]  # knees (left, right)
     out[:, 15:17] = hips + 2.0 * torso[:, None, :]  # ankles
     return out
+
+
+def skeleton_graph(layout: Layout, name: str) -> Graph:
+    """The graph the pretraining runs on: the layout's own MediaPipe graph, or pyskl's coco."""
+    if name == "coco":
+        return coco_graph()
+    if name == "mediapipe":
+        return mediapipe_graph(layout)
+    raise ValueError(f"backbone.pretrain_demo.layout must be mediapipe or coco, got {name!r}")
+
+
+def to_skeleton(landmarks: np.ndarray, layout: Layout, name: str) -> np.ndarray:
+    """(T, V, 3) normalised landmarks on the pretraining skeleton ``name`` (see :func:`skeleton_graph`)."""
+    return pose_to_coco(landmarks, layout) if name == "coco" else landmarks.astype(np.float32, copy=False)
 
 
 def window_starts(num_frames: int, window: int) -> list[int]:
@@ -115,12 +135,13 @@ def dominant_gloss(glosses: list[str], num_frames: int, start: int, window: int)
 
 @dataclass
 class WindowSet:
-    x: np.ndarray  # (W, window, 17, 3)
+    x: np.ndarray  # (W, window, V, 3)
     y: np.ndarray  # (W,)
     classes: list[str]
     skipped: Counter
     samples: int
     held_out: int = 0  # rows of the fold's dev part, left out on purpose (not counted in samples)
+    graph: Graph | None = None  # the skeleton of x (None: pyskl's coco)
 
 
 def trains_run_fold(path: Path, rec: KeypointRecord, k: int | None) -> bool:
@@ -144,17 +165,24 @@ def trains_run_fold(path: Path, rec: KeypointRecord, k: int | None) -> bool:
 
 
 def build_windows(paths: list[Path], cfg: PretrainConfig, fold: str = MAIN) -> WindowSet:
-    """Read the run fold's rows of normalised training Parquets and cut labelled coco windows (deterministic order)."""
+    """Read the run fold's rows of normalised training Parquets and cut labelled windows on the ``cfg.layout``
+    skeleton (deterministic order)."""
     if cfg.target not in ("gloss", "signer"):
         raise ValueError(f"backbone.pretrain_demo.target must be gloss or signer, got {cfg.target!r}")
     k = fold_index(fold)
+    graph: Graph | None = None
     raw: list[tuple[np.ndarray, list[tuple[int, str]]]] = []
     skipped: Counter = Counter()
     samples = held_out = 0
     for path in paths:
         layout = read_layout(path)
-        if "pose" not in layout.groups:
+        if cfg.layout == "coco" and "pose" not in layout.groups:
             raise InputError(path, None, "layout has no pose group: the coco mapping needs the pose joints")
+        this_graph = skeleton_graph(layout, cfg.layout)
+        if graph is not None and this_graph.joint_names != graph.joint_names:
+            raise InputError(path, None, f"joint layout {this_graph.name} differs from the first file's {graph.name}: "
+                             "one pretraining runs on one skeleton")
+        graph = this_graph
         for rec in iter_keypoints(path, columns_extra=("gloss", "signer", "fold")):
             if not trains_run_fold(path, rec, k):
                 held_out += 1
@@ -178,7 +206,7 @@ def build_windows(paths: list[Path], cfg: PretrainConfig, fold: str = MAIN) -> W
                 labels = [(s, str(signer)) for s in window_starts(rec.n_frames, cfg.window)]
             if rec.n_frames < cfg.window:
                 skipped["sample: shorter than the window (edge-padded, kept)"] += 1
-            raw.append((pose_to_coco(rec.landmarks, layout), labels))
+            raw.append((to_skeleton(rec.landmarks, layout, cfg.layout), labels))
     freq = Counter(label for _, labels in raw for _, label in labels)
     classes = sorted(freq, key=lambda c: (-freq[c], c))[: cfg.max_classes]
     class_id = {c: i for i, c in enumerate(classes)}
@@ -199,7 +227,8 @@ def build_windows(paths: list[Path], cfg: PretrainConfig, fold: str = MAIN) -> W
         where = paths[0] if paths else None
         raise InputError(where, None, f"need at least 2 classes of '{cfg.target}' windows to pretrain; "
                          f"found {len(classes)} classes, {len(xs)} windows (skipped: {dict(skipped)})")
-    return WindowSet(np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64), classes, skipped, samples, held_out)
+    return WindowSet(np.stack(xs).astype(np.float32), np.asarray(ys, dtype=np.int64), classes, skipped, samples, held_out,
+                     graph)
 
 
 class _Classifier(nn.Module):
@@ -218,9 +247,10 @@ class _Classifier(nn.Module):
 
 
 def pretrain(windows: WindowSet, arch: STGCNPPConfig, cfg: PretrainConfig, seed: int) -> tuple[_Classifier, list[dict]]:
-    """Train backbone + head on the windows; returns the model and one history row per epoch."""
+    """Train backbone + head on the windows (on their graph); returns the model and one history row per epoch."""
     torch.manual_seed(seed)
-    model = _Classifier(STGCNPP(coco_graph().adjacency(), arch), len(windows.classes))
+    graph = windows.graph or coco_graph()
+    model = _Classifier(STGCNPP(graph.adjacency(), arch), len(windows.classes))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     x = torch.from_numpy(windows.x).unsqueeze(1)  # M = 1
     y = torch.from_numpy(windows.y)
@@ -302,8 +332,10 @@ def run(args: argparse.Namespace) -> int:
              len(windows.classes), cfg.target, dict(windows.skipped) or "none")
     seed = int(config.get("seed", 1234))
     model, history = pretrain(windows, arch, cfg, seed)
+    graph = windows.graph or coco_graph()
     summary = {
-        "task": f"classify the {cfg.target} of {cfg.window}-frame coco windows", "layout": "coco",
+        "task": f"classify the {cfg.target} of {cfg.window}-frame {cfg.layout} windows", "layout": cfg.layout,
+        "graph": graph.to_dict(),
         "architecture": arch.to_dict(), "pretrain_demo": asdict(cfg), "classes": windows.classes,
         "windows": int(len(windows.y)), "samples": windows.samples, "skipped": dict(windows.skipped),
         "history": history, "data": [str(p) for p in paths],

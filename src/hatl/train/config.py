@@ -94,26 +94,30 @@ class TrainConfig:
     ddp: DDPConfig
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], task: str) -> TrainConfig:
+    def from_config(cls, config: Mapping[str, Any], task: str, strategy: str | None = None) -> TrainConfig:
+        """``strategy`` applies its ``training.by_strategy`` entry (max_epochs, early-stopping patience)."""
         try:
-            return cls._from_filled(config, task)
+            return cls._from_filled(config, task, strategy)
         except KeyError as err:
             raise ConfigError(f"config key {err} is missing: training settings are read from a config that "
                               "hatl.config.load_config / validate_config has filled with the schema's defaults") from err
 
     @classmethod
-    def _from_filled(cls, config: Mapping[str, Any], task: str) -> TrainConfig:
+    def _from_filled(cls, config: Mapping[str, Any], task: str, strategy: str | None = None) -> TrainConfig:
         tr = config["training"]
         if task not in tr["metric"]:
             raise ConfigError(f"task {task} is not trained on its own (a cascade of {list(trained_tasks(task))}): "
                               "train those runs instead")
+        # a frozen-feature (classical) epoch costs a fraction of a fine-tuning one: each strategy may get its own budget
+        budget = (tr.get("by_strategy") or {}).get(strategy) or {}
+        max_epochs = int(budget.get("max_epochs", tr["max_epochs"]))
         metric = tr["metric"][task]
         hatl, lr, opt, es = tr["hatl"], tr["lr"], tr["optimizer"], tr["early_stopping"]
         threshold, tau = release_thresholds(hatl, metric)
         order = hatl["release_order"]
         return cls(
             seed=int(config["seed"]),
-            max_epochs=int(tr["max_epochs"]),
+            max_epochs=max_epochs,
             batch_size=int(tr["batch_size"]),
             eval_batch_size=int(tr["eval_batch_size"]),
             grad_clip=float(tr["grad_clip"]),
@@ -155,10 +159,10 @@ class TrainConfig:
                 delta_decay=float(hatl["delta_decay"]),
                 delta_decay_every=int(hatl["delta_decay_every"]),
                 cooldown_epochs=int(hatl["cooldown_epochs"]),
-                early_stop_patience=int(es["patience"]),
+                early_stop_patience=int(budget.get("patience", es["patience"])),
                 min_improvement=float(es["min_improvement"]),
                 # the controller counts evaluation rounds (= epochs with eval_every 1, the paper's setting)
-                max_epochs=math.ceil(int(tr["max_epochs"]) / int(tr["eval_every"])),
+                max_epochs=math.ceil(max_epochs / int(tr["eval_every"])),
                 restore_before_release=bool(hatl["restore_before_release"]),
             ),
             ddp=DDPConfig.from_config(config),

@@ -63,7 +63,7 @@ class Trainer:
     def __init__(self, spec: RunSpec, config: dict[str, Any], model_factory: ModelFactory | None = None,
                  dist: DU.DistContext | None = None) -> None:
         self.spec, self.config = spec, config
-        self.tc = TrainConfig.from_config(config, spec.task)
+        self.tc = TrainConfig.from_config(config, spec.task, spec.strategy)
         self.dist = dist or DU.DistContext()
         self.device = pick_device(self.tc, self.dist)
         self.amp = configure_precision(config, self.device)  # bf16 autocast on CUDA unless training.precision is fp32
@@ -415,7 +415,7 @@ def train_run(spec: RunSpec, config: dict[str, Any], model_factory: ModelFactory
     ctx = DU.context_from_env()
     if not ctx.enabled:
         return Trainer(spec, config, model_factory).run()
-    tc = TrainConfig.from_config(config, spec.task)
+    tc = TrainConfig.from_config(config, spec.task, spec.strategy)
     device = resolve_device(tc.device)
     if device.type == "cuda":
         torch.cuda.set_device(ctx.local_rank)
