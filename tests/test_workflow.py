@@ -148,13 +148,13 @@ def test_sign2gloss2text_is_a_cascade_in_the_dag(tmp_path: Path) -> None:
         for strategy in ("classical", "full", "hatl"):
             assert (model, "sign2gloss", strategy) in trained and (model, "sign2text", strategy) in trained
             runs = "results/runs/phoenix14t/" + model
-            cascade = [c for c in commands if f"--out-dir {runs}/sign2gloss2text/{strategy}/main " in c]
+            cascade = [c for c in commands if f"--out-dir {runs}/sign2gloss2text/{strategy}/main/seed1234 " in c]
             assert len(cascade) == 1, commands
-            assert cascade[0].startswith(f"hatl decode --config results/config/phoenix14t.yaml --run-dir {runs}/sign2gloss/{strategy}/main"
-                                         f" --translator-run {runs}/gloss2text/full/main --data-dir results/phoenix14t/normalised")
+            assert cascade[0].startswith(f"hatl decode --config results/config/phoenix14t.yaml --run-dir {runs}/sign2gloss/{strategy}/main/seed1234"
+                                         f" --translator-run {runs}/gloss2text/full/main/seed1234 --data-dir results/phoenix14t/normalised")
     assert len(trained) == 14  # 2 models x (3 sign2gloss + 3 sign2text + 1 gloss2text)
     # the table reads the cascade's scores, beside Sign2Text and the cascade's Gloss2Text upper bound
     table = next(block for block in out.split("\n\n") if "rule results_table:" in block)
-    assert "phoenix14t/adat/sign2gloss2text/hatl/main/scores.json" in table
-    assert "phoenix14t/adat/gloss2text/full/main/scores.json" in table
+    assert "phoenix14t/adat/sign2gloss2text/hatl/main/seed1234/scores.json" in table
+    assert "phoenix14t/adat/gloss2text/full/main/seed1234/scores.json" in table
     assert "/sign2gloss/" not in table.split("output:")[0]
