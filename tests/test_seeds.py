@@ -104,3 +104,24 @@ def test_dry_run_has_one_train_decode_score_per_seed(tmp_path: Path) -> None:
     assert all(re.search(r"--run-dir results/runs/\S+/seed(11|22|33) ", c) for c in decode)
     table5 = next(c for c in commands if c.startswith("hatl table ") and "--table 5" in c)
     assert len(re.findall(r"/seed\d+/scores\.json", table5)) == 3 * sum(1 for k in runs if k[0] == "phoenix14t")
+
+
+def test_phoenix_bench_runs_each_seed_in_its_run_folder_and_reports_mean_and_sd(tmp_path: Path) -> None:
+    from helpers import load_bench
+
+    bench = load_bench("phoenix_gloss2text")
+    example = REPO / "config" / "examples" / "phoenix14t_gloss2text.yaml"
+    assert bench.chosen_seeds(example, None) == [1234, 1235, 1236]
+    assert bench.chosen_seeds(example, 2) == [1234, 1235] and bench.chosen_seeds(example, 4)[-1] == 1237
+    train = bench.stage_commands(example, tmp_path, 1, 1235)["train"]
+    assert train[train.index("--seed") + 1] == "1235"
+    out_dir = Path(train[train.index("--out-dir") + 1])
+    assert out_dir == tmp_path / "runs" / "phoenix14t" / "transformer" / "gloss2text" / "full" / "main" / "seed1235"
+    assert Path(train[train.index("--resume-dir") + 1]).name == "seed1235"
+    block = {"bleu1": 50.0, "bleu2": 40.0, "bleu3": 30.0, "bleu4": 24.0, "rouge": 48.0}
+    per_seed = {s: bench.seed_values({"splits": {"dev": block, "test": {**block, "bleu4": b4, "nolm": {**block, "bleu4": b4 + 1}}}})
+                for s, b4 in ((1, 24.0), (2, 25.0), (3, 26.0))}
+    lines = bench.seeds_table(per_seed)
+    no_lm_mean = next(line for line in lines if line.startswith("test, no LM mean (3 seeds)"))
+    assert "26.00 ± 1.00" in no_lm_mean  # BLEU-4 25, 26, 27: mean 26, sample sd 1
+    assert any(line.startswith("test + KenLM seed 2") and "25.00" in line for line in lines)

@@ -1,7 +1,7 @@
 """``hatl figure``: the paper's Figures 2-10 and learning curves from finished run folders.
 
     hatl figure --config config/config.yaml --figure 2 --dataset phoenix14t \
-        --runs results/runs/phoenix14t/*/*/*/* --out results/figures/figure2.png
+        --runs results/runs/phoenix14t/*/*/*/*/* --out results/figures/figure2.png
 
 writes the PNG and a PDF beside it (same name, ``.pdf``). A run folder holds ``summary.json`` and
 ``log.jsonl`` (written by ``hatl train``); its dataset/model/task/strategy/fold come from the summary or the
@@ -104,7 +104,7 @@ def load_run_log(run_dir: str | Path) -> RunLog:
     if len(run) < len(RUN_KEYS):
         run = parse_run_dir(run_dir) or {}
     if len(run) < len(RUN_KEYS):
-        raise InputError(summary_path, None, "cannot tell the run: no identity in summary.json and not a runs/<ds>/<model>/<task>/<strategy>/<fold> path")
+        raise InputError(summary_path, None, "cannot tell the run: no identity in summary.json and not a runs/<ds>/<model>/<task>/<strategy>/<fold>/seed<N> path")
     epochs = []
     if log_path.exists():
         with open(log_path, encoding="utf-8") as fh:
