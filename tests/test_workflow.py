@@ -93,7 +93,7 @@ def test_cross_validation_dry_run_builds_text_models_per_run_fold(tmp_path: Path
     assert "--out-dir results/medasl/vocab/fold2 > logs/vocab/medasl/fold2.log" in out
     assert "--out-binary results/medasl/lm/fold2/text.4gram.bin > logs/lm/medasl/fold2.4gram.log" in out
     for fold in ("fold0", "fold2"):
-        decode = [c for c in commands if c.startswith("hatl decode") and f"/medasl/transformer/sign2text/hatl/{fold} " in c]
+        decode = [c for c in commands if c.startswith("hatl decode") and f"/medasl/transformer/sign2text/hatl/{fold}/seed1234 " in c]
         assert len(decode) == 1, commands
         assert f"--vocab-dir results/medasl/vocab/{fold} --lm results/medasl/lm/{fold}/text.4gram.bin" in decode[0]
         train = [c for c in commands if c.startswith("hatl train") and "--dataset medasl" in c and f"--fold {fold} " in c]
