@@ -211,9 +211,10 @@ def run_summary_lines(res: Path, seed: int) -> list[str]:
                      f"best epoch {note['best_epoch']} (dev greedy BLEU-4 {note['best_dev_greedy_bleu4']})")
     elif (run / "summary.json").exists():
         summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+        best_dev = (summary.get("best_dev") or {}).get("bleu4")
+        best = "no dev BLEU-4" if best_dev is None else f"dev greedy BLEU-4 {best_dev:.2f}"
         lines.append(f"seed {seed} training: {summary.get('epochs_run')} epochs, best epoch {summary.get('best_epoch')} "
-                     f"(dev greedy BLEU-4 {summary.get('best_metric')}), stop: {summary.get('stop_reason')}, "
-                     f"train time {summary.get('train_time_s')} s")
+                     f"({best}), stop: {summary.get('stop_reason')}, train time {summary.get('train_time_s') or 0:.0f} s")
     if (run / "decoded.summary.json").exists():
         ds = json.loads((run / "decoded.summary.json").read_text(encoding="utf-8"))
         lines.append(f"seed {seed} decoding: " + ", ".join(f"{s} {v['decoded']} sentences in {v['seconds']} s"
