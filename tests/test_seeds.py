@@ -4,6 +4,7 @@ DAG's one run per seed (a dry run)."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -125,3 +126,33 @@ def test_phoenix_bench_runs_each_seed_in_its_run_folder_and_reports_mean_and_sd(
     no_lm_mean = next(line for line in lines if line.startswith("test, no LM mean (3 seeds)"))
     assert "26.00 ± 1.00" in no_lm_mean  # BLEU-4 25, 26, 27: mean 26, sample sd 1
     assert any(line.startswith("test + KenLM seed 2") and "25.00" in line for line in lines)
+
+
+def test_hatl_train_seed_is_the_run_seed_repeatable_and_recorded(tmp_path: Path) -> None:
+    """`hatl train --seed N` trains with N (not the top-level seed): the same seed twice gives the same weights
+    (one machine, one thread), another seed other weights; summary.json and best.pt name the seed folder."""
+    import torch
+
+    from hatl.cli import main as hatl_main
+    from test_train_data import tiny_run_inputs
+
+    torch.set_num_threads(1)
+    inp = tiny_run_inputs(tmp_path, training={"max_epochs": 1})
+
+    def train(seed: int, name: str) -> Path:
+        out = tmp_path / name / "runs" / "tiny" / "transformer" / "gloss2text" / "full" / "main" / f"seed{seed}"
+        assert hatl_main(["train", "--config", str(inp["config_path"]), "--dataset", "tiny", "--model", "transformer",
+                          "--task", "gloss2text", "--strategy", "full", "--data-dir", str(inp["data_dir"]),
+                          "--vocab-dir", str(inp["vocab_dir"]), "--out-dir", str(out),
+                          "--resume-dir", str(tmp_path / name / "resume"), "--threads", "1", "--seed", str(seed)]) == 0
+        return out
+
+    first, again, other = train(7, "a"), train(7, "b"), train(8, "c")
+    summary = json.loads((first / "summary.json").read_text(encoding="utf-8"))
+    assert summary["seed"] == "seed7" and summary["fold"] == "main"
+    weights = {name: torch.load(run / "best.pt", map_location="cpu", weights_only=False) for name, run in
+               (("first", first), ("again", again), ("other", other))}
+    assert weights["first"]["run"]["seed"] == "seed7" and weights["first"]["config"]["seed"] == 7
+    state_a, state_b, state_c = (weights[k]["model_state"] for k in ("first", "again", "other"))
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    assert any(not torch.equal(state_a[k], state_c[k]) for k in state_a)
