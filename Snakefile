@@ -36,6 +36,7 @@ wildcard_constraints:
     task="|".join(TASKS),
     strategy="|".join(STRATEGIES),
     fold=r"main|fold\d+",
+    seed=r"seed\d+",
     split=r"train|dev|test|trainval",
     order=r"\d+",
 

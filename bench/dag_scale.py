@@ -39,7 +39,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from hatl.config import training_seeds
 from hatl.datasets.manifest import Manifest, assign_shards, resolve_shard_size, write_manifest
+from hatl.experiment import run_dir
 from hatl.provenance import provenance
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,7 +157,7 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 def run_targets(config: dict) -> list[str]:
-    """scores.json of every dataset x model x task x strategy x fold run, plus Table 3: the whole grid up to
+    """scores.json of every dataset x model x task x strategy x fold x seed run, plus Table 3: the whole grid up to
     the per-run scores (for when the table/figure rules are not all there)."""
     targets = ["results/table3.csv"]
     for name, ds in config["datasets"].items():
@@ -169,7 +171,8 @@ def run_targets(config: dict) -> list[str]:
             for task in ds["tasks"]:
                 strategies = ["full"] if task == "gloss2text" else config["experiments"]["strategies"]
                 for strategy in strategies:
-                    targets += [f"results/runs/{name}/{model}/{task}/{strategy}/{fold}/scores.json" for fold in folds]
+                    targets += [f"{run_dir('results/runs', name, model, task, strategy, fold, seed)}/scores.json"
+                                for fold in folds for seed in training_seeds(config)]
     return targets
 
 

@@ -389,7 +389,10 @@ def medasl_epoch(data: Path, workdir: Path, budget_s: float) -> dict[str, Any]:
     overlay.write_text(yaml.safe_dump({"datasets": {"medasl": {"root": str(data.resolve())}},
                                        "training": {"max_epochs": 1, "device": "auto"}}), encoding="utf-8")
     model, task, strategy, fold = MEDASL_RUN
-    run_dir = f"results/runs/medasl/{model}/{task}/{strategy}/{fold}"
+    from hatl.experiment import seed_folder
+
+    seed = seed_folder(1234)  # config/examples/medasl.yaml sets no training.seeds: one run with the top-level seed
+    run_dir = f"results/runs/medasl/{model}/{task}/{strategy}/{fold}/{seed}"
     argv = [sys.executable, "-m", "snakemake", f"{run_dir}/summary.json", "--cores", "all",
             "--configfile", "config/examples/medasl.yaml", str(overlay)]
     step = run_logged(argv, work / "snakemake.log", cwd=work, timeout_s=budget_s)
@@ -403,7 +406,7 @@ def medasl_epoch(data: Path, workdir: Path, budget_s: float) -> dict[str, Any]:
     result.update({"train_samples": summary["samples"]["train"], "epoch_time_s": line["epoch_time_s"],
                    "train_samples_per_s": round(summary["samples"]["train"] / line["epoch_time_s"], 1),
                    "trainable_layers": line["trainable_layers"], "loss_total": round(line["loss_total"], 4)})
-    bench = work / "benchmarks" / "train" / "medasl" / model / task / strategy / f"{fold}.tsv"
+    bench = work / "benchmarks" / "train" / "medasl" / model / task / strategy / fold / f"{seed}.tsv"
     if bench.exists():
         rows = bench.read_text(encoding="utf-8").splitlines()
         head, values = rows[0].split("\t"), rows[1].split("\t")
@@ -424,9 +427,9 @@ def snakemake_progress(log_text: str) -> dict[str, int] | None:
 
 def training_times(workdir: Path) -> list[dict[str, Any]]:
     out = []
-    for path in sorted((workdir / "results" / "runs").glob("*/*/*/*/*/summary.json")):
+    for path in sorted((workdir / "results" / "runs").glob("*/*/*/*/*/*/summary.json")):
         s = json.loads(path.read_text(encoding="utf-8"))
-        out.append({"run": "/".join(path.parent.parts[-5:]), "train_time_s": round(s["train_time_s"], 1),
+        out.append({"run": "/".join(path.parent.parts[-6:]), "train_time_s": round(s["train_time_s"], 1),
                     "epochs_run": s["epochs_run"]})
     return out
 

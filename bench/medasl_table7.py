@@ -47,13 +47,16 @@ from typing import Any
 
 import yaml
 
+from hatl.config import training_seeds
+from hatl.experiment import RUN_KEYS, seed_folder
+
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "medasl"
 TARGET = "results/table7.csv"
 LINKS = ("Snakefile", "rules", "workflow", "config", "envs")
 DEFAULT_CONFIGFILES = ("config/examples/medasl.yaml", "config/examples/medasl_cpu.yaml")
 DEFAULT_GRID = {"models": ["transformer", "adat"], "tasks": ["sign2gloss2text", "sign2text"],
-                "strategies": ["classical", "full", "hatl"], "folds": ["fold0"]}
+                "strategies": ["classical", "full", "hatl"], "folds": ["fold0"], "seeds": [seed_folder(1234)]}
 STRATEGIES = ("classical", "full", "hatl")
 METRICS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge")
 LABELS = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4", "rouge": "ROUGE"}
@@ -186,7 +189,7 @@ def load_view(workdir: Path, configfiles: Sequence[str]) -> tuple[dict[str, Any]
 
 
 def grid(cfg: dict[str, Any] | None) -> dict[str, list[str]]:
-    """Models x tasks x strategies x folds the workflow trains for MedASL (the default Table 7 grid without a config)."""
+    """Models x tasks x strategies x folds x seeds the workflow trains for MedASL (the default Table 7 grid without a config)."""
     if cfg is None:
         return dict(DEFAULT_GRID)
     ds = cfg.get("datasets", {}).get(DATASET, {})
@@ -194,7 +197,8 @@ def grid(cfg: dict[str, Any] | None) -> dict[str, list[str]]:
     folds = [f"fold{k}" for k in (cv.get("run_folds") or range(int(cv.get("folds", 1))))] if cv else ["main"]
     exp = cfg.get("experiments", {})
     return {"models": list(exp.get("models", DEFAULT_GRID["models"])), "tasks": list(ds.get("tasks", DEFAULT_GRID["tasks"])),
-            "strategies": list(exp.get("strategies", DEFAULT_GRID["strategies"])), "folds": folds}
+            "strategies": list(exp.get("strategies", DEFAULT_GRID["strategies"])), "folds": folds,
+            "seeds": [seed_folder(s) for s in training_seeds(cfg)]}
 
 
 def progress(workdir: Path) -> list[dict[str, Any]]:
@@ -226,15 +230,15 @@ def benchmark_jobs(bench_dir: Path) -> list[dict[str, Any]]:
     """One entry per benchmark file: ``job`` (its path under benchmarks/ without .tsv) and ``rule``.
 
     The rule is the first folder (``train/medasl/adat/...``), or the file name for top-level files
-    (``pretrain_demo.tsv``); run-level rules (train/decode/score) also get the run's model/task/strategy/fold.
+    (``pretrain_demo.tsv``); run-level rules (train/decode/score) also get the run's model/task/strategy/fold/seed.
     """
     jobs = []
     for path in sorted(bench_dir.rglob("*.tsv")):
         rel = path.relative_to(bench_dir).with_suffix("")
         parts = rel.parts
         job: dict[str, Any] = {"job": rel.as_posix(), "rule": parts[0] if len(parts) > 1 else re.sub(r"\d+$", "", parts[0])}
-        if len(parts) == 6 and parts[0] in ("train", "decode", "score"):
-            job.update(zip(("dataset", "model", "task", "strategy", "fold"), parts[1:]))
+        if len(parts) == 7 and parts[0] in ("train", "decode", "score"):
+            job.update(zip(RUN_KEYS, parts[1:]))
         try:
             job.update(read_benchmark(path))
         except (OSError, csv.Error) as err:
@@ -297,14 +301,14 @@ def trained_grid(g: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return out
 
 
-def run_facts(workdir: Path, model: str, task: str, strategy: str, fold: str) -> dict[str, Any]:
+def run_facts(workdir: Path, model: str, task: str, strategy: str, fold: str, seed: str) -> dict[str, Any]:
     """What one training run's summary.json and log.jsonl say; status 'missing' / 'in progress' when absent."""
-    rel = Path(DATASET) / model / task / strategy / fold
+    rel = Path(DATASET) / model / task / strategy / fold / seed
     run_dir = workdir / "results" / "runs" / rel
     from hatl.errors import InputError
     from hatl.evaluate.figures import load_run_log
 
-    facts: dict[str, Any] = {"model": model, "task": task, "strategy": strategy, "fold": fold, "run_dir": str(run_dir)}
+    facts: dict[str, Any] = {"model": model, "task": task, "strategy": strategy, "fold": fold, "seed": seed, "run_dir": str(run_dir)}
     if not (run_dir / "summary.json").exists():
         # hatl train writes summary.json and log.jsonl only at the end: a resume state without them means the
         # trainer is at work (or was stopped), neither means not started yet; the job log has the last epoch
@@ -491,8 +495,8 @@ def summarise(workdir: Path, configfiles: Sequence[str], run_info: dict[str, Any
     cfg, cfg_source = load_view(workdir, configfiles)
     g = grid(cfg)
     jobs = benchmark_jobs(workdir / "benchmarks") if (workdir / "benchmarks").is_dir() else []
-    runs = [run_facts(workdir, m, t, s, f) for f in g["folds"] for m in g["models"] for t, strategies in trained_grid(g)
-            for s in strategies]
+    runs = [run_facts(workdir, m, t, s, f, seed) for f in g["folds"] for seed in g["seeds"] for m in g["models"]
+            for t, strategies in trained_grid(g) for s in strategies]
     table_path = workdir / TARGET
     raw, table_problem = read_table(table_path)
     rows = table_rows(workdir, raw)

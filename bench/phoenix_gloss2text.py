@@ -1,18 +1,21 @@
 """PHOENIX14T Gloss2Text on the real annotations, the whole chain on CPU, timed stage by stage (issue 7, item 1).
 
     .venv/bin/python bench/phoenix_gloss2text.py [--config config/examples/phoenix14t_gloss2text.yaml]
-        [--results ../phoenix_results] [--threads 1] [--from-stage train] [--to-stage table]
+        [--results ../phoenix_results] [--threads 1] [--seeds N] [--from-stage train] [--to-stage table]
 
-Runs ``hatl manifest -> vocab -> lm -> train -> decode -> score -> table --table 5`` exactly as a user would
-(each stage is the ``hatl`` command in a subprocess, from the project root), into a results folder outside
-the repository, and prints dev/test BLEU-1..4 and ROUGE-L with and without KenLM fusion plus the wall time
-of each stage. The reference is VL-Transfer's from-scratch Gloss2Text transformer: test BLEU-4 22.57.
+Runs ``hatl manifest -> vocab -> lm`` once, then ``hatl train --seed S -> decode -> score`` for each of the
+first N training seeds of the config (``training.seeds``; all of them without ``--seeds``) into the workflow's
+run folders ``runs/phoenix14t/transformer/gloss2text/full/main/seed<S>``, then ``hatl table --table 5`` over
+every seed, exactly as a user would (each stage is the ``hatl`` command in a subprocess, from the project
+root), into a results folder outside the repository. It prints each seed's dev/test BLEU-1..4 and ROUGE-L
+with and without KenLM fusion, their mean ± sd over seeds (sample sd, as the tables) and the wall time of
+each stage. The reference is VL-Transfer's from-scratch Gloss2Text transformer: test BLEU-4 22.57.
 
 Stages whose outputs exist are run again unless ``--from-stage`` says where to start (a finished training run
 is also reused by ``hatl train`` itself through its resume state). A benchmark, not a test: the training run
-takes tens of minutes on two CPU cores.
+takes tens of minutes per seed on two CPU cores.
 
-``--train-budget-min M`` caps training by wall time on a shared machine: after M minutes the trainer gets
+``--train-budget-min M`` caps each seed's training by wall time on a shared machine: after M minutes the trainer gets
 SIGTERM (it saves its resume state at the next step and exits), and the best dev checkpoint so far (the
 trainer keeps it in the resume state) is exported as ``best.pt`` in the format ``hatl train`` writes, with
 ``budget_stop.json`` beside it saying so. Later stages then run on that checkpoint.
@@ -24,25 +27,38 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+from hatl.experiment import RUNS, run_dir, seed_folder
+
 ROOT = Path(__file__).resolve().parents[1]
 HATL = [sys.executable, "-m", "hatl.cli"]
 STAGES = ("manifest", "vocab", "lm", "train", "decode", "score", "table")
+SHARED_STAGES = ("manifest", "vocab", "lm")  # once for all seeds
+SEED_STAGES = ("train", "decode", "score")  # once per seed; then one table over every seed
 DATASET = "phoenix14t"
 REFERENCE = {"name": "VL-Transfer Table 4, mBART from scratch", "test_bleu4": 22.57, "dev_bleu4": 22.71}
 METRICS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge")
 
 
-def stage_commands(config: Path, res: Path, threads: int) -> dict[str, list[str]]:
-    """The hatl command line of every stage (what the Snakemake rules run for this dataset)."""
+def run_folder(res: Path, seed: int) -> Path:
+    """The run folder of one seed, in the workflow's layout (hatl.experiment.run_dir)."""
+    return run_dir(res / RUNS, DATASET, "transformer", "gloss2text", "full", "main", seed)
+
+
+def resume_folder(res: Path, seed: int) -> Path:
+    return res / "resume" / DATASET / "transformer" / "gloss2text" / "full" / "main" / seed_folder(seed)
+
+
+def stage_commands(config: Path, res: Path, threads: int, seed: int) -> dict[str, list[str]]:
+    """The hatl command line of every stage (what the Snakemake rules run for this dataset) for one training seed."""
     ds = res / DATASET
-    run = res / "runs" / DATASET / "transformer" / "gloss2text" / "full" / "main"
-    resume = res / "resume" / DATASET / "transformer" / "gloss2text" / "full" / "main"
+    run, resume = run_folder(res, seed), resume_folder(res, seed)
     manifest, vocab, lm = ds / "manifest.parquet", ds / "vocab" / "main", ds / "lm" / "main" / "text.4gram.bin"
     common = ["--config", str(config)]
     return {
@@ -52,13 +68,12 @@ def stage_commands(config: Path, res: Path, threads: int) -> dict[str, list[str]
                "--out-binary", str(lm)],
         "train": ["train", *common, "--dataset", DATASET, "--model", "transformer", "--task", "gloss2text", "--strategy", "full",
                   "--manifest", str(manifest), "--vocab-dir", str(vocab), "--out-dir", str(run), "--resume-dir", str(resume),
-                  "--threads", str(threads)],
+                  "--threads", str(threads), "--seed", str(seed)],
         "decode": ["decode", *common, "--run-dir", str(run), "--manifest", str(manifest), "--vocab-dir", str(vocab),
                    "--lm", str(lm), "--out-dir", str(run), "--threads", str(threads)],
         "score": ["score", *common, "--decoded", str(run / "decoded.dev.jsonl"), str(run / "decoded.test.jsonl"),
                   "--out", str(run / "scores.json")],
-        "table": ["table", *common, "--table", "5", "--dataset", DATASET, "--scores", str(run / "scores.json"),
-                  "--out", str(res / "table5.csv")],
+        "table": ["table", *common, "--table", "5", "--dataset", DATASET, "--out", str(res / "table5.csv")],
     }
 
 
@@ -103,7 +118,7 @@ def run_stage(name: str, argv: list[str], log_dir: Path, budget_s: float = 0.0) 
     return seconds, stopped.is_set()
 
 
-def export_best_from_resume(config: Path, res: Path) -> dict:
+def export_best_from_resume(config: Path, res: Path, seed: int) -> dict:
     """Write best.pt (the format ``hatl train`` writes at the end) from the best dev state kept in the resume state.
 
     Used only after a budget stop: the trainer keeps its best dev weights in the resume state, so nothing is
@@ -117,16 +132,16 @@ def export_best_from_resume(config: Path, res: Path) -> dict:
     from hatl.models.trained import BEST_FORMAT
     from hatl.vocab import Vocabulary
 
-    cfg = effective_config(load_config(config), DATASET)
+    cfg = {**effective_config(load_config(config), DATASET), "seed": seed}  # as hatl train --seed sees it
     ds = res / DATASET
-    run = res / "runs" / DATASET / "transformer" / "gloss2text" / "full" / "main"
-    resume = res / "resume" / DATASET / "transformer" / "gloss2text" / "full" / "main"
+    run, resume = run_folder(res, seed), resume_folder(res, seed)
     state = torch.load(resume / "state.pt", map_location="cpu", weights_only=False)
     if state.get("best_state") is None:
         raise SystemExit(f"{resume / 'state.pt'}: no evaluated epoch yet, nothing to export (raise --train-budget-min)")
     log_lines = state.get("log") or []
     best = max(log_lines, key=lambda line: line.get("metric") or float("-inf")) if log_lines else {}
-    identity = {"dataset": DATASET, "model": "transformer", "task": "gloss2text", "strategy": "full", "fold": "main"}
+    identity = {"dataset": DATASET, "model": "transformer", "task": "gloss2text", "strategy": "full", "fold": "main",
+                "seed": seed_folder(seed)}
     blob = {
         "format": BEST_FORMAT,
         "model_state": state["best_state"],
@@ -151,15 +166,75 @@ def export_best_from_resume(config: Path, res: Path) -> dict:
     return note
 
 
-def metrics_table(scores: dict) -> list[str]:
-    """Dev/test BLEU-1..4 and ROUGE-L, with and without LM fusion, as printable lines."""
-    lines = [f"{'':26s}" + "".join(f"{m:>8s}" for m in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L"))]
+def seed_values(scores: dict) -> dict[str, dict[str, float]]:
+    """``{"<split> <decoding>": {metric: value}}`` of one seed's scores.json (decoding: "lm" or "nolm")."""
+    out = {}
     for split in ("dev", "test"):
         block = scores["splits"][split]
-        lines.append(f"{split + ' (beam 8 + KenLM)':26s}" + "".join(f"{block[m]:8.2f}" for m in METRICS))
-        if "nolm" in block:
-            lines.append(f"{split + ' (beam 8, no LM)':26s}" + "".join(f"{block['nolm'][m]:8.2f}" for m in METRICS))
+        out[f"{split} lm"] = {m: block[m] for m in METRICS}
+        if isinstance(block.get("nolm"), dict):
+            out[f"{split} nolm"] = {m: block["nolm"][m] for m in METRICS}
+    return out
+
+
+def mean_sd(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (ddof=1; None for one value), as the tables report them."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def seeds_table(per_seed: dict[int, dict[str, dict[str, float]]]) -> list[str]:
+    """Per-seed rows and the mean +- sd over seeds, for test (and dev) with and without the LM, printable."""
+    header = f"{'':30s}" + "".join(f"{m:>15s}" for m in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L"))
+    lines = [header]
+    for key in ("test nolm", "test lm", "dev nolm", "dev lm"):
+        have = {seed: v[key] for seed, v in per_seed.items() if key in v}
+        if not have:
+            continue
+        label = key.replace(" lm", " + KenLM").replace(" nolm", ", no LM")
+        for seed, values in have.items():
+            lines.append(f"{label + f' seed {seed}':30s}" + "".join(f"{values[m]:15.2f}" for m in METRICS))
+        cells = []
+        for m in METRICS:
+            mean, sd = mean_sd([v[m] for v in have.values()])
+            cells.append(f"{mean:.2f}" + (f" ± {sd:.2f}" if sd is not None else ""))
+        lines.append(f"{label + f' mean ({len(have)} seeds)':30s}" + "".join(f"{c:>15s}" for c in cells))
     return lines
+
+
+def run_summary_lines(res: Path, seed: int) -> list[str]:
+    """What one seed's training and decoding recorded (epochs, best epoch, stop reason, decode times)."""
+    run = run_folder(res, seed)
+    lines = []
+    if (run / "budget_stop.json").exists():
+        note = json.loads((run / "budget_stop.json").read_text(encoding="utf-8"))
+        lines.append(f"seed {seed} training: stopped by the wall-time budget after {note['epochs_completed']} epoch(s); "
+                     f"best epoch {note['best_epoch']} (dev greedy BLEU-4 {note['best_dev_greedy_bleu4']})")
+    elif (run / "summary.json").exists():
+        summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+        best_dev = (summary.get("best_dev") or {}).get("bleu4")
+        best = "no dev BLEU-4" if best_dev is None else f"dev greedy BLEU-4 {best_dev:.2f}"
+        lines.append(f"seed {seed} training: {summary.get('epochs_run')} epochs, best epoch {summary.get('best_epoch')} "
+                     f"({best}), stop: {summary.get('stop_reason')}, train time {summary.get('train_time_s') or 0:.0f} s")
+    if (run / "decoded.summary.json").exists():
+        ds = json.loads((run / "decoded.summary.json").read_text(encoding="utf-8"))
+        lines.append(f"seed {seed} decoding: " + ", ".join(f"{s} {v['decoded']} sentences in {v['seconds']} s"
+                                                          for s, v in ds["splits"].items()) + f"; beam {ds['settings']['beam']}")
+    return lines
+
+
+def chosen_seeds(config: Path, count: int | None) -> list[int]:
+    """The first ``count`` of the config's training seeds (all of them without ``--seeds``); more than it lists
+    continue after its last one (a seed is just a number: the runs differ only in it)."""
+    from hatl.config import load_config, training_seeds
+
+    seeds = training_seeds(load_config(config))
+    if count is None:
+        return seeds
+    if count < 1:
+        raise SystemExit("--seeds must be >= 1")
+    while len(seeds) < count:
+        seeds.append(max(seeds) + 1)
+    return seeds[:count]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,55 +242,56 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "examples" / "phoenix14t_gloss2text.yaml")
     parser.add_argument("--results", type=Path, default=ROOT.parent / "phoenix_results", help="outside the repository (default: beside it)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per stage (1 was fastest on a shared 2-core machine)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="train/decode/score this many seeds (the config's training.seeds, in order; default: all of them)")
     parser.add_argument("--from-stage", choices=STAGES, default=STAGES[0])
     parser.add_argument("--to-stage", choices=STAGES, default=STAGES[-1])
     parser.add_argument("--train-budget-min", type=float, default=0.0,
-                        help="stop training after this many minutes and use its best dev checkpoint so far (0 = no cap)")
+                        help="stop each seed's training after this many minutes and use its best dev checkpoint so far (0 = no cap)")
     args = parser.parse_args(argv)
 
     res = args.results.resolve()
     if res.is_relative_to(ROOT):
         raise SystemExit(f"--results {res} is inside the repository; use a folder outside it")
-    commands = stage_commands(args.config.resolve(), res, args.threads)
+    config = args.config.resolve()
+    seeds = chosen_seeds(config, args.seeds)
+    commands = {seed: stage_commands(config, res, args.threads, seed) for seed in seeds}
     chosen = STAGES[STAGES.index(args.from_stage): STAGES.index(args.to_stage) + 1]
     times: dict[str, float] = {}
-    for name in chosen:
-        budget = args.train_budget_min * 60 if name == "train" else 0.0
-        times[name], stopped = run_stage(name, commands[name], res / "logs", budget)
-        if stopped:
-            export_best_from_resume(args.config.resolve(), res)
+    for name in [s for s in chosen if s in SHARED_STAGES]:
+        times[name], _ = run_stage(name, commands[seeds[0]][name], res / "logs", 0.0)
+    for seed in seeds:
+        for name in [s for s in chosen if s in SEED_STAGES]:
+            budget = args.train_budget_min * 60 if name == "train" else 0.0
+            key = f"{name} seed {seed}"
+            times[key], stopped = run_stage(key.replace(" ", "_"), commands[seed][name], res / "logs", budget)
+            if stopped:
+                export_best_from_resume(config, res, seed)
+    if "table" in chosen:
+        scored = [str(run_folder(res, seed) / "scores.json") for seed in seeds if (run_folder(res, seed) / "scores.json").exists()]
+        times["table"], _ = run_stage("table", [*commands[seeds[0]]["table"], "--scores", *scored], res / "logs", 0.0)
 
-    run = res / "runs" / DATASET / "transformer" / "gloss2text" / "full" / "main"
     print("\nwall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in times.items())
           + f"; total {sum(times.values()):.1f}")
-    summary_path = run / "summary.json"
-    if (run / "budget_stop.json").exists():
-        note = json.loads((run / "budget_stop.json").read_text(encoding="utf-8"))
-        print(f"training: stopped by the wall-time budget after {note['epochs_completed']} epoch(s); best epoch "
-              f"{note['best_epoch']} (dev greedy BLEU-4 {note['best_dev_greedy_bleu4']})")
-        for line in note["log"]:
-            print(f"    epoch {line.get('epoch')}: loss {line.get('loss_total')}, dev greedy BLEU-4 {line.get('dev_bleu4')}, "
-                  f"{line.get('epoch_time_s')} s")
-    elif summary_path.exists():
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        print(f"training: {summary.get('epochs_run')} epochs, best epoch {summary.get('best_epoch')} "
-              f"(dev greedy BLEU-4 {summary.get('best_metric')}), stop: {summary.get('stop_reason')}, "
-              f"train time {summary.get('train_time_s')} s")
-    decode_summary = run / "decoded.summary.json"
-    if decode_summary.exists():
-        ds = json.loads(decode_summary.read_text(encoding="utf-8"))
-        print("decoding: " + ", ".join(f"{s} {v['decoded']} sentences in {v['seconds']} s" for s, v in ds["splits"].items())
-              + f"; beam {ds['settings']['beam']}")
-    scores_path = run / "scores.json"
-    if scores_path.exists():
-        scores = json.loads(scores_path.read_text(encoding="utf-8"))
-        print("\n" + "\n".join(metrics_table(scores)))
-        test_b4 = scores["splits"]["test"]["bleu4"]
-        verdict = "above" if test_b4 > REFERENCE["test_bleu4"] else "below"
-        print(f"\ntest BLEU-4 {test_b4:.2f} is {verdict} {REFERENCE['test_bleu4']} ({REFERENCE['name']})")
-        print(json.dumps({"times_s": {k: round(v, 1) for k, v in times.items()},
-                          "scores": {s: {m: scores["splits"][s][m] for m in METRICS} for s in ("dev", "test")},
-                          "scores_nolm": {s: scores["splits"][s].get("nolm") for s in ("dev", "test")}}))
+    per_seed: dict[int, dict[str, dict[str, float]]] = {}
+    for seed in seeds:
+        for line in run_summary_lines(res, seed):
+            print(line)
+        scores_path = run_folder(res, seed) / "scores.json"
+        if scores_path.exists():
+            per_seed[seed] = seed_values(json.loads(scores_path.read_text(encoding="utf-8")))
+    if per_seed:
+        print("\n" + "\n".join(seeds_table(per_seed)))
+        for key in ("test nolm", "test lm"):
+            values = [v[key]["bleu4"] for v in per_seed.values() if key in v]
+            if values:
+                mean, sd = mean_sd(values)
+                verdict = "above" if mean > REFERENCE["test_bleu4"] else "below"
+                print(f"{key.replace('nolm', 'no LM').replace(' lm', ' + KenLM')}: mean test BLEU-4 {mean:.2f}"
+                      + (f" ± {sd:.2f}" if sd is not None else "") + f" over {len(values)} seed(s), {verdict} "
+                      f"{REFERENCE['test_bleu4']} ({REFERENCE['name']})")
+        print(json.dumps({"seeds": seeds, "times_s": {k: round(v, 1) for k, v in times.items()},
+                          "per_seed": {str(k): v for k, v in per_seed.items()}}))
     return 0
 
 

@@ -13,6 +13,7 @@ from hatl.config import (
     effective_config,
     pretraining_source,
     read_settings,
+    training_seeds,
     validate_config,
 )
 from hatl.errors import ConfigError
@@ -28,6 +29,7 @@ from hatl.experiment import (
 )
 from hatl.experiment import run_dir as run_folder
 from hatl.folds import run_folds
+from hatl.experiment import seed_of
 
 RESULTS = "results"
 DATASETS = list(config["datasets"])
@@ -109,8 +111,15 @@ def needs_keypoints(dataset):
     return any(task not in TEXT_ONLY_TASKS for task in tasks_of(dataset))
 
 
-def run_dir(dataset, model, task, strategy, fold):
-    return str(run_folder(f"{RESULTS}/{RUNS}", dataset, model, task, strategy, fold))
+def seeds_of(dataset):
+    """The training seeds of a dataset's runs (training.seeds, else the top-level seed): one run each."""
+    return training_seeds(eff(dataset))
+
+
+def run_dir(dataset, model, task, strategy, fold, seed):
+    return str(
+        run_folder(f"{RESULTS}/{RUNS}", dataset, model, task, strategy, fold, seed)
+    )
 
 
 def strategies_for(task):
@@ -119,16 +128,17 @@ def strategies_for(task):
 
 
 def runs_of(dataset, tasks=None):
-    """Every (model, task, strategy, fold) run directory of a dataset's configured tasks: the folders whose
-    decoded files and scores fill the tables (a Sign2Gloss2Text folder holds its cascade's decode).
+    """Every (model, task, strategy, fold, seed) run directory of a dataset's configured tasks: the folders
+    whose decoded files and scores fill the tables (a Sign2Gloss2Text folder holds its cascade's decode).
     """
     tasks = tasks_of(dataset) if tasks is None else tasks
     return [
-        run_dir(dataset, model, task, strategy, fold)
+        run_dir(dataset, model, task, strategy, fold, seed)
         for model in config["experiments"]["models"]
         for task in tasks
         for strategy in strategies_for(task)
         for fold in folds_of(dataset)
+        for seed in seeds_of(dataset)
     ]
 
 
@@ -291,13 +301,14 @@ def train_inputs(wildcards):
 
 def cascade_inputs(wildcards):
     """The two trained runs a Sign2Gloss2Text decode chains: the sign2gloss run of this strategy and the
-    gloss2text run (trained on ground-truth glosses, strategy full) of the same dataset, model and fold.
+    gloss2text run (trained on ground-truth glosses, strategy full) of the same dataset, model, fold and seed.
     """
     recognition, translation = CASCADES["sign2gloss2text"]
     keys = (wildcards.dataset, wildcards.model)
+    seed = seed_of(wildcards.seed)
     return {
-        "recogniser": f"{run_dir(*keys, recognition, wildcards.strategy, wildcards.fold)}/best.pt",
-        "translator": f"{run_dir(*keys, translation, strategies_for(translation)[0], wildcards.fold)}/best.pt",
+        "recogniser": f"{run_dir(*keys, recognition, wildcards.strategy, wildcards.fold, seed)}/best.pt",
+        "translator": f"{run_dir(*keys, translation, strategies_for(translation)[0], wildcards.fold, seed)}/best.pt",
     }
 
 

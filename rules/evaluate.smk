@@ -4,18 +4,18 @@
 
 rule decode:
     input:
-        best=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/best.pt",
+        best=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/{{seed}}/best.pt",
         lm=decode_lm,
         vocab=lambda w: vocab_json(w.dataset, w.fold),
         source=decode_source,
     output:
-        dev=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/decoded.dev.jsonl",
-        test=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/decoded.test.jsonl",
-        summary=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/decoded.summary.json",
+        dev=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/{{seed}}/decoded.dev.jsonl",
+        test=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/{{seed}}/decoded.test.jsonl",
+        summary=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/{{seed}}/decoded.summary.json",
     log:
-        "logs/decode/{dataset}/{model}/{task}/{strategy}/{fold}.log",
+        "logs/decode/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}.log",
     benchmark:
-        "benchmarks/decode/{dataset}/{model}/{task}/{strategy}/{fold}.tsv"
+        "benchmarks/decode/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}.tsv"
     wildcard_constraints:
         task="|".join(TRAINED_TASKS),
     conda:
@@ -47,13 +47,13 @@ rule cascade_decode:
         vocab=lambda w: vocab_json(w.dataset, w.fold),
         source=f"{RESULTS}/{{dataset}}/normalised",
     output:
-        dev=f"{RESULTS}/runs/{{dataset}}/{{model}}/sign2gloss2text/{{strategy}}/{{fold}}/decoded.dev.jsonl",
-        test=f"{RESULTS}/runs/{{dataset}}/{{model}}/sign2gloss2text/{{strategy}}/{{fold}}/decoded.test.jsonl",
-        summary=f"{RESULTS}/runs/{{dataset}}/{{model}}/sign2gloss2text/{{strategy}}/{{fold}}/decoded.summary.json",
+        dev=f"{RESULTS}/runs/{{dataset}}/{{model}}/sign2gloss2text/{{strategy}}/{{fold}}/{{seed}}/decoded.dev.jsonl",
+        test=f"{RESULTS}/runs/{{dataset}}/{{model}}/sign2gloss2text/{{strategy}}/{{fold}}/{{seed}}/decoded.test.jsonl",
+        summary=f"{RESULTS}/runs/{{dataset}}/{{model}}/sign2gloss2text/{{strategy}}/{{fold}}/{{seed}}/decoded.summary.json",
     log:
-        "logs/decode/{dataset}/{model}/sign2gloss2text/{strategy}/{fold}.log",
+        "logs/decode/{dataset}/{model}/sign2gloss2text/{strategy}/{fold}/{seed}.log",
     benchmark:
-        "benchmarks/decode/{dataset}/{model}/sign2gloss2text/{strategy}/{fold}.tsv"
+        "benchmarks/decode/{dataset}/{model}/sign2gloss2text/{strategy}/{fold}/{seed}.tsv"
     conda:
         "../envs/hatl.yaml"
     threads: 1
@@ -75,14 +75,14 @@ rule cascade_decode:
 
 rule score:
     input:
-        dev=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/decoded.dev.jsonl",
-        test=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/decoded.test.jsonl",
+        dev=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/{{seed}}/decoded.dev.jsonl",
+        test=f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/{{seed}}/decoded.test.jsonl",
     output:
-        f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/scores.json",
+        f"{RESULTS}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/{{seed}}/scores.json",
     log:
-        "logs/score/{dataset}/{model}/{task}/{strategy}/{fold}.log",
+        "logs/score/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}.log",
     benchmark:
-        "benchmarks/score/{dataset}/{model}/{task}/{strategy}/{fold}.tsv"
+        "benchmarks/score/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}.tsv"
     conda:
         "../envs/hatl.yaml"
     threads: 1

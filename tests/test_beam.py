@@ -241,7 +241,7 @@ def _tiny_run(tmp_path):
     from hatl.vocab import TextNormalisation, VocabConfig, build_gloss_vocab, build_text_vocab
 
     layout = build_layout(["pose"], "reduced")
-    data_dir, vocab_dir, run_dir = tmp_path / "normalised", tmp_path / "vocab", tmp_path / "runs/demo/transformer/gloss2text/full/main"
+    data_dir, vocab_dir, run_dir = tmp_path / "normalised", tmp_path / "vocab", tmp_path / "runs/demo/transformer/gloss2text/full/main/seed1234"
     for split in ("dev", "test"):
         records = []
         for i, (text, gloss) in enumerate(zip(DECODE_TEXTS, DECODE_GLOSSES)):

@@ -20,7 +20,7 @@ bench = load_bench("medasl_table7")
 
 def _measured(strategy: str, test_bleu4: float, test_rouge: float) -> dict:
     row = {"table": 7, "dataset": "medasl", "task": "sign2text", "name": f"Transformer ({strategy})", "model": "transformer",
-           "strategy": strategy, "source": "measured", "data": "real", "n_folds": 1, "runs": str(RUN / strategy / "fold0")}
+           "strategy": strategy, "source": "measured", "data": "real", "n_folds": 1, "runs": str(RUN / strategy / "fold0" / "seed1234")}
     for split in ("dev", "test"):
         for metric, value in zip(("bleu1", "bleu2", "bleu3", "bleu4", "rouge"), (30.0, 20.0, 10.0, test_bleu4, test_rouge)):
             row[f"{split}_{metric}"] = value
@@ -33,7 +33,7 @@ def workdir(tmp_path: Path) -> Path:
     bdir = wd / "benchmarks"
     tsv_head = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     for rel, body in {
-        "train/medasl/transformer/sign2text/hatl/fold0.tsv": "64.02\t0:01:04\t1780.95\t3662\t1635\t1696\t0\t591\t69\t44\n",
+        "train/medasl/transformer/sign2text/hatl/fold0/seed1234.tsv": "64.02\t0:01:04\t1780.95\t3662\t1635\t1696\t0\t591\t69\t44\n",
         "keypoints/medasl/shard-0.tsv": "2.0\t0:00:02\t248.0\t1\t1\t1\t0\t0\t0\t1\n",
         "keypoints/medasl/shard-1.tsv": "1.0\t0:00:01\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA\n",  # too short to sample memory
         "pretrain_demo.tsv": "18.0\t0:00:18\t766.0\t1\t1\t1\t0\t0\t0\t1\n",
@@ -41,7 +41,7 @@ def workdir(tmp_path: Path) -> Path:
         (bdir / rel).parent.mkdir(parents=True, exist_ok=True)
         (bdir / rel).write_text(tsv_head + body, encoding="utf-8")
 
-    run = wd / RUN / "hatl" / "fold0"
+    run = wd / RUN / "hatl" / "fold0" / "seed1234"
     run.mkdir(parents=True)
     log = [
         {"epoch": 1, "events": [{"type": "best", "reason": "metric 0.01"}]},
@@ -55,8 +55,8 @@ def workdir(tmp_path: Path) -> Path:
     nolm = {"bleu1": 25.0, "bleu2": 15.0, "bleu3": 8.0, "bleu4": 4.0, "rouge": 20.0}
     (run / "scores.json").write_text(json.dumps({"splits": {s: {"bleu4": 5.0, "nolm": nolm} for s in ("dev", "test")}}),
                                      encoding="utf-8")
-    (wd / "resume" / "medasl" / "transformer" / "sign2text" / "full" / "fold0").mkdir(parents=True)  # training now
-    rule_log = wd / "logs" / "train" / "medasl" / "transformer" / "sign2text" / "full" / "fold0.log"
+    (wd / "resume" / "medasl" / "transformer" / "sign2text" / "full" / "fold0" / "seed1234").mkdir(parents=True)  # training now
+    rule_log = wd / "logs" / "train" / "medasl" / "transformer" / "sign2text" / "full" / "fold0" / "seed1234.log"
     rule_log.parent.mkdir(parents=True)
     rule_log.write_text("08:42:42 INFO hatl.train.trainer: epoch 1 | loss 4.2 | best\n"
                         "08:43:43 INFO hatl.train.trainer: epoch 2 | loss 3.3 | dev bleu4 1.61\n", encoding="utf-8")
@@ -95,12 +95,12 @@ def test_benchmarks_grouped_by_rule_with_training_identity(workdir: Path):
 
 
 def test_run_facts_release_timeline_and_missing(workdir: Path):
-    done = bench.run_facts(workdir, "transformer", "sign2text", "hatl", "fold0")
+    done = bench.run_facts(workdir, "transformer", "sign2text", "hatl", "fold0", "seed1234")
     assert done["status"] == "done" and done["epochs_run"] == 3 and done["best_epoch"] == 2
     assert [(r["epoch"], r["layer"]) for r in done["releases"]] == [(2, 10), (3, 9)]
-    running = bench.run_facts(workdir, "transformer", "sign2text", "full", "fold0")
+    running = bench.run_facts(workdir, "transformer", "sign2text", "full", "fold0", "seed1234")
     assert running["status"] == "in progress" and running["last_epoch"] == 2
-    assert bench.run_facts(workdir, "adat", "sign2text", "full", "fold0")["status"] == "missing"
+    assert bench.run_facts(workdir, "adat", "sign2text", "full", "fold0", "seed1234")["status"] == "missing"
 
 
 def test_ranking_ties_and_missing():

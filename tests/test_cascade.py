@@ -26,7 +26,7 @@ def runs(tmp_path_factory):
     inp = tiny_run_inputs(root)
     out = {}
     for task in ("sign2gloss", "gloss2text"):
-        run = root / "runs" / "tiny" / "transformer" / task / "full" / "main"
+        run = root / "runs" / "tiny" / "transformer" / task / "full" / "main" / "seed1234"
         spec = RunSpec("tiny", "transformer", task, "full", "main", inp["data_dir"], inp["vocab_dir"],
                        inp["backbone"] if task != "gloss2text" else None, run, root / "resume" / task, threads=1)
         train_run(spec, inp["config"])
@@ -91,7 +91,7 @@ def test_cascade_refuses_stages_in_the_wrong_order(runs):
 def test_hatl_decode_cascade_writes_scorable_files(runs, tmp_path):
     """`hatl decode --translator-run` writes the cascade's decoded files; `hatl score` gives BLEU and gloss WER."""
     inp, paths = runs
-    out = tmp_path / "runs" / "tiny" / "transformer" / "sign2gloss2text" / "full" / "main"
+    out = tmp_path / "runs" / "tiny" / "transformer" / "sign2gloss2text" / "full" / "main" / "seed1234"
     code = hatl_main(["decode", "--config", str(inp["config_path"]), "--run-dir", str(paths["sign2gloss"]),
                       "--translator-run", str(paths["gloss2text"]), "--data-dir", str(inp["data_dir"]),
                       "--vocab-dir", str(inp["vocab_dir"]), "--out-dir", str(out), "--threads", "1"])

@@ -29,7 +29,7 @@ from hatl.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-RUN = "results/runs/phoenix14t/transformer/sign2text/hatl/main"
+RUN = "results/runs/phoenix14t/transformer/sign2text/hatl/main/seed1234"
 
 
 def _snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:

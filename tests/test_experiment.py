@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from hatl.config import load_schema
 from hatl.experiment import (
     DATASET_NAMES,
@@ -20,6 +22,8 @@ from hatl.experiment import (
     parse_run_dir,
     run_dir,
     run_glob,
+    seed_folder,
+    seed_of,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,9 +49,23 @@ def test_names_cover_every_axis_value_and_table():
 
 
 def test_run_folders_read_back_and_are_found_by_their_glob(tmp_path):
-    folder = run_dir(tmp_path / "results" / "runs", "medasl", "adat", "sign2text", "hatl", "fold3")
+    folder = run_dir(tmp_path / "results" / "runs", "medasl", "adat", "sign2text", "hatl", "fold3", 7)
     folder.mkdir(parents=True)
     (folder / "scores.json").write_text("{}")
-    assert parse_run_dir(folder) == {"dataset": "medasl", "model": "adat", "task": "sign2text", "strategy": "hatl", "fold": "fold3"}
+    assert folder.name == "seed7"
+    assert parse_run_dir(folder) == {"dataset": "medasl", "model": "adat", "task": "sign2text", "strategy": "hatl",
+                                     "fold": "fold3", "seed": "seed7"}
     assert parse_run_dir(tmp_path / "results" / "runs" / "medasl") is None
+    assert parse_run_dir(folder.parent) is None  # the fold folder above the seed level is not a run
+    assert parse_run_dir(folder.parent / "notaseed") is None
     assert list((tmp_path / "results" / "runs").glob(run_glob("medasl", "scores.json"))) == [folder / "scores.json"]
+
+
+def test_seed_folders_name_the_seed_and_refuse_anything_else():
+    assert seed_folder(1234) == "seed1234" and seed_of("seed1234") == 1234 and seed_of(seed_folder(0)) == 0
+    for bad in ("seed", "seedx", "1234", "seed-1", "fold0"):
+        with pytest.raises(ValueError, match="not a seed folder"):
+            seed_of(bad)
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match="non-negative integer"):
+            seed_folder(bad)

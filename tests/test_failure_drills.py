@@ -34,8 +34,8 @@ NORMALISED = f"results/{DS}/normalised"
 # 'full' trains the whole backbone from the first epoch (no frozen-feature cache), so an epoch lasts long
 # enough to be killed in the middle of.
 STRATEGY = "full"
-RUN = f"results/runs/{DS}/transformer/sign2text/{STRATEGY}/main"
-RESUME = f"resume/{DS}/transformer/sign2text/{STRATEGY}/main"
+RUN = f"results/runs/{DS}/transformer/sign2text/{STRATEGY}/main/seed1234"
+RESUME = f"resume/{DS}/transformer/sign2text/{STRATEGY}/main/seed1234"
 
 pytestmark = pytest.mark.slow
 
@@ -330,7 +330,7 @@ def test_killed_training_resumes_and_nothing_upstream_reruns(built: Path, tmp_pa
         ("train", (f"{RUN}/best.pt", f"{RUN}/log.jsonl", f"{RUN}/summary.json"))}
     smk(workdir, target, "--rerun-incomplete")
 
-    log = (workdir / f"logs/train/{DS}/transformer/sign2text/{STRATEGY}/main.log").read_text(errors="replace")
+    log = (workdir / f"logs/train/{DS}/transformer/sign2text/{STRATEGY}/main/seed1234.log").read_text(errors="replace")
     assert re.search(r"resuming .* at epoch \d+", log), log[-3000:]
     epochs = [json.loads(line)["epoch"] for line in (workdir / f"{RUN}/log.jsonl").read_text().splitlines()
               if line.strip() and "epoch" in json.loads(line)]

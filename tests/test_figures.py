@@ -17,7 +17,7 @@ RELEASES = {"transformer": {10: 3, 9: 7}, "adat": {10: 3, 9: 6, 8: 9, 7: 12}}
 
 
 def make_run(root: Path, dataset: str, model: str, task: str, strategy: str, fold: str = "main") -> Path:
-    run = root / "runs" / dataset / model / task / strategy / fold
+    run = root / "runs" / dataset / model / task / strategy / fold / "seed1234"
     run.mkdir(parents=True)
     releases = RELEASES[model] if strategy == "hatl" else {}
     n_epochs = (max(releases.values()) + 5) if releases else 8
@@ -65,7 +65,7 @@ def test_figure_files_are_written(tmp_path, runs, figure):
 
 
 def test_run_log_reading(runs):
-    hatl = load_run_log(next(r for r in runs if r.parts[-4:] == ("adat", "sign2text", "hatl", "main")))
+    hatl = load_run_log(next(r for r in runs if r.parts[-5:] == ("adat", "sign2text", "hatl", "main", "seed1234")))
     assert hatl.release_epochs() == {10: 3, 9: 6, 8: 9, 7: 12}
     assert hatl.train_seconds() == pytest.approx(40.0 * 17)
     assert hatl.cumulative_seconds()[-1] == pytest.approx(40.0 * 17)

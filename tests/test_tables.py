@@ -35,7 +35,7 @@ def _corrupt(ref: str, keep: float, rng: random.Random) -> str:
 
 
 def make_run(root: Path, dataset: str, model: str, task: str, strategy: str, fold: str, seed: int = 0) -> Path:
-    run = root / "runs" / dataset / model / task / strategy / fold
+    run = root / "runs" / dataset / model / task / strategy / fold / f"seed{seed}"
     run.mkdir(parents=True)
     rng = random.Random(f"{model}{task}{strategy}{fold}{seed}")
     for split in ("dev", "test"):
@@ -76,7 +76,8 @@ def score_in_process(run: Path, config: dict) -> Path:
 def test_score_cli_writes_metrics_signature_and_provenance(tmp_path):
     run = make_run(tmp_path, "phoenix14t", "adat", "sign2gloss2text", "hatl", "main")
     scores = json.loads(score_run(run).read_text(encoding="utf-8"))
-    assert scores["run"] == {"dataset": "phoenix14t", "model": "adat", "task": "sign2gloss2text", "strategy": "hatl", "fold": "main"}
+    assert scores["run"] == {"dataset": "phoenix14t", "model": "adat", "task": "sign2gloss2text", "strategy": "hatl", "fold": "main",
+                             "seed": "seed0"}
     test = scores["splits"]["test"]
     assert test["n"] == 24 and 0 < test["bleu4"] <= 100 and 0 < test["rouge"] <= 100
     assert test["bleu1"] >= test["bleu2"] >= test["bleu3"] >= test["bleu4"]
@@ -212,7 +213,7 @@ def test_bootstrap_pairs_sentences_by_id_not_by_line_order(tmp_path, config):
     rng = random.Random(5)
 
     def write_run(strategy: str, keep: float, order: list[int]):
-        run = tmp_path / strategy / "runs" / "medasl" / "adat" / "sign2text" / strategy / "fold0"
+        run = tmp_path / strategy / "runs" / "medasl" / "adat" / "sign2text" / strategy / "fold0" / "seed1"
         run.mkdir(parents=True)
         hyps = [_corrupt(ref, keep, rng) for ref in refs]
         for split in ("dev", "test"):
@@ -263,7 +264,7 @@ def test_backbone_provenance_per_row_and_the_synthetic_only_flag(tmp_path, confi
     runs.append(load_scored_run(score_in_process(bare, config)))
     # a cascade row's backbone is its recognition run's (the sibling sign2gloss folder of the same strategy/fold)
     cascade = make_run(tmp_path, "phoenix14t", "adat", "sign2gloss2text", "hatl", "main")
-    recognition = tmp_path / "runs" / "phoenix14t" / "adat" / "sign2gloss" / "hatl" / "main"
+    recognition = tmp_path / "runs" / "phoenix14t" / "adat" / "sign2gloss" / "hatl" / "main" / "seed0"
     recognition.mkdir(parents=True)
     _with_summary(recognition, pyskl("y/stgcnpp_ntu60_xsub_hrnet/j.pth").to_dict(), 0.5)
     runs.append(load_scored_run(score_in_process(cascade, config)))
@@ -286,3 +287,72 @@ def test_backbone_provenance_per_row_and_the_synthetic_only_flag(tmp_path, confi
     # the same runs as a demo dataset: the label stays, the flag does not apply
     frame, _ = results_table(5, "phoenix14t", runs, "demo", settings, {"samples": 50, "seed": 1})
     assert not frame[frame.source == "measured"].backbone_synthetic_only.any()
+
+
+def _fixed_run(root: Path, strategy: str, fold: str, seed: int, test_bleu4: float, hyps: list[str]) -> Path:
+    """A run folder whose scores.json says test BLEU-4 ``test_bleu4`` (and its decoded test file ``hyps``)."""
+    run = root / "runs" / "medasl" / "transformer" / "sign2text" / strategy / fold / f"seed{seed}"
+    run.mkdir(parents=True)
+    refs = REFS * 3
+    for split in ("dev", "test"):
+        lines = [json.dumps({"id": f"s{i}", "ref": ref, "hyp": hyp}) for i, (ref, hyp) in enumerate(zip(refs, hyps))]
+        (run / f"decoded.{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    block = {"bleu1": 50.0, "bleu2": 40.0, "bleu3": 30.0, "bleu4": test_bleu4, "rouge": 60.0,
+             "nolm": {"bleu1": 49.0, "bleu2": 39.0, "bleu3": 29.0, "bleu4": test_bleu4 - 1, "rouge": 59.0}}
+    (run / "scores.json").write_text(json.dumps({"splits": {"dev": block, "test": block}}), encoding="utf-8")
+    return run / "scores.json"
+
+
+def test_rows_are_mean_and_sd_over_folds_and_seeds_with_per_seed_values_in_the_sidecar(tmp_path, config):
+    """Two folds x three seeds of HATL: the row is the mean and sample sd of the six runs; the sidecar lists
+    every run and each seed's mean over the folds; the baseline (one seed) still gets a p-value."""
+    rng = random.Random(3)
+    refs = REFS * 3
+    values = {("fold0", 1): 20.0, ("fold0", 2): 22.0, ("fold0", 3): 24.0, ("fold1", 1): 30.0, ("fold1", 2): 32.0, ("fold1", 3): 28.0}
+    scores = [_fixed_run(tmp_path, "hatl", fold, seed, v, [_corrupt(r, 0.9, rng) for r in refs]) for (fold, seed), v in values.items()]
+    scores += [_fixed_run(tmp_path, "full", fold, 1, 10.0, [_corrupt(r, 0.4, rng) for r in refs]) for fold in ("fold0", "fold1")]
+    out = tmp_path / "table7.csv"
+    assert main(["table", "--config", CONFIG, "--table", "7", "--dataset", "medasl",
+                 "--scores", *map(str, scores), "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    hatl = frame[(frame.source == "measured") & (frame.strategy == "hatl")].iloc[0]
+    six = list(values.values())
+    assert hatl.n_folds == 2 and hatl.n_seeds == 3
+    assert hatl.test_bleu4 == pytest.approx(sum(six) / 6)  # 26.0
+    mean = sum(six) / 6
+    assert hatl.test_bleu4_sd == pytest.approx((sum((v - mean) ** 2 for v in six) / 5) ** 0.5, abs=1e-4)
+    assert hatl.dev_bleu1_sd == pytest.approx(0.0)
+    full = frame[(frame.source == "measured") & (frame.strategy == "full")].iloc[0]
+    assert full.n_folds == 2 and full.n_seeds == 1 and full.test_bleu4 == pytest.approx(10.0)
+    assert full.p_bleu4 < 0.05  # seeds averaged within each fold on the same resample, folds paired by name
+    side = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    entry = next(m for m in side["members"] if m["strategy"] == "hatl")
+    assert [(r["fold"], r["seed"], r["test_bleu4"]) for r in entry["runs"]] == [(f, s, v) for (f, s), v in values.items()]
+    assert entry["runs"][0]["test_bleu4_nolm"] == pytest.approx(19.0)
+    per_seed = {int(k): v["test_bleu4"] for k, v in entry["per_seed"].items()}
+    assert per_seed == {1: pytest.approx(25.0), 2: pytest.approx(27.0), 3: pytest.approx(26.0)}
+    assert "folds x seeds" in side["aggregation"]
+    assert "mean ± sd over folds and training seeds" in out.with_suffix(".md").read_text(encoding="utf-8")
+
+
+def test_bootstrap_averages_the_seeds_of_a_fold_on_the_same_resample(config):
+    """A fold given as a list of seed runs: one seed is the single-run bootstrap; two copies of a run are that
+    run; HATL's seeds are averaged per resample (its observed value is the mean of the seeds' scores)."""
+    from hatl.evaluate.bootstrap import paired_bootstrap, sentence_stats
+
+    settings = BleuSettings.from_config(config["evaluation"])
+    refs = REFS * 3
+    rng = random.Random(9)
+    good = sentence_stats([_corrupt(r, 0.8, rng) for r in refs], refs, settings)
+    other = sentence_stats([_corrupt(r, 0.6, rng) for r in refs], refs, settings)
+    base = sentence_stats([_corrupt(r, 0.5, rng) for r in refs], refs, settings)
+    single = paired_bootstrap([good], [base], "bleu4", 200, 4, settings)
+    assert paired_bootstrap([[good]], [[base]], "bleu4", 200, 4, settings) == single
+    assert paired_bootstrap([[good, good]], [base], "bleu4", 200, 4, settings) == single
+    pair = paired_bootstrap([[good, other]], [base], "bleu4", 200, 4, settings)
+    alone = paired_bootstrap([other], [base], "bleu4", 200, 4, settings)
+    assert pair["hatl"] == pytest.approx((single["hatl"] + alone["hatl"]) / 2)
+    assert single["p_value"] <= pair["p_value"] <= alone["p_value"]
+    short = sentence_stats(["a"], ["a"], settings)
+    with pytest.raises(ValueError, match="same, non-empty sentences"):
+        paired_bootstrap([[good, short]], [base], "bleu4", 10, 4, settings)

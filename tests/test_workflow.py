@@ -93,7 +93,7 @@ def test_cross_validation_dry_run_builds_text_models_per_run_fold(tmp_path: Path
     assert "--out-dir results/medasl/vocab/fold2 > logs/vocab/medasl/fold2.log" in out
     assert "--out-binary results/medasl/lm/fold2/text.4gram.bin > logs/lm/medasl/fold2.4gram.log" in out
     for fold in ("fold0", "fold2"):
-        decode = [c for c in commands if c.startswith("hatl decode") and f"/medasl/transformer/sign2text/hatl/{fold} " in c]
+        decode = [c for c in commands if c.startswith("hatl decode") and f"/medasl/transformer/sign2text/hatl/{fold}/seed1234 " in c]
         assert len(decode) == 1, commands
         assert f"--vocab-dir results/medasl/vocab/{fold} --lm results/medasl/lm/{fold}/text.4gram.bin" in decode[0]
         train = [c for c in commands if c.startswith("hatl train") and "--dataset medasl" in c and f"--fold {fold} " in c]
@@ -148,19 +148,19 @@ def test_sign2gloss2text_is_a_cascade_in_the_dag(tmp_path: Path) -> None:
         for strategy in ("classical", "full", "hatl"):
             assert (model, "sign2gloss", strategy) in trained and (model, "sign2text", strategy) in trained
             runs = "results/runs/phoenix14t/" + model
-            cascade = [c for c in commands if f"--out-dir {runs}/sign2gloss2text/{strategy}/main " in c]
+            cascade = [c for c in commands if f"--out-dir {runs}/sign2gloss2text/{strategy}/main/seed1234 " in c]
             assert len(cascade) == 1, commands
-            assert cascade[0].startswith(f"hatl decode --config results/config/phoenix14t.yaml --run-dir {runs}/sign2gloss/{strategy}/main"
-                                         f" --translator-run {runs}/gloss2text/full/main --data-dir results/phoenix14t/normalised")
+            assert cascade[0].startswith(f"hatl decode --config results/config/phoenix14t.yaml --run-dir {runs}/sign2gloss/{strategy}/main/seed1234"
+                                         f" --translator-run {runs}/gloss2text/full/main/seed1234 --data-dir results/phoenix14t/normalised")
     assert len(trained) == 14  # 2 models x (3 sign2gloss + 3 sign2text + 1 gloss2text)
     # the table reads the cascade's scores, beside Sign2Text and the cascade's Gloss2Text upper bound
     table = next(block for block in out.split("\n\n") if "rule results_table:" in block)
-    assert "phoenix14t/adat/sign2gloss2text/hatl/main/scores.json" in table
-    assert "phoenix14t/adat/gloss2text/full/main/scores.json" in table
+    assert "phoenix14t/adat/sign2gloss2text/hatl/main/seed1234/scores.json" in table
+    assert "phoenix14t/adat/gloss2text/full/main/seed1234/scores.json" in table
     inputs = table.split("output:")[0]
     # no sign2gloss scores or decodes; its summary.json is read for the row's backbone provenance
     assert not re.search(r"/sign2gloss/\S*/(scores\.json|decoded)", inputs)
-    assert "phoenix14t/adat/sign2gloss/hatl/main/summary.json" in inputs
+    assert "phoenix14t/adat/sign2gloss/hatl/main/seed1234/summary.json" in inputs
 
 
 def test_real_medasl_table7_plans_all_five_folds(tmp_path: Path) -> None:

@@ -205,6 +205,31 @@ def _lookup(section: Any, path: list[str]) -> Any:
     return section
 
 
+# Keys that span an experiment axis rather than set a job's behaviour: each job sees its own value through
+# a wildcard (a train job's seed is its seed<N> folder), so they are left out of the `settings` a job's
+# rerun depends on (adding a fourth seed must not rerun the first three).
+AXIS_KEYS: tuple[tuple[str, ...], ...] = (("training", "seeds"),)
+
+
+def training_seeds(config: dict[str, Any]) -> list[int]:
+    """The training seeds of a validated config: ``training.seeds``, or the top-level ``seed`` alone."""
+    seeds = (config.get("training") or {}).get("seeds")
+    return [int(s) for s in seeds] if seeds else [int(config.get("seed", 1234))]
+
+
+def _without_axis_keys(path: list[str], value: Any) -> Any:
+    """``value`` (found at ``path``) with the AXIS_KEYS below it removed."""
+    for axis in AXIS_KEYS:
+        if len(axis) > len(path) and tuple(path) == axis[: len(path)] and isinstance(value, dict):
+            value = copy.deepcopy(value)
+            node = value
+            for part in axis[len(path):-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.pop(axis[-1], None)
+    return value
+
+
 def read_settings(config: dict[str, Any], reads: tuple[str, ...], dataset: str | None = None) -> dict[str, Any]:
     """The values of the keys in ``reads`` (one command's declaration in ``hatl.cli.CONFIG_READS``) as
     ``dataset`` sees the config. A key is a dotted path; ``dataset.KEY`` is KEY of the job's own dataset,
@@ -228,6 +253,7 @@ def read_settings(config: dict[str, Any], reads: tuple[str, ...], dataset: str |
             raise ConfigError(f"config read '{read}': unknown facet '{facet}' (known: {', '.join(FACETS)})")
         for key, full in targets.items():
             value = _lookup(view, full)
+            value = _without_axis_keys(full, value)
             out[key] = FACETS[facet](value) if facet else value
     return out
 

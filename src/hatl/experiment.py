@@ -68,13 +68,31 @@ TABLE_DATASET = {5: "phoenix14t", 6: "isharah", 7: "medasl"}  # the paper's resu
 # Figures 2-4 (training time), 5-7 (time against unfrozen layers), 8-10 (unfreezing timelines): one per dataset.
 FIGURE_TABLE = {2: 5, 3: 6, 4: 7, 5: 5, 6: 6, 7: 7, 8: 5, 9: 6, 10: 7}
 
-# -- run folders: <runs root>/<dataset>/<model>/<task>/<strategy>/<fold> ---------------------------------
+# -- run folders: <runs root>/<dataset>/<model>/<task>/<strategy>/<fold>/<seed> ------------------------
+# The one place the layout lives: rules/common.smk, the tables, the figures and the scorer all go through
+# run_dir / parse_run_dir / run_glob. A seed folder is "seed<N>" for the training seed N (training.seeds).
 RUNS = "runs"  # the runs root's name under the results folder
-RUN_KEYS = ("dataset", "model", "task", "strategy", "fold")
+RUN_KEYS = ("dataset", "model", "task", "strategy", "fold", "seed")
+SEED_PREFIX = "seed"
 
 
-def run_dir(runs_root: str | Path, dataset: str, model: str, task: str, strategy: str, fold: str) -> Path:
-    return Path(runs_root, dataset, model, task, strategy, fold)
+def seed_folder(seed: int) -> str:
+    """The run-folder level of training seed ``seed``: ``seed1234``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"a training seed is a non-negative integer, not {seed!r}")
+    return f"{SEED_PREFIX}{seed}"
+
+
+def seed_of(folder: str) -> int:
+    """The training seed of a seed folder name (``seed1234`` -> 1234); ValueError for anything else."""
+    digits = folder[len(SEED_PREFIX):] if folder.startswith(SEED_PREFIX) else ""
+    if not digits.isdigit():
+        raise ValueError(f"{folder!r} is not a seed folder ('{SEED_PREFIX}' followed by the seed, e.g. {SEED_PREFIX}1234)")
+    return int(digits)
+
+
+def run_dir(runs_root: str | Path, dataset: str, model: str, task: str, strategy: str, fold: str, seed: int) -> Path:
+    return Path(runs_root, dataset, model, task, strategy, fold, seed_folder(seed))
 
 
 def run_glob(dataset: str, name: str) -> str:
@@ -83,7 +101,10 @@ def run_glob(dataset: str, name: str) -> str:
 
 
 def parse_run_dir(path: str | Path) -> dict[str, str] | None:
-    """Identity of a run folder ``.../runs/<dataset>/<model>/<task>/<strategy>/<fold>`` (None if not one)."""
+    """Identity of a run folder ``.../runs/<dataset>/<model>/<task>/<strategy>/<fold>/seed<N>`` (None if not one).
+
+    Values are the folder names (the seed as ``seed<N>``; :func:`seed_of` gives the number).
+    """
     parts = Path(path).resolve().parts
     if RUNS not in parts:
         return None
@@ -91,4 +112,9 @@ def parse_run_dir(path: str | Path) -> dict[str, str] | None:
     tail = parts[i + 1:]
     if len(tail) < len(RUN_KEYS):
         return None
-    return dict(zip(RUN_KEYS, tail[: len(RUN_KEYS)]))
+    identity = dict(zip(RUN_KEYS, tail[: len(RUN_KEYS)]))
+    try:
+        seed_of(identity["seed"])
+    except ValueError:
+        return None  # the pre-seed layout (.../<fold>/) or another folder: not a run folder
+    return identity

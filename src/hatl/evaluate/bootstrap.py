@@ -10,6 +10,12 @@ with numpy (``bleu_batch``), checked against sacrebleu in the tests. ROUGE-L is 
 sentence scores. Under cross-validation a system is a list of folds (one model each); every fold is
 resampled with the same generator and the statistic is the mean over folds, matching the mean ± sd the
 table reports.
+
+Seeds: a fold may hold several runs of the same system (one per training seed, ``training.seeds``). They are
+scored on the *same* resample of that fold's sentences and the statistic is their mean, so the bootstrap
+compares the seed-averaged systems the table reports (per-seed outputs, each scored on its own, then
+averaged; not the sentences of all seeds pooled into one corpus). The systems need not have the same seeds:
+seeds are not paired across systems, sentences are.
 """
 
 from __future__ import annotations
@@ -73,39 +79,60 @@ def bleu_batch(summed: np.ndarray, settings: BleuSettings = BleuSettings()) -> n
     return np.where(zero, 0.0, 100.0 * bp * np.exp(mean_log))
 
 
-def _statistic(stats: Sequence[SentenceStats], weights: Sequence[np.ndarray], metric: str, settings: BleuSettings) -> np.ndarray:
-    """Metric (mean over folds) for each resample; ``weights[f]`` (S, N_f) counts how often each sentence was drawn."""
+FoldRuns = SentenceStats | Sequence[SentenceStats]  # one run of a fold, or one per seed
+
+
+def _seed_runs(fold: FoldRuns) -> list[SentenceStats]:
+    return [fold] if isinstance(fold, SentenceStats) else list(fold)
+
+
+def _statistic(stats: Sequence[FoldRuns], weights: Sequence[np.ndarray], metric: str, settings: BleuSettings) -> np.ndarray:
+    """Metric (mean over seeds, then over folds) for each resample; ``weights[f]`` (S, N_f) counts how often each
+    sentence of fold f was drawn (the same draw for every seed of the fold)."""
     per_fold = []
     for fold, w in zip(stats, weights):
-        if metric == "bleu4":
-            per_fold.append(bleu_batch(w @ fold.bleu, settings))
-        else:
-            per_fold.append(100.0 * (w @ fold.rouge) / max(1, len(fold.rouge)))
+        per_seed = []
+        for run in _seed_runs(fold):
+            if metric == "bleu4":
+                per_seed.append(bleu_batch(w @ run.bleu, settings))
+            else:
+                per_seed.append(100.0 * (w @ run.rouge) / max(1, len(run.rouge)))
+        per_fold.append(np.mean(per_seed, axis=0))
     return np.mean(per_fold, axis=0)
 
 
 def paired_bootstrap(
-    hatl: Sequence[SentenceStats],
-    baseline: Sequence[SentenceStats],
+    hatl: Sequence[FoldRuns],
+    baseline: Sequence[FoldRuns],
     metric: str = "bleu4",
     samples: int = 1000,
     seed: int = 1234,
     settings: BleuSettings = BleuSettings(),
 ) -> dict[str, float | int]:
-    """p-value that HATL beats the baseline on ``metric`` ('bleu4' or 'rouge'); folds are paired by position."""
+    """p-value that HATL beats the baseline on ``metric`` ('bleu4' or 'rouge'); folds are paired by position.
+
+    Each fold entry is one run's statistics or a sequence of them (one per training seed, in any number on
+    either side): see the module docstring.
+    """
     if metric not in ("bleu4", "rouge"):
         raise ValueError(f"unknown bootstrap metric {metric!r}")
     if len(hatl) != len(baseline) or not hatl:
         raise ValueError(f"paired bootstrap needs the same non-zero number of folds ({len(hatl)} vs {len(baseline)})")
+    sizes = []
     for a, b in zip(hatl, baseline):
-        if len(a.rouge) != len(b.rouge) or not len(a.rouge):
-            raise ValueError(f"paired bootstrap needs the same, non-empty sentences ({len(a.rouge)} vs {len(b.rouge)})")
+        runs = _seed_runs(a) + _seed_runs(b)
+        if len(_seed_runs(a)) == 0 or len(_seed_runs(b)) == 0:
+            raise ValueError("paired bootstrap needs at least one run (seed) of each system in every fold")
+        lengths = {len(r.rouge) for r in runs}
+        if len(lengths) != 1 or 0 in lengths:
+            raise ValueError(f"paired bootstrap needs the same, non-empty sentences in every run of a fold ({sorted(lengths)})")
+        sizes.append(lengths.pop())
     rng = np.random.default_rng(seed)
-    ones = [np.ones((1, len(f.rouge)), dtype=np.int64) for f in hatl]
+    ones = [np.ones((1, n), dtype=np.int64) for n in sizes]
     observed_hatl = float(_statistic(hatl, ones, metric, settings)[0])
     observed_base = float(_statistic(baseline, ones, metric, settings)[0])
     # a resample of N sentences with replacement = multinomial counts over the N sentences
-    weights = [rng.multinomial(len(f.rouge), np.full(len(f.rouge), 1.0 / len(f.rouge)), size=samples) for f in hatl]
+    weights = [rng.multinomial(n, np.full(n, 1.0 / n), size=samples) for n in sizes]
     diff = _statistic(hatl, weights, metric, settings) - _statistic(baseline, weights, metric, settings)
     not_better = int((diff <= 0).sum())
     return {

@@ -1,7 +1,7 @@
 """``hatl figure``: the paper's Figures 2-10 and learning curves from finished run folders.
 
     hatl figure --config config/config.yaml --figure 2 --dataset phoenix14t \
-        --runs results/runs/phoenix14t/*/*/*/* --out results/figures/figure2.png
+        --runs results/runs/phoenix14t/*/*/*/*/* --out results/figures/figure2.png
 
 writes the PNG and a PDF beside it (same name, ``.pdf``). A run folder holds ``summary.json`` and
 ``log.jsonl`` (written by ``hatl train``); its dataset/model/task/strategy/fold come from the summary or the
@@ -63,7 +63,7 @@ class RunLog:
     def label(self) -> str:
         r = self.run
         return f"{MODEL_NAMES.get(r['model'], r['model'])} / {TASK_NAMES.get(r['task'], r['task'])} / " \
-               f"{STRATEGY_NAMES.get(r['strategy'], r['strategy'])} / {r['fold']}"
+               f"{STRATEGY_NAMES.get(r['strategy'], r['strategy'])} / {r['fold']}" + (f" / {r['seed']}" if "seed" in r else "")
 
     def train_seconds(self) -> float:
         if self.summary.get("train_time_s") is not None:
@@ -104,7 +104,7 @@ def load_run_log(run_dir: str | Path) -> RunLog:
     if len(run) < len(RUN_KEYS):
         run = parse_run_dir(run_dir) or {}
     if len(run) < len(RUN_KEYS):
-        raise InputError(summary_path, None, "cannot tell the run: no identity in summary.json and not a runs/<ds>/<model>/<task>/<strategy>/<fold> path")
+        raise InputError(summary_path, None, "cannot tell the run: no identity in summary.json and not a runs/<ds>/<model>/<task>/<strategy>/<fold>/seed<N> path")
     epochs = []
     if log_path.exists():
         with open(log_path, encoding="utf-8") as fh:
@@ -211,7 +211,7 @@ def plot_time_vs_layers(runs: list[RunLog], title: str, font_size: float):
                     continue
                 xs = sorted(reached)
                 per_epoch = r.train_seconds() / max(1, len(r.epochs)) / scale
-                fold = "" if r.run["fold"] == "main" else f" {r.run['fold']}"
+                fold = _fold_seed(r, hatl)
                 ax.plot(xs, [reached[n] for n in xs], marker=MODEL_MARKERS[model], color=MODEL_COLOURS[model],
                         label=f"{MODEL_NAMES[model]}{fold} ({per_epoch:.2g} {unit}/epoch)", linewidth=2)
         ax.set_title(TASK_NAMES.get(task, task))
@@ -225,6 +225,13 @@ def plot_time_vs_layers(runs: list[RunLog], title: str, font_size: float):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _fold_seed(run: RunLog, runs: list[RunLog]) -> str:
+    """" fold2 seed7": the run's fold unless it is "main", and its seed when the runs have several."""
+    fold = "" if run.run["fold"] == "main" else f" {run.run['fold']}"
+    several = len({r.run.get("seed") for r in runs}) > 1
+    return fold + (f" {run.run['seed']}" if several and run.run.get("seed") else "")
 
 
 def plot_timeline(runs: list[RunLog], title: str, font_size: float):
@@ -243,7 +250,7 @@ def plot_timeline(runs: list[RunLog], title: str, font_size: float):
             model = r.run["model"]
             end = int(r.summary.get("epochs_run") or len(r.epochs) or 0)
             rel = r.release_epochs()
-            fold = "" if r.run["fold"] == "main" else f" {r.run['fold']}"
+            fold = _fold_seed(r, hatl)
             label = f"{MODEL_NAMES.get(model, model)}{fold} ({len(rel)} released, {end} epochs)"
             for i, (layer, epoch) in enumerate(sorted(rel.items(), key=lambda kv: kv[1])):
                 ax.plot([epoch, end], [layer + off, layer + off], color=MODEL_COLOURS[model], linewidth=4, alpha=0.35,

@@ -4,7 +4,7 @@
         --decoded RUN/decoded.dev.jsonl RUN/decoded.test.jsonl --out RUN/scores.json
 
 The split name is taken from the file name (``decoded.<split>.jsonl``). When the files live in a run folder
-(``.../runs/<dataset>/<model>/<task>/<strategy>/<fold>/``) the run's identity is recorded too. Each line of a
+(``.../runs/<dataset>/<model>/<task>/<strategy>/<fold>/seed<N>/``) the run's identity is recorded too. Each line of a
 decoded file is a JSON object with at least ``id``, ``ref`` and ``hyp``; ``gloss_ref``/``gloss_hyp`` add gloss
 WER and ``hyp_nolm`` adds the same metrics for the beam without LM fusion (key ``nolm``). A recognition run
 (sign2gloss) writes ``ref`` and ``hyp`` null: its scores are the gloss WER alone.

@@ -1,23 +1,25 @@
 """``hatl table``: the paper's Table 4 (hyperparameters) and Tables 5-7 (translation quality) from scored runs.
 
     hatl table --config config/config.yaml --table 5 --dataset phoenix14t \
-        --scores results/runs/phoenix14t/*/*/*/*/scores.json --out results/table5.csv
+        --scores results/runs/phoenix14t/*/*/*/*/*/scores.json --out results/table5.csv
 
 writes ``table5.csv``, ``table5.md`` and ``table5.json`` (sidecar: ROUGE variant, sacrebleu signature,
 bootstrap settings, the runs used, anything skipped, provenance). Without ``--scores`` the command globs
-``<runs-root>/<dataset>/*/*/*/*/scores.json``. A run's dataset/model/task/strategy/fold is read from its path
-(``.../runs/<dataset>/<model>/<task>/<strategy>/<fold>/scores.json``) or from the ``run`` block of scores.json.
+``<runs-root>/<dataset>/*/*/*/*/*/scores.json``. A run's dataset/model/task/strategy/fold/seed is read from its path
+(``.../runs/<dataset>/<model>/<task>/<strategy>/<fold>/seed<N>/scores.json``) or from the ``run`` block of scores.json.
 
 Rows per task group (Sign2Gloss2Text: the cascade of a sign2gloss and a gloss2text run, with the recogniser's
 gloss WER beside it; Sign2Text; then the joint Sign2Text + CTC ablation and Gloss2Text when such runs exist): the paper's
 literature rows and its own rows (``source=reported``, ``data=real``), then ours (``source=measured``,
-``data=demo`` or ``real`` from the dataset's adapter). Measured values are means over folds with the sample
-standard deviation in ``*_sd`` columns (MedASL: 5 folds on the held-out test; a note under the table says
+``data=demo`` or ``real`` from the dataset's adapter). Measured values are means over every run of the row
+(folds x training seeds) with the sample standard deviation over those runs in ``*_sd`` columns (MedASL: 5 folds on the held-out test; a note under the table says
 how many of the folds the rows average). ``p_<metric>`` is the one-sided paired-bootstrap p-value that the
 row's own model/task HATL run beats this baseline on test. ``backbone`` is each measured row's backbone
 provenance (from its runs' summary.json, :mod:`hatl.models.backbone_source`); a real dataset's row whose
 backbone saw only synthetic data is flagged (``backbone_synthetic_only``, a note under the table), and a
 full fine-tuning row trained with the layer-decay ablation is named "..., layer decay".
+``n_folds`` and ``n_seeds`` count a row's runs, and the JSON sidecar's ``members`` holds each run's values and
+each seed's mean over folds.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from hatl.experiment import DATASET_NAMES, RUN_KEYS, STRATEGY_NAMES, TABLE_DATAS
 from hatl.experiment import STRATEGIES as STRATEGY_ORDER
 from hatl.experiment import TRANSLATOR_NAMES as MODEL_NAMES
 from hatl.experiment import TRANSLATORS as MODEL_ORDER
-from hatl.experiment import CASCADES, parse_run_dir, run_glob
+from hatl.experiment import CASCADES, RUN_KEYS, parse_run_dir, run_glob, seed_of
 from hatl.folds import fold_plan
 from hatl.io import read_json, write_json, write_text
 from hatl.metrics import ROUGE_VARIANT, BleuSettings
@@ -58,7 +60,7 @@ SPLITS = ("dev", "test")
 VALUE_COLUMNS = [f"{s}_{m}" for s in SPLITS for m in METRICS]
 METRIC_LABELS = {"bleu1": "BLEU-1", "bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4", "rouge": "ROUGE"}
 COLUMNS = (
-    ["table", "dataset", "task", "name", "model", "strategy", "source", "data", "backbone", "n_folds"]
+    ["table", "dataset", "task", "name", "model", "strategy", "source", "data", "backbone", "n_folds", "n_seeds"]
     + VALUE_COLUMNS
     + [f"{c}_sd" for c in VALUE_COLUMNS]
     + ["dev_wer", "test_wer", "p_bleu4", "p_rouge", "test_distinct", "test_distinct_refs", "test_distinct_ratio",
@@ -66,6 +68,8 @@ COLUMNS = (
 )
 FULL_DECAY = ", layer decay"  # name suffix of full fine-tuning runs with the LLRD ablation (training.lr.full_layer_decay)
 SYNTHETIC_MARK = " ⚠ synthetic-only backbone"
+AGGREGATION = ("mean over every run of a row (folds x seeds); *_sd = sample standard deviation (ddof=1) over those "
+               "runs when there are >= 2; 'members' lists each run's values and each seed's mean over folds")
 FLOOR_SOURCE = "floor"
 FLOOR_NAME = "Constant output (best dev reference)"
 
@@ -120,8 +124,10 @@ def load_scored_run(path: str | Path) -> ScoredRun:
     except json.JSONDecodeError as err:
         raise InputError(path, None, f"not valid JSON: {err}") from err
     run = scores.get("run") or parse_run_dir(path.parent)
+    if run and "seed" not in run:  # scored before the seed level existed: the path may still say
+        run = {**run, **{k: v for k, v in (parse_run_dir(path.parent) or {}).items() if k == "seed"}}
     if not run or any(k not in run for k in RUN_KEYS):
-        raise InputError(path, "run", "cannot tell the run (expected .../runs/<ds>/<model>/<task>/<strategy>/<fold>/scores.json)")
+        raise InputError(path, "run", "cannot tell the run (expected .../runs/<ds>/<model>/<task>/<strategy>/<fold>/seed<N>/scores.json)")
     if "splits" not in scores:
         raise InputError(path, "splits", "scores.json has no 'splits' block")
     return ScoredRun(path, {k: str(run[k]) for k in RUN_KEYS}, scores)
@@ -155,20 +161,29 @@ def _aligned_rows(a: ScoredRun, b: ScoredRun, split: str) -> tuple[list[dict], l
     return ra, [by_b[i] for i in ids_a]
 
 
+def _by_fold(runs: list[ScoredRun]) -> dict[str, list[ScoredRun]]:
+    """fold -> that fold's runs, one per training seed, in seed order."""
+    out: dict[str, list[ScoredRun]] = defaultdict(list)
+    for run in sorted(runs, key=_run_order):
+        out[run.run["fold"]].append(run)
+    return out
+
+
 def significance(
     hatl: list[ScoredRun], baseline: list[ScoredRun], settings: BleuSettings, boot: dict[str, Any]
 ) -> dict[str, float]:
-    """p-values (test split) for each configured metric; folds are paired by name."""
-    folds = sorted(set(r.run["fold"] for r in hatl) & set(r.run["fold"] for r in baseline))
+    """p-values (test split) for each configured metric; folds are paired by name, and within a fold every
+    seed of either system is scored on the same resample and the seeds averaged (hatl.evaluate.bootstrap)."""
+    h_by, b_by = _by_fold(hatl), _by_fold(baseline)
+    folds = sorted(set(h_by) & set(b_by))
     if not folds:
         raise ValueError("no fold in common")
-    h_by, b_by = {r.run["fold"]: r for r in hatl}, {r.run["fold"]: r for r in baseline}
     h_stats, b_stats = [], []
     for fold in folds:
-        rh, rb = _aligned_rows(h_by[fold], b_by[fold], "test")
-        refs = [r["ref"] for r in rh]
-        h_stats.append(sentence_stats([r["hyp"] for r in rh], refs, settings))
-        b_stats.append(sentence_stats([r["hyp"] for r in rb], refs, settings))
+        anchor = h_by[fold][0]  # every run of the fold is aligned to this run's sentence order
+        refs = [r["ref"] for r in read_decoded(anchor.decoded_path("test"))]
+        h_stats.append([sentence_stats([r["hyp"] for r in _aligned_rows(anchor, m, "test")[1]], refs, settings) for m in h_by[fold]])
+        b_stats.append([sentence_stats([r["hyp"] for r in _aligned_rows(anchor, m, "test")[1]], refs, settings) for m in b_by[fold]])
     out = {}
     for metric in boot.get("metrics", ["bleu4", "rouge"]):
         res = paired_bootstrap(h_stats, b_stats, metric, boot.get("samples", 1000), boot.get("seed", 1234), settings)
@@ -189,10 +204,12 @@ def measured_name(model: str, task: str, strategy: str, layer_decay: bool = Fals
 def run_summary(run: ScoredRun) -> dict[str, Any] | None:
     """The training summary.json of the run that holds the row's backbone (provenance, the α applied): the run's
     own, or for a cascade (Sign2Gloss2Text) its recognition run's, the sibling folder of the same model,
-    strategy and fold (``.../<model>/sign2gloss/<strategy>/<fold>``); None when there is none."""
+    strategy, fold and seed (``.../<model>/sign2gloss/<strategy>/<fold>/seed<N>``); None when there is none."""
     run_dir = run.run_dir
     if run.run["task"] in CASCADES:
-        run_dir = run_dir.parents[2] / CASCADES[run.run["task"]][0] / run_dir.parent.name / run_dir.name
+        levels_below_task = len(RUN_KEYS) - RUN_KEYS.index("task")  # task, strategy, fold, seed
+        run_dir = (run_dir.parents[levels_below_task - 1] / CASCADES[run.run["task"]][0]).joinpath(
+            *run_dir.parts[-(levels_below_task - 1):])
     path = run_dir / "summary.json"
     return read_json(path) if path.exists() else None
 
@@ -234,23 +251,60 @@ def nolm_row(row: dict[str, Any], members: list[ScoredRun]) -> dict[str, Any] | 
     return out
 
 
+def _run_order(run: ScoredRun) -> tuple:
+    """Folds in name order, seeds in numeric order within a fold."""
+    return (run.run["fold"], seed_of(run.run["seed"]))
+
+
+def run_values(run: ScoredRun) -> dict[str, Any]:
+    """One run's identity (fold, seed) and its dev/test metrics, with and without LM fusion: a sidecar entry."""
+    out: dict[str, Any] = {"fold": run.run["fold"], "seed": seed_of(run.run["seed"]), "run": str(run.run_dir)}
+    for split in SPLITS:
+        for metric in [*METRICS, "wer"]:
+            value = _split_value(run, split, metric)
+            if value is not None:
+                out[f"{split}_{metric}"] = value
+        nolm = (run.scores["splits"].get(split) or {}).get("nolm")
+        if isinstance(nolm, dict):
+            for metric in METRICS:
+                if nolm.get(metric) is not None:
+                    out[f"{split}_{metric}_nolm"] = nolm[metric]
+    return out
+
+
+def per_seed_means(members: list[ScoredRun]) -> dict[int, dict[str, float]]:
+    """seed -> its metrics averaged over the folds it ran on (the per-seed values of a row, for the sidecar)."""
+    by_seed: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for member in members:
+        by_seed[seed_of(member.run["seed"])].append(run_values(member))
+    out = {}
+    for seed, values in sorted(by_seed.items()):
+        keys = sorted({k for v in values for k in v if k not in ("fold", "seed", "run")})
+        out[seed] = {k: float(np.mean([v[k] for v in values if k in v])) for k in keys}
+    return out
+
+
 def measured_rows(
     runs: list[ScoredRun], table: int, dataset: str, data_kind: str, settings: BleuSettings, boot: dict[str, Any],
-    skipped: list[dict[str, str]],
+    skipped: list[dict[str, str]], members_out: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
+    """One row per task x model x strategy: the mean over its runs (every fold x seed) and the sample sd.
+
+    ``members_out``, when given, receives one entry per row with the per-run and per-seed values (the sidecar's).
+    """
     groups: dict[tuple[str, str, str, bool], list[ScoredRun]] = defaultdict(list)
     for run in runs:
         groups[(run.run["task"], run.run["model"], run.run["strategy"], has_layer_decay(run))].append(run)
     rows = []
     for (task, model, strategy, decay), members in groups.items():
-        members.sort(key=lambda r: r.run["fold"])
+        members.sort(key=_run_order)
         backbone, synthetic_only = backbone_of(members)
         flagged = synthetic_only and data_kind == "real"  # a real dataset read through a synthetic-only backbone
         row: dict[str, Any] = {
             "table": table, "dataset": dataset, "task": task,
             "name": measured_name(model, task, strategy, decay) + (SYNTHETIC_MARK if flagged else ""),
             "model": model, "strategy": strategy, "source": "measured", "data": data_kind, "backbone": backbone,
-            "n_folds": len(members), "backbone_synthetic_only": flagged,
+            "n_folds": len({m.run["fold"] for m in members}), "n_seeds": len({m.run["seed"] for m in members}), "backbone_synthetic_only": flagged,
             "runs": ";".join(str(m.run_dir) for m in members),
         }
         for split in SPLITS:
@@ -268,6 +322,10 @@ def measured_rows(
                 skipped.append({"record": row["name"] + f" [{task}]", "reason": f"no p-value: {err}"})
                 log.warning("no p-value for %s [%s]: %s", row["name"], task, err)
         rows.append(row)
+        if members_out is not None:
+            members_out.append({"task": task, "model": model, "strategy": strategy, "name": row["name"],
+                                "n_folds": row["n_folds"], "n_seeds": row["n_seeds"],
+                                "runs": [run_values(m) for m in members], "per_seed": per_seed_means(members)})
         extra = nolm_row(row, members) if task == "gloss2text" else None
         if extra is not None:
             rows.append(extra)
@@ -367,10 +425,11 @@ def _sort_key(row: dict[str, Any]) -> tuple:
 
 def results_table(
     table: int, dataset: str, runs: list[ScoredRun], data_kind: str, settings: BleuSettings, boot: dict[str, Any],
-    floors: dict[str, Any] | None = None,
+    floors: dict[str, Any] | None = None, members: list[dict[str, Any]] | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     """Rows of Table 5/6/7 (reported, constant-output floor, measured) in the paper's order, and the list of
-    skipped items. ``floors``, when given, receives the floor sentences chosen per task and fold."""
+    skipped items. ``floors``, when given, receives the floor sentences chosen per task and fold; ``members``
+    the per-run and per-seed values behind each measured row."""
     for run in runs:
         if run.run["dataset"] != dataset:
             raise InputError(run.path, "run.dataset", f"run belongs to dataset '{run.run['dataset']}', not '{dataset}'")
@@ -379,7 +438,7 @@ def results_table(
     if floors is not None:
         floors.update(chosen)
     rows = (reported_rows(table, dataset) + floor
-            + measured_rows(runs, table, dataset, data_kind, settings, boot, skipped))
+            + measured_rows(runs, table, dataset, data_kind, settings, boot, skipped, members))
     measured_tasks = {r.run["task"] for r in runs}
     # The paper has no Gloss2Text rows (its literature rows for it come from VL-Transfer): the group appears
     # only when we have such runs.
@@ -587,8 +646,8 @@ def results_markdown(frame: pd.DataFrame, table: int, meta: dict[str, Any]) -> s
         f"BLEU-1..4 sacrebleu signature: {_signature_text(meta['bleu_signature'])}. code {meta['code_version']}. -->",
         "",
         f"**Table {table}.** Translation quality on {DATASET_NAMES[TABLE_DATASET[table]]} (dataset `{meta['dataset']}`, our data: "
-        f"{meta['data']}). Reported rows are the paper's; measured rows are ours (mean ± sd over folds where "
-        "there are several). p = one-sided paired bootstrap p-value that HATL beats that baseline on test. "
+        f"{meta['data']}). Reported rows are the paper's; measured rows are ours (mean ± sd over folds and training "
+        "seeds where there are several). p = one-sided paired bootstrap p-value that HATL beats that baseline on test. "
         f"*{FLOOR_NAME}*: the dev reference with the best dev BLEU-4, emitted for every input (the floor a model "
         "must beat). Test distinct: distinct test outputs / distinct test references; ⚠ marks a collapsed run "
         f"(< {COLLAPSE_RATIO:.0%}). Gloss WER: the recognised glosses Sign2Gloss2Text's translator read (the cascade's "
@@ -651,7 +710,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", required=True, type=int, choices=[4, 5, 6, 7])
     parser.add_argument("--dataset", required=True, help="dataset name in the config (its runs fill the measured rows)")
     parser.add_argument("--scores", nargs="*", type=Path, default=None,
-                        help="scores.json files of the runs (default: glob <runs-root>/<dataset>/*/*/*/*/scores.json)")
+                        help="scores.json files of the runs (default: glob <runs-root>/<dataset>/*/*/*/*/*/scores.json)")
     parser.add_argument("--runs-root", type=Path, default=Path("results/runs"))
     parser.add_argument("--out", required=True, type=Path, help="tableN.csv (tableN.md and tableN.json are written beside)")
 
@@ -675,7 +734,8 @@ def run(args: argparse.Namespace) -> int:
     settings = BleuSettings.from_config(eff.get("evaluation", {}))
     boot = eff.get("evaluation", {}).get("bootstrap", {})
     floors: dict[str, Any] = {}
-    frame, skipped = results_table(args.table, args.dataset, runs, data_kind, settings, boot, floors)
+    members: list[dict[str, Any]] = []
+    frame, skipped = results_table(args.table, args.dataset, runs, data_kind, settings, boot, floors, members)
     # the signatures the runs were scored with (normally one; several would mean mixed scoring settings)
     signatures = [json.loads(s) for s in sorted({json.dumps(r.scores.get("bleu_signature"), sort_keys=True) for r in runs})]
     meta = {
@@ -688,8 +748,9 @@ def run(args: argparse.Namespace) -> int:
     write_json(json_path, {
         "table": args.table, "dataset": args.dataset, "paper_dataset": DATASET_NAMES[TABLE_DATASET[args.table]], "data": data_kind,
         "rouge_variant": ROUGE_VARIANT, "bleu_signature": meta["bleu_signature"], "bleu_settings": dataclasses.asdict(settings),
-        "bootstrap": boot, "p_value": "one-sided paired bootstrap on test: (1 + #{baseline >= HATL}) / (1 + samples)",
-        "aggregation": "mean over folds; *_sd = sample standard deviation (ddof=1) when there are >= 2 folds",
+        "bootstrap": boot, "p_value": "one-sided paired bootstrap on test: (1 + #{baseline >= HATL}) / (1 + samples); "
+        "within a fold every seed of a system is scored on the same resample and the seeds averaged (per-seed outputs, not pooled)",
+        "aggregation": AGGREGATION, "members": members,
         "folds_note": meta["folds_note"],
         "constant_output": floors, "collapse_ratio": COLLAPSE_RATIO, "collapsed": collapsed_names(frame),
         "collapse_note": collapse_note(frame),

@@ -1,4 +1,4 @@
-"""``hatl train``: one dataset × model × task × strategy (× fold) run; see docs/training.md."""
+"""``hatl train``: one dataset × model × task × strategy × fold × seed run; see docs/training.md."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import copy
 import logging
 from pathlib import Path
 
-from hatl.config import dataset_config, effective_config, load_config, validate_config
+from hatl.config import dataset_config, effective_config, load_config, training_seeds, validate_config
 from hatl.errors import ConfigError
 from hatl.experiment import STRATEGIES, TRAINED_TASKS, TRANSLATORS, trained_tasks
 
@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "train both, then `hatl decode --translator-run`)")
     parser.add_argument("--strategy", required=True, choices=STRATEGIES)
     parser.add_argument("--fold", default="main", help="'main' (train/dev/test) or 'foldK' (cross-validation fold K)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="this run's training seed, one of training.seeds (default: the first of them)")
     parser.add_argument("--data-dir", type=Path, default=None, help="normalised keypoints, e.g. results/DS/normalised (sign tasks)")
     parser.add_argument("--manifest", type=Path, default=None,
                         help="gloss2text without keypoints: glosses and texts from results/DS/manifest.parquet")
@@ -47,6 +49,13 @@ def run(args: argparse.Namespace) -> int:
     tasks = config["datasets"][args.dataset]["tasks"]
     if args.task != "gloss2text" and not any(args.task in trained_tasks(t) for t in tasks):
         log.warning("task %s is not in datasets.%s.tasks %s; training it anyway", args.task, args.dataset, tasks)
+    seeds = training_seeds(config)
+    seed = seeds[0] if args.seed is None else args.seed
+    if seed < 0:
+        raise ConfigError(f"--seed must be >= 0, not {seed}")
+    if seed not in seeds:
+        log.warning("seed %d is not in training.seeds %s; training it anyway", seed, seeds)
+    config["seed"] = seed  # the run's config as the run sees it: every random draw of training derives from this
     if args.threads is not None and args.threads < 1:
         raise ConfigError("--threads must be >= 1")
     if args.nproc < 1:
@@ -54,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     spec = RunSpec(
         dataset=args.dataset, model=args.model, task=args.task, strategy=args.strategy, fold=args.fold,
         data_dir=args.data_dir, vocab_dir=args.vocab_dir, backbone=args.backbone,
-        out_dir=args.out_dir, resume_dir=args.resume_dir, threads=args.threads, manifest=args.manifest,
+        out_dir=args.out_dir, resume_dir=args.resume_dir, threads=args.threads, manifest=args.manifest, seed=seed,
     )
     if args.nproc > 1:
         return launch_distributed(args, config)

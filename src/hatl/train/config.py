@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from hatl.errors import ConfigError
-from hatl.experiment import STRATEGIES, TRAINED_TASKS, TRANSLATORS, trained_tasks
+from hatl.experiment import STRATEGIES, TRAINED_TASKS, TRANSLATORS, seed_folder, trained_tasks
 from hatl.train.controller import ControllerConfig, default_release_order
 from hatl.train.distributed import DDPConfig, DistContext
 from hatl.train.gpu_claim import claim_gpu, should_claim
@@ -35,6 +35,7 @@ class RunSpec:
     resume_dir: Path
     threads: int | None = None
     manifest: Path | None = None  # gloss2text only: read glosses and texts from the manifest instead
+    seed: int | None = None  # the training seed (its run folder level seed<N>); None: a run outside the seed axis
 
     def __post_init__(self) -> None:
         for name, value, known in (("model", self.model, TRANSLATORS), ("task", self.task, TRAINED_TASKS), ("strategy", self.strategy, STRATEGIES)):
@@ -46,7 +47,10 @@ class RunSpec:
             raise ConfigError("task gloss2text needs --data-dir or --manifest")
 
     def identity(self) -> dict[str, str]:
-        return {"dataset": self.dataset, "model": self.model, "task": self.task, "strategy": self.strategy, "fold": self.fold}
+        identity = {"dataset": self.dataset, "model": self.model, "task": self.task, "strategy": self.strategy, "fold": self.fold}
+        if self.seed is not None:
+            identity["seed"] = seed_folder(self.seed)
+        return identity
 
 
 def release_thresholds(hatl: Mapping[str, Any], metric: str) -> tuple[float, float]:
