@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain-data": ("hatl.datasets.pretrain_sources", "manifest + keypoint shards of a backbone-pretraining source"),
     "pretrain-supervised": ("hatl.models.pretrain_supervised",
                             "supervised isolated-sign pretraining: leave-one-signer-out accuracy + pyskl checkpoint"),
+    "pretrain-masked": ("hatl.models.pretrain_masked",
+                        "masked-keypoint (MS-MAE-style) pretraining on unlabeled sequences + pyskl checkpoint"),
     "import-backbone": ("hatl.models.checkpoint", "import a pyskl ST-GCN++ checkpoint onto the configured graph"),
     "train": ("hatl.train.cli", "train one dataset x model x task x strategy (x fold) run"),
     "decode": ("hatl.evaluate.decode", "beam-search decode a trained run on dev and test"),
@@ -62,6 +64,7 @@ CONFIG_READS: dict[str, tuple[str, ...]] = {
     # a pretraining source is not under `datasets`: its adapter, root and split come from backbone.pretrain
     "pretrain-data": ("seed", "preprocess.shard_size", "backbone.pretrain.roots"),
     "pretrain-supervised": ("seed", "backbone.base_channels", "backbone.in_channels", "backbone.pretrain.supervised"),
+    "pretrain-masked": ("seed", "backbone.base_channels", "backbone.in_channels", "backbone.pretrain.masked"),
     "import-backbone": ("backbone.checkpoint", "backbone.sha256", "backbone.base_channels", "backbone.in_channels",
                         "preprocess.keypoints.groups", "preprocess.keypoints.face_subset"),
     # dev BLEU during training (early stopping, HATL releases, best.pt) is scored with evaluation.bleu
