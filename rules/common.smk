@@ -256,6 +256,8 @@ def backbone_checkpoint(wildcards):
     pretrain = backbone.get("pretrain", {})
     if pretrain.get("method") == "supervised":
         return f"{RESULTS}/pretrained/stgcnpp_{pretrain['sources'][0]}.pth"
+    if pretrain.get("method") == "masked":
+        return f"{RESULTS}/pretrained/stgcnpp_masked.pth"
     return f"{RESULTS}/pretrained/stgcnpp_demo.pth"
 
 
