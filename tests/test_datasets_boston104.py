@@ -139,3 +139,23 @@ def test_gloss_recognition_alone_is_allowed(tmp_path):
     write_release(tmp_path, {1: 30}, train=["1,woman-1,A,0,3"])
     rows, _ = rows_of(tmp_path, tasks=["sign2gloss"])
     assert rows and all(r["gloss"] for r in rows)
+
+
+def test_a_backbone_on_the_boston3_skeleton_imports_carrying_only_the_nose(tmp_path):
+    import torch
+
+    from hatl.models import checkpoint
+    from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
+
+    torch.set_num_threads(1)
+    arch = STGCNPPConfig(base_channels=6)
+    torch.manual_seed(0)
+    state = {f"backbone.{k}": v for k, v in STGCNPP(boston3_graph().adjacency(), arch).state_dict().items()}
+    state["backbone.gcn.2.gcn.A"] = torch.rand(3, 3, 3) + 1.0  # distinguishable from the rebuilt values
+    torch.save({"state_dict": state}, tmp_path / "b3.pth")
+    layout = build_layout(("pose", "left_hand", "right_hand"))
+    result = checkpoint.import_checkpoint(tmp_path / "b3.pth", arch, layout)
+    assert result.report.source_layout == "boston3"
+    assert any(n.startswith("joints carried over (1)") and "pose.nose" in n for n in result.report.notes)
+    nose = layout.index("pose", 0)
+    assert result.model.state_dict()["gcn.2.gcn.A"][0, nose, nose] == state["backbone.gcn.2.gcn.A"][0, 2, 2]

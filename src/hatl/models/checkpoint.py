@@ -249,10 +249,11 @@ def detect_layout(state: dict[str, torch.Tensor], path: str | Path) -> tuple[str
     if A.ndim != 3 or A.shape[1] != A.shape[2]:
         raise InputError(path, "gcn.0.gcn.A", f"adjacency must be (K, V, V), got {tuple(A.shape)}")
     v = int(A.shape[1])
-    layouts = {17: "coco", 25: "nturgb+d", 20: "kinect20"}  # kinect20: hatl's isl_kinect pretraining
+    # kinect20 / boston3: backbones hatl trains on the isl_kinect / boston104 skeletons
+    layouts = {17: "coco", 25: "nturgb+d", 20: "kinect20", 3: "boston3"}
     if v not in layouts:
         raise InputError(path, "gcn.0.gcn.A", f"{v} joints: only pyskl's coco (17) and nturgb+d (25) layouts and "
-                         "hatl's kinect20 (20) are known")
+                         "hatl's kinect20 (20) and boston3 (3) are known")
     n_bn = int(state["data_bn.weight"].numel())
     if n_bn % v:
         raise InputError(path, "data_bn.weight", f"size {n_bn} is not a multiple of V={v} (data_bn over V*C expected)")
