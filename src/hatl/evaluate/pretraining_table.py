@@ -78,6 +78,9 @@ def pretraining_summary(report: Path) -> str:
     if held and held.get("windows"):
         return (f"held-out masked MSE {held['model_mse']:.4f} vs copy-last-frame {held['copy_last_frame_mse']:.4f}, "
                 f"{data.get('train_windows')} windows")
+    if "final_train_accuracy" in data:
+        return (f"all-signer model, last-epoch train accuracy {data['final_train_accuracy']:.3f} "
+                f"({len(data.get('classes', []))} signs, {data.get('samples')} samples)")
     history = data.get("history")
     if history:
         last = history[-1]
