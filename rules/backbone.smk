@@ -108,18 +108,6 @@ rule pretrain_supervised:
         " --out {output.checkpoint} > {log} 2>&1"
 
 
-def masked_pretrain_data():
-    """The training Parquet and run fold of every configured dataset (the first run fold, as pretrain_demo)."""
-    return [
-        (f"{RESULTS}/{ds}/normalised/{splits_of(ds)[0]}.parquet", folds_of(ds)[0])
-        for ds in DATASETS
-    ]
-
-
-def masked_pretrain_sources():
-    return eff(pretrain_arch_dataset())["backbone"]["pretrain"]["sources"]
-
-
 rule pretrain_masked:
     input:
         data=[f"{RESULTS}/{ds}/normalised" for ds in DATASETS],
@@ -179,46 +167,6 @@ rule import_backbone:
 
 
 # --- the pretraining table: one downstream run per backbone source (backbone.pretrain.table) ---
-PRETRAIN_RUNS = f"{RESULTS}/pretraining_runs"
-PRETRAIN_RUN = f"{PRETRAIN_RUNS}/{{backbone_source}}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}"
-
-
-def pretraining_table():
-    return eff(pretrain_arch_dataset())["backbone"]["pretrain"]["table"]
-
-
-def source_checkpoint(source, dataset):
-    """The pyskl-format checkpoint a backbone source imports (each is built once, shared by every row)."""
-    if source == "pyskl":
-        configured = eff(dataset)["backbone"].get("checkpoint")
-        if not configured:
-            raise WorkflowError(
-                "backbone.pretrain.table.sources lists pyskl, but backbone.checkpoint is null"
-            )
-        return configured
-    return f"{RESULTS}/pretrained/stgcnpp_{source}.pth"
-
-
-def source_report(source, dataset):
-    """What the source's own pretraining measured (its report, or the checkpoint's embedded summary)."""
-    if source == "none":
-        return f"{PRETRAIN_RUNS}/none/{dataset}/backbone/import_report.json"
-    if source == "masked":
-        return f"{RESULTS}/pretraining/masked.json"
-    # the checkpoint's meta.hatl summary (the LOSO evaluation is a separate target)
-    return source_checkpoint(source, dataset)
-
-
-def pretraining_table_run(source):
-    table = pretraining_table()
-    dataset = table.get("dataset") or DATASETS[0]
-    fold = folds_of(dataset)[0]
-    return (
-        f"{PRETRAIN_RUNS}/{source}/runs/{dataset}/{table['model']}/{table['task']}"
-        f"/{table['strategy']}/{fold}"
-    )
-
-
 rule pretraining_random_backbone:
     output:
         weights=f"{PRETRAIN_RUNS}/none/{{dataset}}/backbone/stgcnpp.pt",

@@ -121,7 +121,8 @@ def test_supervised_pretraining_feeds_import_backbone(tmp_path: Path) -> None:
     commands = [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line]
     assert any(c.startswith("hatl pretrain-data") and "--source isl_kinect" in c for c in commands), out
     sup = [c for c in commands if c.startswith("hatl pretrain-supervised")]
-    assert len(sup) == 1 and "--csv results/pretraining/isl_kinect.csv" in sup[0]
+    # the checkpoint job only: the leave-one-signer-out evaluation is its own target (pretrain_supervised_loso)
+    assert len(sup) == 1 and "--out results/pretrained/stgcnpp_isl_kinect.pth" in sup[0] and "--csv" not in sup[0]
     imp = [c for c in commands if c.startswith("hatl import-backbone")]
     assert imp and "--checkpoint results/pretrained/stgcnpp_isl_kinect.pth" in imp[0]
     assert not any(c.startswith("hatl pretrain-demo") for c in commands)
@@ -158,3 +159,35 @@ def test_sign2gloss2text_is_a_cascade_in_the_dag(tmp_path: Path) -> None:
     assert "phoenix14t/adat/sign2gloss2text/hatl/main/scores.json" in table
     assert "phoenix14t/adat/gloss2text/full/main/scores.json" in table
     assert "/sign2gloss/" not in table.split("output:")[0]
+
+
+def test_masked_pretraining_reads_every_dataset_and_the_sources(tmp_path: Path) -> None:
+    over = tmp_path / "masked.yaml"
+    over.write_text("backbone: {pretrain: {method: masked}}\n", encoding="utf-8")
+    result = _run([_tool("snakemake"), "-n", "-p", "--configfile", str(over), "--cores", "1",
+                   "results/isharah/backbone/stgcnpp.pt"])
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    commands = [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line]
+    [masked] = [c for c in commands if c.startswith("hatl pretrain-masked")]
+    assert ("--data results/phoenix14t/normalised/train.parquet results/isharah/normalised/train.parquet "
+            "results/medasl/normalised/trainval.parquet --folds main main fold0") in masked
+    assert "--sources results/pretraining/isl_kinect/keypoints/*.parquet" in masked
+    imp = [c for c in commands if c.startswith("hatl import-backbone")]
+    assert imp and "--checkpoint results/pretrained/stgcnpp_masked.pth" in imp[0]
+
+
+def test_pretraining_table_trains_one_run_per_source(tmp_path: Path) -> None:
+    result = _run([_tool("snakemake"), "-n", "-p", "--cores", "1", "results/table_pretraining.csv"])
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    commands = [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line]
+    train = [c for c in commands if c.startswith("hatl train")]
+    backbones = sorted(c.split("--backbone ")[1].split()[0] for c in train)
+    assert backbones == [f"results/pretraining_runs/{s}/phoenix14t/backbone/stgcnpp.pt"
+                         for s in ("demo", "isl_kinect", "masked", "none")]
+    assert all("--task sign2text_ctc --strategy full" in c for c in train)
+    assert sum(c.startswith("hatl random-backbone") for c in commands) == 1
+    assert not any(c.startswith("hatl pretrain-supervised") and "--csv" in c for c in commands)  # no LOSO needed
+    [table] = [c for c in commands if c.startswith("hatl table-pretraining")]
+    assert "none=results/pretraining_runs/none/runs/phoenix14t/transformer/sign2text_ctc/full/main/scores.json" in table
