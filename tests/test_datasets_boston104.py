@@ -48,13 +48,16 @@ def test_real_release_manifest():
     manifest = build_manifest(config_for(root), "b")
     frame = manifest.frame.set_index("sample_id")
     assert len(frame) == 201 and manifest.meta["skipped_count"] == 0
-    assert manifest.meta["counts"] == {"test": 40, "train": 161}  # the database's sentence split
+    # the database's sentence split; every 10th training video (by number) is dev: 161 -> 145 + 16
+    assert manifest.meta["counts"] == {"dev": 16, "test": 40, "train": 145}
     assert frame["signer"].value_counts().to_dict() == {"man-1": 79, "woman-1": 62, "woman-2": 60}
     glosses = {g for seq in frame["gloss"] for g in seq.split()}
     assert len(glosses) == 113  # 112 in train, one more seen only in test
     assert frame["gloss"].nunique() == 140 and (frame["gloss"].value_counts() >= 2).sum() == 37  # SOURCES.md
     # video 1 (train_words.csv: JOHN 8-17, WRITE 22-50, ...) in start-frame order
     assert frame.loc["001", "gloss"].startswith("JOHN WRITE") and frame.loc["001", "split"] == "train"
+    train_videos = sorted(int(v) for v in frame.index[frame["split"] != "test"])
+    assert sorted(int(v) for v in frame.index[frame["split"] == "dev"]) == train_videos[9::10]
     assert frame.loc["002", "split"] == "test" and frame.loc["002", "gloss"].startswith("JOHN WRITE")
 
 
