@@ -163,7 +163,7 @@ rule import_backbone:
         settings=lambda w: settings_read_by("import-backbone", w.dataset),
     shell:
         "hatl import-backbone --config {params.config} --checkpoint {input.checkpoint}"
-        " --out {output.weights} --report {output.report} > {log} 2>&1"
+        " --dataset {wildcards.dataset} --out {output.weights} --report {output.report} > {log} 2>&1"
 
 
 # --- the pretraining table: one downstream run per backbone source (backbone.pretrain.table) ---
@@ -212,7 +212,7 @@ rule pretraining_import_backbone:
         settings=lambda w: settings_read_by("import-backbone", w.dataset),
     shell:
         "hatl import-backbone --config {params.config} --checkpoint {input.checkpoint}"
-        " --out {output.weights} --report {output.report} > {log} 2>&1"
+        " --dataset {wildcards.dataset} --out {output.weights} --report {output.report} > {log} 2>&1"
 
 
 rule pretraining_train:

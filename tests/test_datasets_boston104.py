@@ -162,3 +162,25 @@ def test_a_backbone_on_the_boston3_skeleton_imports_carrying_only_the_nose(tmp_p
     assert any(n.startswith("joints carried over (1)") and "pose.nose" in n for n in result.report.notes)
     nose = layout.index("pose", 0)
     assert result.model.state_dict()["gcn.2.gcn.A"][0, nose, nose] == state["backbone.gcn.2.gcn.A"][0, 2, 2]
+
+
+def test_import_backbone_targets_the_skeleton_of_a_skeleton_dataset(tmp_path):
+    """boston104's keypoints are boston3: its imported backbone is on that graph (the nose carried), not MediaPipe's."""
+    import torch
+
+    from hatl.cli import main
+    from hatl.models.checkpoint import load_backbone
+    from hatl.models.graph import coco_graph
+    from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    state = STGCNPP(coco_graph().adjacency(), STGCNPPConfig(base_channels=6)).state_dict()
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in state.items()}}, tmp_path / "coco.pth")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"datasets:\n  b: {{adapter: boston104, root: {tmp_path}, tasks: [sign2gloss]}}\n"
+                   "backbone: {base_channels: 6}\n")
+    assert main(["import-backbone", "--config", str(cfg), "--checkpoint", str(tmp_path / "coco.pth"), "--dataset", "b",
+                 "--out", str(tmp_path / "bb.pt"), "--report", str(tmp_path / "r.json")]) == 0
+    backbone = load_backbone(tmp_path / "bb.pt")
+    assert backbone.graph.name == "boston3" and backbone.graph.num_nodes == 3

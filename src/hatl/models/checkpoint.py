@@ -34,7 +34,7 @@ from hatl.config import effective_config, load_config
 from hatl.errors import ConfigError, InputError
 from hatl.io import atomic_path, write_json
 from hatl.landmarks import Layout, build_layout
-from hatl.models.graph import Graph, mediapipe_graph, pyskl_graph, shared_joints
+from hatl.models.graph import Graph, layout_graph, mediapipe_graph, pyskl_graph, shared_joints
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 from hatl.provenance import provenance
 
@@ -361,7 +361,7 @@ def import_checkpoint(path: str | Path, arch: STGCNPPConfig, layout: Layout | No
         raise InputError(path, "data_bn.weight", f"checkpoint has {channels} input channels per joint, "
                          f"backbone.in_channels is {arch.in_channels}")
     source = pyskl_graph(layout_name)
-    target = source if layout is None else mediapipe_graph(layout)
+    target = source if layout is None else layout_graph(layout)  # a skeleton dataset keeps its own graph
     report.target_graph = target.name
     torch.manual_seed(0)  # construction draws random weights, all overwritten; keep it deterministic anyway
     model = STGCNPP(target.adjacency(), arch)
@@ -423,7 +423,15 @@ def run(args: argparse.Namespace) -> int:
     sha = args.sha256 or bb.get("sha256")
     if sha and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
         raise ConfigError(f"backbone.sha256 / --sha256 must be 64 hex digits, got {sha!r}")
-    result = import_checkpoint(checkpoint, backbone_config(config), target_layout(config), sha)
+    layout = target_layout(config)
+    if args.dataset:  # a skeleton adapter's data (boston104, isl_kinect) is in its own layout, not MediaPipe's
+        from hatl.datasets import get_adapter
+        from hatl.keypoints.convert import skeleton_layout
+
+        adapter = config["datasets"][args.dataset]["adapter"]
+        if getattr(get_adapter(adapter), "SKELETON", None):
+            layout = skeleton_layout(adapter)
+    result = import_checkpoint(checkpoint, backbone_config(config), layout, sha)
     counts = result.report.counts()
     log.info("imported %s (%s, %s layout) onto %s: %s", checkpoint, result.report.source_format,
              result.report.source_layout, result.graph.name, counts)
