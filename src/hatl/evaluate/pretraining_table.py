@@ -164,7 +164,9 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             distinct += f" / {r['test_distinct_refs']}"
         lines.append(f"| {r['name']} | {_fmt(r.get('dev_bleu4'))} | {_fmt(r.get('test_bleu4'))} | {_fmt(r.get('dev_wer'))} "
                      f"| {_fmt(r.get('test_wer'))} | {distinct} | {r.get('pretraining') or ''} |")
-    lines += ["", f"BLEU: {meta['bleu_signature']}. WER: gloss word error rate x100 (lower is better).",
+    signature = meta["bleu_signature"]
+    signature = signature.get("bleu4", signature) if isinstance(signature, dict) else signature
+    lines += ["", f"BLEU-4: {signature}. WER: gloss word error rate x100 (lower is better).",
               f"Code version: {meta['code_version']}.", ""]
     return "\n".join(lines)
 
