@@ -253,7 +253,7 @@ rule pretraining_train:
 rule pretraining_decode:
     input:
         best=f"{PRETRAIN_RUN}/best.pt",
-        lm=lambda w: f"{lm_stem(w.dataset, w.fold)}.bin",
+        lm=decode_lm,
         vocab=lambda w: vocab_json(w.dataset, w.fold),
         data=f"{RESULTS}/{{dataset}}/normalised",
     output:
@@ -277,9 +277,10 @@ rule pretraining_decode:
         settings=lambda w: settings_read_by("decode", w.dataset),
         run_dir=lambda w, input: str(Path(input.best).parent),
         vocab_dir=lambda w, input: str(Path(input.vocab).parent),
+        lm=lambda w, input: f"--lm {input.lm}" if input.lm else "",
     shell:
         "hatl decode --config {params.config} --run-dir {params.run_dir} --data-dir {input.data}"
-        " --vocab-dir {params.vocab_dir} --lm {input.lm} --out-dir {params.run_dir} > {log} 2>&1"
+        " --vocab-dir {params.vocab_dir} {params.lm} --out-dir {params.run_dir} > {log} 2>&1"
 
 
 rule pretraining_score:

@@ -110,12 +110,21 @@ def test_unknown_pretraining_source_is_refused_by_name(tmp_path: Path) -> None:
     assert "'backbone.pretrain_demo.source': 'no_such_dataset' is not a dataset of this config" in result.stdout + result.stderr
 
 
+def _clean_workdir(tmp_path: Path) -> Path:
+    """A work folder with the workflow linked in and no results/ (a dry run there plans every job)."""
+    work = tmp_path / "wf"
+    work.mkdir()
+    for name in ("Snakefile", "rules", "workflow", "config", "envs"):
+        (work / name).symlink_to(REPO / name, target_is_directory=(REPO / name).is_dir())
+    return work
+
+
 def test_supervised_pretraining_feeds_import_backbone(tmp_path: Path) -> None:
     """`backbone.pretrain.method: supervised` puts the isl_kinect stages in front of every import-backbone job."""
     over = tmp_path / "supervised.yaml"
     over.write_text("backbone: {pretrain: {method: supervised}}\n", encoding="utf-8")
     result = _run([_tool("snakemake"), "-n", "-p", "--configfile", str(over), "--cores", "1",
-                   "results/phoenix14t/backbone/stgcnpp.pt"])
+                   "results/phoenix14t/backbone/stgcnpp.pt"], cwd=_clean_workdir(tmp_path))
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     commands = [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line]
@@ -165,7 +174,7 @@ def test_masked_pretraining_reads_every_dataset_and_the_sources(tmp_path: Path) 
     over = tmp_path / "masked.yaml"
     over.write_text("backbone: {pretrain: {method: masked}}\n", encoding="utf-8")
     result = _run([_tool("snakemake"), "-n", "-p", "--configfile", str(over), "--cores", "1",
-                   "results/isharah/backbone/stgcnpp.pt"])
+                   "results/isharah/backbone/stgcnpp.pt"], cwd=_clean_workdir(tmp_path))
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     commands = [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line]
@@ -178,7 +187,8 @@ def test_masked_pretraining_reads_every_dataset_and_the_sources(tmp_path: Path) 
 
 
 def test_pretraining_table_trains_one_run_per_source(tmp_path: Path) -> None:
-    result = _run([_tool("snakemake"), "-n", "-p", "--cores", "1", "results/table_pretraining.csv"])
+    result = _run([_tool("snakemake"), "-n", "-p", "--cores", "1", "results/table_pretraining.csv"],
+                  cwd=_clean_workdir(tmp_path))
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     commands = [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line]
