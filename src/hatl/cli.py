@@ -72,7 +72,7 @@ CONFIG_READS: dict[str, tuple[str, ...]] = {
                         "preprocess.keypoints.face_subset"),
     "table-pretraining": ("evaluation.bleu",),
     "import-backbone": ("backbone.checkpoint", "backbone.sha256", "backbone.base_channels", "backbone.in_channels",
-                        "preprocess.keypoints.groups", "preprocess.keypoints.face_subset"),
+                        "preprocess.keypoints.groups", "preprocess.keypoints.face_subset", "dataset.adapter"),
     # dev BLEU during training (early stopping, HATL releases, best.pt) is scored with evaluation.bleu
     "train": ("seed", "model", "training", "evaluation.bleu", "dataset.text"),
     "decode": ("decoding", "dataset.text"),
