@@ -263,6 +263,8 @@ def backbone_checkpoint(wildcards):
     pretrain = backbone.get("pretrain", {})
     if pretrain.get("method") == "supervised":
         return f"{RESULTS}/pretrained/stgcnpp_{pretrain['sources'][0]}.pth"
+    if pretrain.get("method") == "masked":
+        return f"{RESULTS}/pretrained/stgcnpp_masked.pth"
     return f"{RESULTS}/pretrained/stgcnpp_demo.pth"
 
 
@@ -271,6 +273,61 @@ def pretrain_arch_dataset():
     (a checkpoint imports only into a backbone of its own width; demo datasets override the width).
     """
     return DATASETS[0]
+
+
+def masked_pretrain_data():
+    """The training Parquet and run fold of every configured dataset (the first run fold, as pretrain_demo)."""
+    return [
+        (f"{RESULTS}/{ds}/normalised/{splits_of(ds)[0]}.parquet", folds_of(ds)[0])
+        for ds in DATASETS
+    ]
+
+
+def masked_pretrain_sources():
+    return eff(pretrain_arch_dataset())["backbone"]["pretrain"]["sources"]
+
+
+PRETRAIN_RUNS = f"{RESULTS}/pretraining_runs"
+PRETRAIN_RUN = f"{PRETRAIN_RUNS}/{{backbone_source}}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}"
+
+
+def pretraining_table():
+    return eff(pretrain_arch_dataset())["backbone"]["pretrain"]["table"]
+
+
+def source_checkpoint(source, dataset):
+    """The pyskl-format checkpoint a backbone source imports (each is built once, shared by every row)."""
+    if source == "pyskl":
+        configured = eff(dataset)["backbone"].get("checkpoint")
+        if not configured:
+            raise WorkflowError(
+                "backbone.pretrain.table.sources lists pyskl, but backbone.checkpoint is null"
+            )
+        return configured
+    return f"{RESULTS}/pretrained/stgcnpp_{source}.pth"
+
+
+def source_report(source, dataset):
+    """What the source's own pretraining measured (its report, or the checkpoint's embedded summary)."""
+    if source == "none":
+        return f"{PRETRAIN_RUNS}/none/{dataset}/backbone/import_report.json"
+    if source == "masked":
+        return f"{RESULTS}/pretraining/masked.json"
+    # the checkpoint's meta.hatl summary (the LOSO evaluation is a separate target)
+    return source_checkpoint(source, dataset)
+
+
+def pretraining_table_run(source):
+    table = pretraining_table()
+    dataset = table.get("dataset") or DATASETS[0]
+    run = (
+        dataset,
+        table["model"],
+        table["task"],
+        table["strategy"],
+        folds_of(dataset)[0],
+    )
+    return str(Path(PRETRAIN_RUNS, source, "runs", *run))
 
 
 def demo_pretrain_source():

@@ -48,13 +48,16 @@ def test_real_release_manifest():
     manifest = build_manifest(config_for(root), "b")
     frame = manifest.frame.set_index("sample_id")
     assert len(frame) == 201 and manifest.meta["skipped_count"] == 0
-    assert manifest.meta["counts"] == {"test": 40, "train": 161}  # the database's sentence split
+    # the database's sentence split; every 10th training video (by number) is dev: 161 -> 145 + 16
+    assert manifest.meta["counts"] == {"dev": 16, "test": 40, "train": 145}
     assert frame["signer"].value_counts().to_dict() == {"man-1": 79, "woman-1": 62, "woman-2": 60}
     glosses = {g for seq in frame["gloss"] for g in seq.split()}
     assert len(glosses) == 113  # 112 in train, one more seen only in test
     assert frame["gloss"].nunique() == 140 and (frame["gloss"].value_counts() >= 2).sum() == 37  # SOURCES.md
     # video 1 (train_words.csv: JOHN 8-17, WRITE 22-50, ...) in start-frame order
     assert frame.loc["001", "gloss"].startswith("JOHN WRITE") and frame.loc["001", "split"] == "train"
+    train_videos = sorted(int(v) for v in frame.index[frame["split"] != "test"])
+    assert sorted(int(v) for v in frame.index[frame["split"] == "dev"]) == train_videos[9::10]
     assert frame.loc["002", "split"] == "test" and frame.loc["002", "gloss"].startswith("JOHN WRITE")
 
 
@@ -139,3 +142,45 @@ def test_gloss_recognition_alone_is_allowed(tmp_path):
     write_release(tmp_path, {1: 30}, train=["1,woman-1,A,0,3"])
     rows, _ = rows_of(tmp_path, tasks=["sign2gloss"])
     assert rows and all(r["gloss"] for r in rows)
+
+
+def test_a_backbone_on_the_boston3_skeleton_imports_carrying_only_the_nose(tmp_path):
+    import torch
+
+    from hatl.models import checkpoint
+    from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
+
+    torch.set_num_threads(1)
+    arch = STGCNPPConfig(base_channels=6)
+    torch.manual_seed(0)
+    state = {f"backbone.{k}": v for k, v in STGCNPP(boston3_graph().adjacency(), arch).state_dict().items()}
+    state["backbone.gcn.2.gcn.A"] = torch.rand(3, 3, 3) + 1.0  # distinguishable from the rebuilt values
+    torch.save({"state_dict": state}, tmp_path / "b3.pth")
+    layout = build_layout(("pose", "left_hand", "right_hand"))
+    result = checkpoint.import_checkpoint(tmp_path / "b3.pth", arch, layout)
+    assert result.report.source_layout == "boston3"
+    assert any(n.startswith("joints carried over (1)") and "pose.nose" in n for n in result.report.notes)
+    nose = layout.index("pose", 0)
+    assert result.model.state_dict()["gcn.2.gcn.A"][0, nose, nose] == state["backbone.gcn.2.gcn.A"][0, 2, 2]
+
+
+def test_import_backbone_targets_the_skeleton_of_a_skeleton_dataset(tmp_path):
+    """boston104's keypoints are boston3: its imported backbone is on that graph (the nose carried), not MediaPipe's."""
+    import torch
+
+    from hatl.cli import main
+    from hatl.models.checkpoint import load_backbone
+    from hatl.models.graph import coco_graph
+    from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    state = STGCNPP(coco_graph().adjacency(), STGCNPPConfig(base_channels=6)).state_dict()
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in state.items()}}, tmp_path / "coco.pth")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"datasets:\n  b: {{adapter: boston104, root: {tmp_path}, tasks: [sign2gloss]}}\n"
+                   "backbone: {base_channels: 6}\n")
+    assert main(["import-backbone", "--config", str(cfg), "--checkpoint", str(tmp_path / "coco.pth"), "--dataset", "b",
+                 "--out", str(tmp_path / "bb.pt"), "--report", str(tmp_path / "r.json")]) == 0
+    backbone = load_backbone(tmp_path / "bb.pt")
+    assert backbone.graph.name == "boston3" and backbone.graph.num_nodes == 3

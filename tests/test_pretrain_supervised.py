@@ -157,3 +157,32 @@ def test_checkpoint_width_must_match_the_backbone(tmp_path):
     with pytest.raises(InputError, match="base_channels"):
         checkpoint.import_checkpoint(tmp_path / "p.pth", STGCNPPConfig(in_channels=3, base_channels=8),
                                      build_layout(("pose",)))
+
+
+def test_cli_evaluation_and_checkpoint_are_separate_jobs(tmp_path, caplog):
+    from hatl.keypoint_store import KeypointRecord, write_keypoints
+    from hatl.datasets.manifest import Manifest, assign_shards, write_manifest
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    rows, records = [], []
+    for signer in ("a", "b"):
+        for sign, name in enumerate(("down", "left", "up")):
+            sid = f"{name}_{signer}_1"
+            records.append(KeypointRecord(sid, "trainval", sign_take(sign, rng, frames=12), np.ones((12, 1), bool), 30.0))
+            rows.append({"sample_id": sid, "split": "trainval", "fold": 0 if signer == "a" else 1, "signer": signer,
+                         "gloss": name, "text": "", "source": "x", "source_kind": "skeleton", "fps": 30.0, "n_frames": 12})
+    write_manifest(Manifest("isl", assign_shards(pd.DataFrame(rows), 64), {"dataset": "isl"}), tmp_path / "m.parquet")
+    write_keypoints(tmp_path / "k.parquet", records, build_layout(("kinect20",)), {"stage": "keypoints"})
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("datasets:\n  medasl: {adapter: demo, demo_profile: medasl, cross_validation: {folds: 5}}\n"
+                   "backbone:\n  base_channels: 6\n  pretrain: {supervised: {frames: 8, epochs: 1, batch_size: 4}}\n")
+    common = ["pretrain-supervised", "--config", str(cfg), "--manifest", str(tmp_path / "m.parquet"),
+              "--keypoints", str(tmp_path / "k.parquet"), "--threads", "1"]
+    assert main([*common, "--out", str(tmp_path / "p.pth")]) == 0
+    meta = torch.load(tmp_path / "p.pth", map_location="cpu", weights_only=True)["meta"]["hatl"]
+    assert "loso" not in meta and 0.0 <= meta["final_train_accuracy"] <= 1.0 and meta["samples"] == 6
+    assert not (tmp_path / "t.csv").exists()
+    assert main([*common, "--csv", str(tmp_path / "t.csv")]) == 2  # --csv without --report
+    assert "--csv and --report go together" in caplog.text
+    assert main(common) == 2 and "nothing to do" in caplog.text

@@ -110,18 +110,28 @@ def test_unknown_pretraining_source_is_refused_by_name(tmp_path: Path) -> None:
     assert "'backbone.pretrain_demo.source': 'no_such_dataset' is not a dataset of this config" in result.stdout + result.stderr
 
 
+def _clean_workdir(tmp_path: Path) -> Path:
+    """A work folder with the workflow linked in and no results/ (a dry run there plans every job)."""
+    work = tmp_path / "wf"
+    work.mkdir()
+    for name in ("Snakefile", "rules", "workflow", "config", "envs"):
+        (work / name).symlink_to(REPO / name, target_is_directory=(REPO / name).is_dir())
+    return work
+
+
 def test_supervised_pretraining_feeds_import_backbone(tmp_path: Path) -> None:
     """`backbone.pretrain.method: supervised` puts the isl_kinect stages in front of every import-backbone job."""
     over = tmp_path / "supervised.yaml"
     over.write_text("backbone: {pretrain: {method: supervised}}\n", encoding="utf-8")
     result = _run([_tool("snakemake"), "-n", "-p", "--configfile", str(over), "--cores", "1",
-                   "results/phoenix14t/backbone/stgcnpp.pt"])
+                   "results/phoenix14t/backbone/stgcnpp.pt"], cwd=_clean_workdir(tmp_path))
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     commands = [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line]
     assert any(c.startswith("hatl pretrain-data") and "--source isl_kinect" in c for c in commands), out
     sup = [c for c in commands if c.startswith("hatl pretrain-supervised")]
-    assert len(sup) == 1 and "--csv results/pretraining/isl_kinect.csv" in sup[0]
+    # the checkpoint job only: the leave-one-signer-out evaluation is its own target (pretrain_supervised_loso)
+    assert len(sup) == 1 and "--out results/pretrained/stgcnpp_isl_kinect.pth" in sup[0] and "--csv" not in sup[0]
     imp = [c for c in commands if c.startswith("hatl import-backbone")]
     assert imp and "--checkpoint results/pretrained/stgcnpp_isl_kinect.pth" in imp[0]
     assert not any(c.startswith("hatl pretrain-demo") for c in commands)
@@ -176,3 +186,36 @@ def test_real_medasl_table7_plans_all_five_folds(tmp_path: Path) -> None:
     per_fold = {fold: trains.count(fold) for fold in set(trains)}
     assert sorted(per_fold) == [f"fold{k}" for k in range(5)]
     assert len(set(per_fold.values())) == 1 and per_fold["fold0"] >= 12  # 2 translators x (3 sign2gloss + 3 sign2text) at least
+
+
+def test_masked_pretraining_reads_every_dataset_and_the_sources(tmp_path: Path) -> None:
+    over = tmp_path / "masked.yaml"
+    over.write_text("backbone: {pretrain: {method: masked}}\n", encoding="utf-8")
+    result = _run([_tool("snakemake"), "-n", "-p", "--configfile", str(over), "--cores", "1",
+                   "results/isharah/backbone/stgcnpp.pt"], cwd=_clean_workdir(tmp_path))
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    commands = [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line]
+    [masked] = [c for c in commands if c.startswith("hatl pretrain-masked")]
+    assert ("--data results/phoenix14t/normalised/train.parquet results/isharah/normalised/train.parquet "
+            "results/medasl/normalised/trainval.parquet --folds main main fold0") in masked
+    assert "--sources results/pretraining/isl_kinect/keypoints/*.parquet" in masked
+    imp = [c for c in commands if c.startswith("hatl import-backbone")]
+    assert imp and "--checkpoint results/pretrained/stgcnpp_masked.pth" in imp[0]
+
+
+def test_pretraining_table_trains_one_run_per_source(tmp_path: Path) -> None:
+    result = _run([_tool("snakemake"), "-n", "-p", "--cores", "1", "results/table_pretraining.csv"],
+                  cwd=_clean_workdir(tmp_path))
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    commands = [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line]
+    train = [c for c in commands if c.startswith("hatl train")]
+    backbones = sorted(c.split("--backbone ")[1].split()[0] for c in train)
+    assert backbones == [f"results/pretraining_runs/{s}/phoenix14t/backbone/stgcnpp.pt"
+                         for s in ("demo", "isl_kinect", "masked", "none")]
+    assert all("--task sign2text_ctc --strategy full" in c for c in train)
+    assert sum(c.startswith("hatl random-backbone") for c in commands) == 1
+    assert not any(c.startswith("hatl pretrain-supervised") and "--csv" in c for c in commands)  # no LOSO needed
+    [table] = [c for c in commands if c.startswith("hatl table-pretraining")]
+    assert "none=results/pretraining_runs/none/runs/phoenix14t/transformer/sign2text_ctc/full/main/scores.json" in table

@@ -28,11 +28,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pretrain-data": ("hatl.datasets.pretrain_sources", "manifest + keypoint shards of a backbone-pretraining source"),
     "pretrain-supervised": ("hatl.models.pretrain_supervised",
                             "supervised isolated-sign pretraining: leave-one-signer-out accuracy + pyskl checkpoint"),
+    "pretrain-masked": ("hatl.models.pretrain_masked",
+                        "masked-keypoint (MS-MAE-style) pretraining on unlabeled sequences + pyskl checkpoint"),
+    "random-backbone": ("hatl.models.random_backbone", "a randomly initialised backbone (the no-pretraining row)"),
     "import-backbone": ("hatl.models.checkpoint", "import a pyskl ST-GCN++ checkpoint onto the configured graph"),
     "train": ("hatl.train.cli", "train one dataset x model x task x strategy (x fold) run"),
     "decode": ("hatl.evaluate.decode", "beam-search decode a trained run on dev and test"),
     "score": ("hatl.evaluate.score", "score hypotheses: BLEU-1..4, ROUGE-L, chrF, WER"),
     "table": ("hatl.evaluate.tables", "assemble a paper table (4-7) from scored runs"),
+    "table-pretraining": ("hatl.evaluate.pretraining_table",
+                          "pretraining table: downstream BLEU-4 / WER per backbone source + constant-output floor"),
     "figure": ("hatl.evaluate.figures", "draw a paper figure (2-10, learning curves) from run logs"),
 }
 
@@ -62,8 +67,12 @@ CONFIG_READS: dict[str, tuple[str, ...]] = {
     # a pretraining source is not under `datasets`: its adapter, root and split come from backbone.pretrain
     "pretrain-data": ("seed", "preprocess.shard_size", "backbone.pretrain.roots"),
     "pretrain-supervised": ("seed", "backbone.base_channels", "backbone.in_channels", "backbone.pretrain.supervised"),
+    "pretrain-masked": ("seed", "backbone.base_channels", "backbone.in_channels", "backbone.pretrain.masked"),
+    "random-backbone": ("seed", "backbone.base_channels", "backbone.in_channels", "preprocess.keypoints.groups",
+                        "preprocess.keypoints.face_subset"),
+    "table-pretraining": ("evaluation.bleu",),
     "import-backbone": ("backbone.checkpoint", "backbone.sha256", "backbone.base_channels", "backbone.in_channels",
-                        "preprocess.keypoints.groups", "preprocess.keypoints.face_subset"),
+                        "preprocess.keypoints.groups", "preprocess.keypoints.face_subset", "dataset.adapter"),
     # dev BLEU during training (early stopping, HATL releases, best.pt) is scored with evaluation.bleu
     "train": ("seed", "model", "training", "evaluation.bleu", "dataset.text"),
     "decode": ("decoding", "dataset.text"),

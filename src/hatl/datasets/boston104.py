@@ -10,7 +10,9 @@ folder the csv files are read from, default the root):
 * ``speaker.csv``: ``video,speaker``.
 
 One sample per video (sentence): ``gloss`` = its words ordered by start frame, ``signer`` from ``speaker.csv``
-(the words files repeat it; a disagreement is fatal), ``split`` train or test as released (no dev split),
+(the words files repeat it; a disagreement is fatal), ``split`` train or test as released; the release has no
+dev split, so every :data:`DEV_EVERY`-th training video (in video-number order) is held out as ``dev`` for model
+selection (test stays exactly the database's test set),
 ``text`` empty (glosses only: no translation task can run on it). Sample id: the video number, 3 digits.
 The keypoint stage reads the tracks into the ``boston3`` skeleton (left hand, right hand, nose; z = 0); left
 and right are the signer's (the left track lies right of the nose in the image, and the right hand, the
@@ -39,6 +41,8 @@ WORDS = {"train": "train_words.csv", "test": "test_words.csv"}
 WORD_HEADER = ("video", "speaker", "word", "startframe", "endframe")
 SPEAKERS = "speaker.csv"
 SPEAKER_HEADER = ("video", "speaker")
+# The release has no dev split; this share of the training videos (every 10th by number, deterministic) becomes dev.
+DEV_EVERY = 10
 # The tracks do not store the frame rate; RWTH-BOSTON videos are recorded at 30 frames/s (`fps` overrides).
 DEFAULT_FPS = 30.0
 
@@ -144,6 +148,7 @@ def build_rows(dataset: str, ds_cfg: dict[str, Any], config: dict[str, Any]) -> 
     if both:
         raise InputError(folder / WORDS["test"], f"video {both[0]}", f"{len(both)} video(s) are in both train and test")
     rows = []
+    dev_videos = set(sorted(words["train"])[DEV_EVERY - 1::DEV_EVERY])
     for split, by_video in words.items():
         path = folder / WORDS[split]
         for video in sorted(by_video):
@@ -165,7 +170,8 @@ def build_rows(dataset: str, ds_cfg: dict[str, Any], config: dict[str, Any]) -> 
                 raise InputError(path, f"line {late[0][4]} (video {video})",
                                  f"segment ends at frame {late[0][1]}, past the last tracked frame {n_frames - 1}")
             gloss = " ".join(s[2] for s in segments)
-            rows.append(base.make_row(sid, split, speakers[video], gloss, "", str(tracks_path), "skeleton", fps,
+            row_split = "dev" if split == "train" and video in dev_videos else split
+            rows.append(base.make_row(sid, row_split, speakers[video], gloss, "", str(tracks_path), "skeleton", fps,
                                       n_frames))
     annotated = set(words["train"]) | set(words["test"])
     for video in sorted(set(tracks) - annotated):

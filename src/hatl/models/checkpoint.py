@@ -35,7 +35,7 @@ from hatl.errors import ConfigError, InputError
 from hatl.io import atomic_path, write_json
 from hatl.landmarks import Layout, build_layout
 from hatl.models.backbone_source import META_KEY, BackboneSource, from_checkpoint_meta, unknown
-from hatl.models.graph import Graph, mediapipe_graph, pyskl_graph, shared_joints
+from hatl.models.graph import Graph, layout_graph, mediapipe_graph, pyskl_graph, shared_joints
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 from hatl.provenance import provenance
 
@@ -282,7 +282,8 @@ def detect_layout(state: dict[str, torch.Tensor], path: str | Path, recorded: Gr
     if A.ndim != 3 or A.shape[1] != A.shape[2]:
         raise InputError(path, "gcn.0.gcn.A", f"adjacency must be (K, V, V), got {tuple(A.shape)}")
     v = int(A.shape[1])
-    layouts = {17: "coco", 25: "nturgb+d", 20: "kinect20"}  # kinect20: hatl's isl_kinect pretraining
+    # kinect20 / boston3: backbones hatl trains on the isl_kinect / boston104 skeletons
+    layouts = {17: "coco", 25: "nturgb+d", 20: "kinect20", 3: "boston3"}
     if recorded is not None:
         if recorded.num_nodes != v:
             raise InputError(path, "gcn.0.gcn.A", f"{v} joints, but meta.hatl.graph records {recorded.name} with "
@@ -290,7 +291,7 @@ def detect_layout(state: dict[str, torch.Tensor], path: str | Path, recorded: Gr
         layouts = {v: recorded.name}
     elif v not in layouts:
         raise InputError(path, "gcn.0.gcn.A", f"{v} joints: only pyskl's coco (17) and nturgb+d (25) layouts and "
-                         "hatl's kinect20 (20) are known")
+                         "hatl's kinect20 (20) and boston3 (3) are known")
     n_bn = int(state["data_bn.weight"].numel())
     if n_bn % v:
         raise InputError(path, "data_bn.weight", f"size {n_bn} is not a multiple of V={v} (data_bn over V*C expected)")
@@ -402,7 +403,7 @@ def import_checkpoint(path: str | Path, arch: STGCNPPConfig, layout: Layout | No
         raise InputError(path, "data_bn.weight", f"checkpoint has {channels} input channels per joint, "
                          f"backbone.in_channels is {arch.in_channels}")
     source = recorded or pyskl_graph(layout_name)
-    target = source if layout is None else mediapipe_graph(layout)
+    target = source if layout is None else layout_graph(layout)  # a skeleton dataset keeps its own graph
     report.target_graph = target.name
     torch.manual_seed(0)  # construction draws random weights, all overwritten; keep it deterministic anyway
     model = STGCNPP(target.adjacency(), arch)
@@ -475,7 +476,15 @@ def run(args: argparse.Namespace) -> int:
     sha = args.sha256 or bb.get("sha256")
     if sha and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
         raise ConfigError(f"backbone.sha256 / --sha256 must be 64 hex digits, got {sha!r}")
-    result = import_checkpoint(checkpoint, backbone_config(config), target_layout(config), sha)
+    layout = target_layout(config)
+    if args.dataset:  # a skeleton adapter's data (boston104, isl_kinect) is in its own layout, not MediaPipe's
+        from hatl.datasets import get_adapter
+        from hatl.keypoints.convert import skeleton_layout
+
+        adapter = config["datasets"][args.dataset]["adapter"]
+        if getattr(get_adapter(adapter), "SKELETON", None):
+            layout = skeleton_layout(adapter)
+    result = import_checkpoint(checkpoint, backbone_config(config), layout, sha)
     counts = result.report.counts()
     log.info("imported %s (%s, %s layout) onto %s: %s; source: %s", checkpoint, result.report.source_format,
              result.report.source_layout, result.graph.name, counts, result.source.label)

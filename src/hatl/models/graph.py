@@ -151,9 +151,10 @@ def ntu_graph() -> Graph:
     return Graph("nturgb+d", NTU_NAMES, NTU_INWARD, center=20)
 
 
-# Graphs a pyskl-format checkpoint can come in: pyskl's own two, and kinect20 (hatl's supervised pretraining
-# on isl_kinect writes its checkpoint in pyskl's format on that skeleton).
-PYSKL_GRAPHS = {"coco": coco_graph, "nturgb+d": ntu_graph, "kinect20": kinect20_graph}
+# Graphs a pyskl-format checkpoint can come in: pyskl's own two, kinect20 (hatl's supervised pretraining
+# on isl_kinect writes its checkpoint in pyskl's format on that skeleton) and boston3 (a backbone trained on
+# the RWTH-BOSTON-104 tracks; only its nose carries over).
+PYSKL_GRAPHS = {"coco": coco_graph, "nturgb+d": ntu_graph, "kinect20": kinect20_graph, "boston3": boston3_graph}
 # Graphs of the non-MediaPipe skeleton layouts (hatl.landmarks.SKELETONS), by group name.
 SKELETON_GRAPHS = {"kinect20": kinect20_graph, "boston3": boston3_graph}
 
