@@ -225,9 +225,9 @@ rule pretraining_train:
         log=f"{PRETRAIN_RUN}/log.jsonl",
         summary=f"{PRETRAIN_RUN}/summary.json",
     log:
-        "logs/pretraining_runs/{backbone_source}/train/{dataset}/{model}/{task}/{strategy}/{fold}.log",
+        "logs/pretraining_runs/{backbone_source}/train/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}.log",
     benchmark:
-        "benchmarks/pretraining_runs/{backbone_source}/train/{dataset}/{model}/{task}/{strategy}/{fold}.tsv"
+        "benchmarks/pretraining_runs/{backbone_source}/train/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}.tsv"
     wildcard_constraints:
         backbone_source=r"none|demo|isl_kinect|masked|pyskl",
     conda:
@@ -241,11 +241,12 @@ rule pretraining_train:
         config=lambda w: resolved_config(w.dataset),
         settings=lambda w: settings_read_by("train", w.dataset),
         out_dir=lambda w, output: str(Path(output.best).parent),
-        resume_dir="resume/pretraining_runs/{backbone_source}/{dataset}/{model}/{task}/{strategy}/{fold}",
+        resume_dir="resume/pretraining_runs/{backbone_source}/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}",
+        seed=lambda w: seed_of(w.seed),
         vocab_dir=lambda w, input: str(Path(input.vocab).parent),
     shell:
         "hatl train --config {params.config} --dataset {wildcards.dataset} --model {wildcards.model}"
-        " --task {wildcards.task} --strategy {wildcards.strategy} --fold {wildcards.fold}"
+        " --task {wildcards.task} --strategy {wildcards.strategy} --fold {wildcards.fold} --seed {params.seed}"
         " --data-dir {input.data} --backbone {input.backbone} --vocab-dir {params.vocab_dir}"
         " --out-dir {params.out_dir} --resume-dir {params.resume_dir} --threads {threads} > {log} 2>&1"
 
@@ -261,9 +262,9 @@ rule pretraining_decode:
         test=f"{PRETRAIN_RUN}/decoded.test.jsonl",
         summary=f"{PRETRAIN_RUN}/decoded.summary.json",
     log:
-        "logs/pretraining_runs/{backbone_source}/decode/{dataset}/{model}/{task}/{strategy}/{fold}.log",
+        "logs/pretraining_runs/{backbone_source}/decode/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}.log",
     benchmark:
-        "benchmarks/pretraining_runs/{backbone_source}/decode/{dataset}/{model}/{task}/{strategy}/{fold}.tsv"
+        "benchmarks/pretraining_runs/{backbone_source}/decode/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}.tsv"
     wildcard_constraints:
         backbone_source=r"none|demo|isl_kinect|masked|pyskl",
     conda:
@@ -290,9 +291,9 @@ rule pretraining_score:
     output:
         f"{PRETRAIN_RUN}/scores.json",
     log:
-        "logs/pretraining_runs/{backbone_source}/score/{dataset}/{model}/{task}/{strategy}/{fold}.log",
+        "logs/pretraining_runs/{backbone_source}/score/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}.log",
     benchmark:
-        "benchmarks/pretraining_runs/{backbone_source}/score/{dataset}/{model}/{task}/{strategy}/{fold}.tsv"
+        "benchmarks/pretraining_runs/{backbone_source}/score/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}.tsv"
     wildcard_constraints:
         backbone_source=r"none|demo|isl_kinect|masked|pyskl",
     conda:

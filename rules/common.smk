@@ -29,7 +29,7 @@ from hatl.experiment import (
 )
 from hatl.experiment import run_dir as run_folder
 from hatl.folds import run_folds
-from hatl.experiment import seed_of
+from hatl.experiment import seed_folder, seed_of
 
 RESULTS = "results"
 DATASETS = list(config["datasets"])
@@ -288,7 +288,7 @@ def masked_pretrain_sources():
 
 
 PRETRAIN_RUNS = f"{RESULTS}/pretraining_runs"
-PRETRAIN_RUN = f"{PRETRAIN_RUNS}/{{backbone_source}}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}"
+PRETRAIN_RUN = f"{PRETRAIN_RUNS}/{{backbone_source}}/runs/{{dataset}}/{{model}}/{{task}}/{{strategy}}/{{fold}}/{{seed}}"
 
 
 def pretraining_table():
@@ -326,6 +326,7 @@ def pretraining_table_run(source):
         table["task"],
         table["strategy"],
         folds_of(dataset)[0],
+        seed_folder(seeds_of(dataset)[0]),
     )
     return str(Path(PRETRAIN_RUNS, source, "runs", *run))
 

@@ -20,7 +20,7 @@ GLOSSES = {"dev": ["SUN SHINE", "RAIN NORTH", "SUN SHINE TODAY"], "test": ["RAIN
 
 def write_run(root: Path, source: str, hyps: dict[str, list[str]], glosses: dict[str, list[str]],
               model: str = "transformer") -> Path:
-    run = root / source / "runs" / "demo" / model / "sign2text_ctc" / "full" / "main"
+    run = root / source / "runs" / "demo" / model / "sign2text_ctc" / "full" / "main" / "seed1234"
     run.mkdir(parents=True)
     for split in ("dev", "test"):
         with open(run / f"decoded.{split}.jsonl", "w") as fh:

@@ -218,4 +218,4 @@ def test_pretraining_table_trains_one_run_per_source(tmp_path: Path) -> None:
     assert sum(c.startswith("hatl random-backbone") for c in commands) == 1
     assert not any(c.startswith("hatl pretrain-supervised") and "--csv" in c for c in commands)  # no LOSO needed
     [table] = [c for c in commands if c.startswith("hatl table-pretraining")]
-    assert "none=results/pretraining_runs/none/runs/phoenix14t/transformer/sign2text_ctc/full/main/scores.json" in table
+    assert "none=results/pretraining_runs/none/runs/phoenix14t/transformer/sign2text_ctc/full/main/seed1234/scores.json" in table
