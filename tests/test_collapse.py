@@ -74,7 +74,7 @@ TEST_REFS = ["es regnet im süden", "es schneit im norden", "die sonne scheint i
 
 
 def _write_run(root: Path, strategy: str, hyps: dict[str, list[str]]) -> Path:
-    run = root / "runs" / "phoenix14t" / "transformer" / "sign2text" / strategy / "main"
+    run = root / "runs" / "phoenix14t" / "transformer" / "sign2text" / strategy / "main" / "seed1234"
     run.mkdir(parents=True)
     for split, refs in (("dev", DEV_REFS), ("test", TEST_REFS)):
         with open(run / f"decoded.{split}.jsonl", "w", encoding="utf-8") as fh:

@@ -179,11 +179,11 @@ def test_demo_datasets_keep_their_own_backbone_source() -> None:
 
 def test_run_config_records_the_pretraining_that_built_its_backbone() -> None:
     """A real dataset without a checkpoint imports the demo pretraining output, built by the first demo
-    dataset with the demo overrides (epochs 8, max_windows 1024): its view (hatl train writes it to
+    dataset with the demo overrides (epochs 8, max_windows 2048): its view (hatl train writes it to
     summary.json) records those, not the top-level values no job used."""
     config = _with_real_dataset(pretrain_demo={"epochs": 1, "max_windows": 64})
     used = effective_config(config, "mine")["backbone"]["pretrain_demo"]
-    assert (used["epochs"], used["max_windows"]) == (8, 1024)
+    assert (used["epochs"], used["max_windows"]) == (8, 2048)
     assert used == effective_config(config, "phoenix14t")["backbone"]["pretrain_demo"]
     assert config["backbone"]["pretrain_demo"]["epochs"] == 1  # the config itself is left alone
     # with its own checkpoint nothing is pretrained for it: its view stays its own
