@@ -145,7 +145,7 @@ def test_decode_reads_gloss_inputs_and_references_from_the_manifest(tiny_gloss2t
             assert line["gloss_ref"] == src["gloss"] and line["gloss_hyp"] is None
             assert isinstance(line["hyp"], str) and line["hyp"] == line["hyp_nolm"]  # no --lm: the same beam
     summary = json.loads((out / "decoded.summary.json").read_text(encoding="utf-8"))
-    assert summary["inputs"] == {"data_dir": None, "manifest": str(inp["manifest"])}
+    assert summary["inputs"] == {"data_dir": None, "manifest": str(inp["manifest"]), "translator_run": None}  # not a cascade
     assert summary["splits"]["test"]["decoded"] == len(by_split["test"]) == 6
     assert "provenance" in summary
     # scoring the decoded files works on them as on keypoint runs (no gloss hypothesis: no WER)

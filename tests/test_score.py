@@ -68,7 +68,7 @@ def test_hand_computed_values_fix_hypothesis_side_and_fused_output():
 
 
 def test_cli_scores_each_split_from_its_file(tmp_path):
-    run = tmp_path / "runs" / "ds" / "adat" / "sign2gloss2text" / "hatl" / "main"
+    run = tmp_path / "runs" / "ds" / "adat" / "sign2gloss2text" / "hatl" / "main" / "seed7"
     run.mkdir(parents=True)
     (run / "decoded.test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
     exact = [{**r, "hyp": r["ref"], "hyp_nolm": r["ref"], "gloss_hyp": r["gloss_ref"]} for r in ROWS]
@@ -77,7 +77,8 @@ def test_cli_scores_each_split_from_its_file(tmp_path):
     assert main(["score", "--config", CONFIG, "--decoded", str(run / "decoded.dev.jsonl"), str(run / "decoded.test.jsonl"),
                  "--out", str(out)]) == 0
     scores = json.loads(out.read_text(encoding="utf-8"))
-    assert scores["run"] == {"dataset": "ds", "model": "adat", "task": "sign2gloss2text", "strategy": "hatl", "fold": "main"}
+    assert scores["run"] == {"dataset": "ds", "model": "adat", "task": "sign2gloss2text", "strategy": "hatl", "fold": "main",
+                             "seed": "seed7"}
     test, dev = scores["splits"]["test"], scores["splits"]["dev"]
     assert test["bleu4"] == pytest.approx(FUSED_BLEU["bleu4"]) and test["nolm"]["bleu4"] == pytest.approx(NOLM_BLEU["bleu4"])
     assert dev["bleu4"] == pytest.approx(100.0) and dev["rouge"] == pytest.approx(100.0) and dev["wer"] == 0.0
