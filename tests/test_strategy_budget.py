@@ -31,3 +31,13 @@ def test_unknown_strategy_or_key_in_the_budget_is_refused():
         schema_config(training={"by_strategy": {"clasical": {"max_epochs": 3}}})
     with pytest.raises(ConfigError):
         schema_config(training={"by_strategy": {"classical": {"epochs": 3}}})
+
+
+def test_text_only_task_keeps_the_general_budget_whatever_its_strategy_label():
+    """Gloss2Text has no backbone (its one run is labelled 'full'): the fine-tuning budget of 'full' would cut a
+    0.4 s epoch's training at 10 epochs, so by_strategy does not apply to it."""
+    cfg = schema_config(training={"max_epochs": 20, "early_stopping": {"patience": 5},
+                                  "by_strategy": {"full": {"max_epochs": 10, "patience": 3}}})
+    gloss2text = TrainConfig.from_config(cfg, "gloss2text", "full")
+    assert gloss2text.max_epochs == 20 and gloss2text.controller.early_stop_patience == 5
+    assert TrainConfig.from_config(cfg, "sign2text", "full").max_epochs == 10

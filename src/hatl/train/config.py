@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from hatl.errors import ConfigError
-from hatl.experiment import STRATEGIES, TRAINED_TASKS, TRANSLATORS, seed_folder, trained_tasks
+from hatl.experiment import STRATEGIES, TEXT_ONLY_TASKS, TRAINED_TASKS, TRANSLATORS, seed_folder, trained_tasks
 from hatl.train.controller import ControllerConfig, default_release_order
 from hatl.train.distributed import DDPConfig, DistContext
 from hatl.train.gpu_claim import claim_gpu, should_claim
@@ -113,7 +113,8 @@ class TrainConfig:
             raise ConfigError(f"task {task} is not trained on its own (a cascade of {list(trained_tasks(task))}): "
                               "train those runs instead")
         # a frozen-feature (classical) epoch costs a fraction of a fine-tuning one: each strategy may get its own budget
-        budget = (tr.get("by_strategy") or {}).get(strategy) or {}
+        # (a text-only task has no backbone: its one run is labelled 'full' but costs a frozen epoch's fraction)
+        budget = {} if task in TEXT_ONLY_TASKS else (tr.get("by_strategy") or {}).get(strategy) or {}
         max_epochs = int(budget.get("max_epochs", tr["max_epochs"]))
         metric = tr["metric"][task]
         hatl, lr, opt, es = tr["hatl"], tr["lr"], tr["optimizer"], tr["early_stopping"]
