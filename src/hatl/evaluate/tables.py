@@ -46,7 +46,8 @@ from hatl.experiment import DATASET_NAMES, RUN_KEYS, STRATEGY_NAMES, TABLE_DATAS
 from hatl.experiment import STRATEGIES as STRATEGY_ORDER
 from hatl.experiment import TRANSLATOR_NAMES as MODEL_NAMES
 from hatl.experiment import TRANSLATORS as MODEL_ORDER
-from hatl.experiment import CASCADES, RUN_KEYS, parse_run_dir, run_glob, seed_of
+from hatl.experiment import CASCADES, parse_run_dir, run_glob, seed_of
+from hatl.experiment import run_dir as run_folder
 from hatl.folds import fold_plan
 from hatl.io import read_json, write_json, write_text
 from hatl.metrics import ROUGE_VARIANT, BleuSettings
@@ -207,9 +208,9 @@ def run_summary(run: ScoredRun) -> dict[str, Any] | None:
     strategy, fold and seed (``.../<model>/sign2gloss/<strategy>/<fold>/seed<N>``); None when there is none."""
     run_dir = run.run_dir
     if run.run["task"] in CASCADES:
-        levels_below_task = len(RUN_KEYS) - RUN_KEYS.index("task")  # task, strategy, fold, seed
-        run_dir = (run_dir.parents[levels_below_task - 1] / CASCADES[run.run["task"]][0]).joinpath(
-            *run_dir.parts[-(levels_below_task - 1):])
+        runs_root = run_dir.parents[len(RUN_KEYS) - 1]
+        ids = {**run.run, "task": CASCADES[run.run["task"]][0], "seed": seed_of(run.run["seed"])}
+        run_dir = run_folder(runs_root, **ids)
     path = run_dir / "summary.json"
     return read_json(path) if path.exists() else None
 
