@@ -6,9 +6,9 @@
 
 Rungs (issue 11), lowest first; the first that fails is where to look:
 
-1. ``overfit``: 32 demo training samples, each task (the joint Sign2Text + CTC model, Sign2Text) and translator (Transformer,
-   ADAT), trained and evaluated on those same samples: greedy gloss WER < 5% and BLEU-4 > 90. A model that
-   cannot memorise 32 sentences has a bug.
+1. ``overfit``: 32 demo training samples, each trained task (Sign2Gloss, Sign2Text, Gloss2Text: the two stages of
+   the Sign2Gloss2Text cascade and the direct model) and translator (Transformer, ADAT), trained and evaluated on
+   those same samples: greedy gloss WER < 5% and BLEU-4 > 90. A model that cannot memorise 32 sentences has a bug.
 2. ``isolated``: the backbone alone (ST-GCN++ with a classification head, trained by the demo pretraining's
    own function ``hatl.models.pretrain.pretrain``) classifies single-sign demo clips of signers it never
    saw: accuracy > 95%. On the skeleton the demo pretraining reads (``backbone.pretrain_demo.layout``: the
@@ -16,10 +16,11 @@ Rungs (issue 11), lowest first; the first that fails is where to look:
 2b. ``isl_kinect`` (asked for by name: it reads ../shared/data/isl_kinect): the same on real Kinect skeletons,
    30 signs x 10 signers, leave-one-signer-out folds of ``hatl.models.pretrain_supervised`` at the demo's
    backbone width; accuracy against chance 3.3%.
-3. ``continuous``: demo joint Sign2Text + CTC (Transformer, the configured demo strategy), held-out test, gloss WER
-   of the decode path (CTC prefix beam as ``hatl decode``) <= 20%; the training loop's greedy dev WER is
-   printed beside it.
-4. ``translation``: demo Sign2Text + CTC and Sign2Text test BLEU-4 (beam, no LM) at least 3x the
+3. ``continuous``: demo Sign2Gloss (CTC, Transformer, the configured demo strategy), held-out test, gloss WER of
+   the decode path (CTC prefix beam as ``hatl decode``) <= 20%; the training loop's greedy dev WER is printed
+   beside it.
+4. ``translation``: demo Sign2Gloss2Text (the cascade: that Sign2Gloss run's recognised glosses translated by a
+   Gloss2Text run, as ``hatl decode --translator-run``) and Sign2Text, test BLEU-4 (beam, no LM) at least 3x the
    constant-output floor (best single dev reference, ``hatl.evaluate.collapse``), with distinct outputs.
 
 Everything runs in-process through the package's own commands and functions (``hatl demo-data``,
@@ -52,7 +53,7 @@ log = logging.getLogger("learning_ladder")
 
 RUNGS = ("overfit", "isolated", "isl_kinect", "continuous", "translation")
 DEFAULT_RUNGS = ("overfit", "isolated", "continuous", "translation")  # isl_kinect needs ../shared data: ask for it
-TASKS = ("sign2text_ctc", "sign2text")
+TASKS = ("sign2gloss", "sign2text", "gloss2text")  # every trained task of Tables 5-7
 MODELS = ("transformer", "adat")
 
 
@@ -220,7 +221,7 @@ def overfit_rungs(inputs: DemoInputs, settings: Settings) -> list[Rung]:
     data = subset_dir(inputs, n)
     # patience 30: a run that has memorised (WER 0 / BLEU 100) cannot improve, so it stops 30 epochs later
     training = {"max_epochs": settings.overfit_epochs, "early_stopping": {"patience": 30},
-                "metric": {"sign2text_ctc": "wer", "sign2text": "bleu4"},
+                "metric": {"sign2gloss": "wer", "sign2text": "bleu4", "gloss2text": "bleu4"},
                 "batch_size": 8, "lr": {"warmup_min_steps": 10}}
     model_off = {"transformer": {"dropout": 0.0}, "adat": {"dropout": 0.0}}
     rungs = []
@@ -234,12 +235,14 @@ def overfit_rungs(inputs: DemoInputs, settings: Settings) -> list[Rung]:
                 inputs.config["model"] = saved
             best = summary["best_dev"]
             detail = {"epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"], **best}
-            bleu = float(best.get("bleu4") or 0.0)
-            rungs.append(Rung("overfit", f"{task} {model}: train BLEU-4 ({n} samples)", bleu, "> 90", bleu > 90, detail))
-            if task == "sign2text_ctc":
+            if task == "sign2gloss":
                 wer = best.get("wer")
-                rungs.append(Rung("overfit", f"{task} {model}: train gloss WER % (greedy)", wer, "< 5",
+                rungs.append(Rung("overfit", f"{task} {model}: train gloss WER % (greedy, {n} samples)", wer, "< 5",
                                   wer is not None and wer < 5, detail))
+            else:
+                bleu = float(best.get("bleu4") or 0.0)
+                rungs.append(Rung("overfit", f"{task} {model}: train BLEU-4 ({n} samples)", bleu, "> 90", bleu > 90,
+                                  detail))
     return rungs
 
 
@@ -364,11 +367,12 @@ def isl_kinect_rung(settings: Settings, work: Path) -> Rung:
 
 # ------------------------------------------------------------------------------------------ test-set rungs
 def decode_test(trainer: Any, inputs: DemoInputs, task: str, split: str = "test",
-                decoding: dict[str, Any] | None = None) -> dict[str, Any]:
+                decoding: dict[str, Any] | None = None, translator: Any | None = None) -> dict[str, Any]:
     """Decode a split as ``hatl decode`` does (beam; CTC prefix beam for glosses), without the LM;
-    ``decoding`` overrides keys of the config's decoding section (e.g. beam_width 1: greedy)."""
+    ``decoding`` overrides keys of the config's decoding section (e.g. beam_width 1: greedy). With a
+    ``translator`` (a Gloss2Text trainer), ``trainer``'s Sign2Gloss model is the first stage of the cascade."""
     from hatl.evaluate.collapse import distinct_outputs
-    from hatl.evaluate.decode import DecodeSettings, decode_samples
+    from hatl.evaluate.decode import DecodeSettings, decode_cascade, decode_samples
     from hatl.metrics import BleuSettings, bleu_scores, wer
     from hatl import batches as D
 
@@ -377,14 +381,19 @@ def decode_test(trainer: Any, inputs: DemoInputs, task: str, split: str = "test"
     test = D.load_split(D.split_sources(inputs.data_dir, "main")[split], trainer.gloss_vocab, trainer.text_vocab,
                         lowercase=bool(text.get("lowercase", True)),
                         strip_punctuation=bool(text.get("strip_punctuation", True)),
-                        need_gloss=task == "sign2text_ctc", need_text=True)
+                        need_gloss=task in ("sign2gloss", "sign2text_ctc"), need_text=True)
     settings = DecodeSettings.from_config(_merge(cfg["decoding"], decoding or {}), blank=trainer.gloss_vocab.blank or 4)
-    rows = decode_samples(trainer.model, test.samples, task, trainer.text_vocab, trainer.gloss_vocab, settings)
-    hyps, refs = [r["hyp"] for r in rows], [r["ref"] for r in rows]
-    out = {"bleu4": bleu_scores(hyps, refs, BleuSettings.from_config(cfg.get("evaluation", {})))["bleu4"],
-           "distinct": distinct_outputs(hyps, refs).text(), "distinct_ratio": distinct_outputs(hyps, refs).ratio,
-           "n": len(rows)}
-    if task == "sign2text_ctc":
+    if translator is not None:
+        rows, _ = decode_cascade(trainer.model, translator.model, test.samples, translator.text_vocab,
+                                 trainer.gloss_vocab, settings)
+    else:
+        rows = decode_samples(trainer.model, test.samples, task, trainer.text_vocab, trainer.gloss_vocab, settings)
+    out: dict[str, Any] = {"n": len(rows)}
+    if rows and rows[0]["hyp"] is not None:  # a Sign2Gloss model alone translates nothing
+        hyps, refs = [r["hyp"] for r in rows], [r["ref"] for r in rows]
+        out.update(bleu4=bleu_scores(hyps, refs, BleuSettings.from_config(cfg.get("evaluation", {})))["bleu4"],
+                   distinct=distinct_outputs(hyps, refs).text(), distinct_ratio=distinct_outputs(hyps, refs).ratio)
+    if rows and rows[0]["gloss_hyp"] is not None:
         out["wer"] = wer([r["gloss_hyp"] for r in rows], [r["gloss_ref"] for r in rows])["wer"]
     return out
 
@@ -406,27 +415,37 @@ def floor_of(inputs: DemoInputs, trainer: Any) -> dict[str, Any]:
 
 def test_rungs(inputs: DemoInputs, settings: Settings, which: set[str]) -> list[Rung]:
     training = {"max_epochs": settings.epochs} if settings.epochs else {}
+    greedy = {"beam_width": 1, "ctc": {"method": "greedy"}}
     rungs: list[Rung] = []
-    floor: dict[str, Any] | None = None
-    tasks = ["sign2text_ctc"] + (["sign2text"] if "translation" in which else [])
-    for task in tasks:
-        trainer, summary = train(inputs, settings, task, "transformer", f"{task}-transformer", training=training)
-        result = decode_test(trainer, inputs, task)
-        floor = floor or floor_of(inputs, trainer)
+    recogniser, summary = train(inputs, settings, "sign2gloss", "transformer", "sign2gloss-transformer", training=training)
+    floor = floor_of(inputs, recogniser)
+    result = decode_test(recogniser, inputs, "sign2gloss")
+    dev = {"beam": decode_test(recogniser, inputs, "sign2gloss", "dev"),
+           "greedy": decode_test(recogniser, inputs, "sign2gloss", "dev", greedy)}
+    detail = {**result, "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"],
+              "dev_greedy": summary["best_dev"], "dev_decode": dev, "strategy": recogniser.spec.strategy}
+    if "continuous" in which:
+        rungs.append(Rung("continuous", "sign2gloss transformer: test gloss WER % (decode)", result["wer"], "<= 20",
+                          result["wer"] is not None and result["wer"] <= 20, detail))
+    if "translation" not in which:
+        return rungs
+    translator, g2t = train(inputs, settings, "gloss2text", "transformer", "gloss2text-transformer", training=training)
+    direct, s2t = train(inputs, settings, "sign2text", "transformer", "sign2text-transformer", training=training)
+    goal = 3 * floor["test_bleu4"]
+    for name, trainer, summary, cascade in (("sign2gloss2text", recogniser, summary, translator),
+                                             ("sign2text", direct, s2t, None)):
+        task = "sign2gloss" if cascade is not None else name
+        result = decode_test(trainer, inputs, task, translator=cascade)
         # beam vs greedy on dev: does the beam search reduce the variety of the outputs?
-        greedy = {"beam_width": 1, "ctc": {"method": "greedy"}}
-        dev = {"beam": decode_test(trainer, inputs, task, "dev"), "greedy": decode_test(trainer, inputs, task, "dev", greedy)}
-        log.info("%s dev decode: beam %s | greedy %s", task, dev["beam"], dev["greedy"])
+        dev = {"beam": decode_test(trainer, inputs, task, "dev", translator=cascade),
+               "greedy": decode_test(trainer, inputs, task, "dev", greedy, translator=cascade)}
+        log.info("%s dev decode: beam %s | greedy %s", name, dev["beam"], dev["greedy"])
         detail = {**result, "epochs": summary["epochs_run"], "best_epoch": summary["best_epoch"],
-                  "dev_greedy": summary["best_dev"], "dev_decode": dev, "floor": floor, "strategy": trainer.spec.strategy}
-        if task == "sign2text_ctc" and "continuous" in which:
-            rungs.append(Rung("continuous", "sign2text_ctc transformer: test gloss WER % (decode)", result["wer"],
-                              "<= 20", result["wer"] is not None and result["wer"] <= 20, detail))
-        if "translation" in which:
-            goal = 3 * floor["test_bleu4"]
-            rungs.append(Rung("translation", f"{task} transformer: test BLEU-4 (floor {floor['test_bleu4']:.1f}, "
-                              f"distinct {result['distinct']})", result["bleu4"], f">= 3x floor = {goal:.1f}",
-                              result["bleu4"] >= goal, detail))
+                  "dev_greedy": summary["best_dev"], "dev_decode": dev, "floor": floor,
+                  "strategy": trainer.spec.strategy, **({"gloss2text_epochs": g2t["epochs_run"]} if cascade else {})}
+        rungs.append(Rung("translation", f"{name} transformer: test BLEU-4 (floor {floor['test_bleu4']:.1f}, "
+                          f"distinct {result['distinct']})", result["bleu4"], f">= 3x floor = {goal:.1f}",
+                          result["bleu4"] >= goal, detail))
     return rungs
 
 
