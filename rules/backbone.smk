@@ -24,9 +24,37 @@ rule pretrain_demo:
         settings=lambda w: settings_read_by("pretrain-demo", demo_pretrain_source()),
         split=lambda w: splits_of(demo_pretrain_source())[0],
         fold=lambda w: demo_pretrain_fold(),
+        fallback=lambda w: demo_fallback_note(),
     shell:
         "hatl pretrain-demo --config {params.config} --data {input.data}/{params.split}.parquet"
-        " --fold {params.fold} --threads {threads} --out {output} > {log} 2>&1"
+        " --fold {params.fold} --threads {threads} {params.fallback} --out {output} > {log} 2>&1"
+
+
+# two stages: the demo's window pretraining starts from the supervised checkpoint of the real source
+rule pretrain_two_stage:
+    input:
+        data=lambda w: f"{RESULTS}/{demo_pretrain_source()}/normalised",
+        init=lambda w: f"{RESULTS}/pretrained/stgcnpp_{real_pretrain_source()}.pth",
+    output:
+        f"{RESULTS}/pretrained/stgcnpp_two_stage.pth",
+    log:
+        "logs/pretrain_two_stage.log",
+    benchmark:
+        "benchmarks/pretrain_two_stage.tsv"
+    conda:
+        "../envs/hatl.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda w, attempt: attempt_scaled(4000, attempt),
+        runtime=lambda w, attempt: attempt_scaled(30, attempt),
+    params:
+        config=lambda w: resolved_config(demo_pretrain_source()),
+        settings=lambda w: settings_read_by("pretrain-demo", demo_pretrain_source()),
+        split=lambda w: splits_of(demo_pretrain_source())[0],
+        fold=lambda w: demo_pretrain_fold(),
+    shell:
+        "hatl pretrain-demo --config {params.config} --data {input.data}/{params.split}.parquet"
+        " --fold {params.fold} --threads {threads} --init {input.init} --out {output} > {log} 2>&1"
 
 
 rule pretrain_data:
@@ -200,7 +228,7 @@ rule pretraining_import_backbone:
     benchmark:
         "benchmarks/pretraining_runs/{backbone_source}/{dataset}/backbone.tsv"
     wildcard_constraints:
-        backbone_source=r"demo|isl_kinect|masked|pyskl",
+        backbone_source=r"demo|isl_kinect|masked|two_stage|pyskl",
     conda:
         "../envs/hatl.yaml"
     threads: 1
@@ -229,7 +257,7 @@ rule pretraining_train:
     benchmark:
         "benchmarks/pretraining_runs/{backbone_source}/train/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}.tsv"
     wildcard_constraints:
-        backbone_source=r"none|demo|isl_kinect|masked|pyskl",
+        backbone_source=r"none|demo|isl_kinect|masked|two_stage|pyskl",
     conda:
         "../envs/hatl.yaml"
     threads: 1
@@ -266,7 +294,7 @@ rule pretraining_decode:
     benchmark:
         "benchmarks/pretraining_runs/{backbone_source}/decode/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}.tsv"
     wildcard_constraints:
-        backbone_source=r"none|demo|isl_kinect|masked|pyskl",
+        backbone_source=r"none|demo|isl_kinect|masked|two_stage|pyskl",
     conda:
         "../envs/hatl.yaml"
     threads: 1
@@ -295,7 +323,7 @@ rule pretraining_score:
     benchmark:
         "benchmarks/pretraining_runs/{backbone_source}/score/{dataset}/{model}/{task}/{strategy}/{fold}/{seed}.tsv"
     wildcard_constraints:
-        backbone_source=r"none|demo|isl_kinect|masked|pyskl",
+        backbone_source=r"none|demo|isl_kinect|masked|two_stage|pyskl",
     conda:
         "../envs/hatl.yaml"
     threads: 1

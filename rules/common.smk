@@ -3,6 +3,8 @@
 import functools
 import json
 import os
+import shlex
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +31,7 @@ from hatl.experiment import (
 )
 from hatl.experiment import run_dir as run_folder
 from hatl.folds import run_folds
+from hatl.models.backbone_source import missing_real_source
 from hatl.experiment import seed_folder, seed_of
 
 RESULTS = "results"
@@ -255,17 +258,46 @@ def manifest_inputs(wildcards):
 # --- backbone ---
 
 
+@functools.lru_cache(maxsize=None)
+def real_source_fallback(dataset):
+    """Why `dataset`'s configured real pretraining source is unusable (None when it is usable), warned once."""
+    note = missing_real_source(eff(dataset))
+    if note:
+        print(
+            f"\n{'!' * 100}\nWARNING (dataset {dataset}): {note}.\n"
+            "Every row it fills says so in its backbone label. Bring the source (docs/backbone.md) or set "
+            f"backbone.pretrain.method: demo to silence this.\n{'!' * 100}\n",
+            file=sys.stderr,
+        )
+    return note
+
+
 def backbone_checkpoint(wildcards):
-    """`backbone.checkpoint`, else the configured pretraining's output (`backbone.pretrain.method`)."""
+    """`backbone.checkpoint`, else the configured pretraining's output (`backbone.pretrain.method`; the demo
+    pretraining, with a warning, when that method's real source is missing)."""
     backbone = eff(wildcards.dataset)["backbone"]
     if backbone.get("checkpoint"):
         return backbone["checkpoint"]
     pretrain = backbone.get("pretrain", {})
-    if pretrain.get("method") == "supervised":
+    method = "demo" if real_source_fallback(wildcards.dataset) else pretrain.get("method")
+    if method == "supervised":
         return f"{RESULTS}/pretrained/stgcnpp_{pretrain['sources'][0]}.pth"
-    if pretrain.get("method") == "masked":
+    if method == "masked":
         return f"{RESULTS}/pretrained/stgcnpp_masked.pth"
+    if method == "two_stage":
+        return f"{RESULTS}/pretrained/stgcnpp_two_stage.pth"
     return f"{RESULTS}/pretrained/stgcnpp_demo.pth"
+
+
+def real_pretrain_source():
+    """The real source the supervised and two-stage pretrainings read (`backbone.pretrain.sources[0]`)."""
+    return eff(pretrain_arch_dataset())["backbone"]["pretrain"]["sources"][0]
+
+
+def demo_fallback_note():
+    """`--fallback-note ...` of the demo pretraining when it stands in for a missing real source."""
+    notes = sorted({n for n in map(real_source_fallback, DATASETS) if n})
+    return " ".join(f"--fallback-note {shlex.quote(n)}" for n in notes[:1])
 
 
 def pretrain_arch_dataset():

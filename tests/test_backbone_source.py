@@ -16,10 +16,14 @@ from hatl.landmarks import build_layout
 from hatl.models.backbone_source import (
     NONE,
     BackboneSource,
+    effective_method,
+    missing_real_source,
     pretrained_on,
     pretrained_on_files,
     pyskl,
     synthetic_backbone_warning,
+    then,
+    with_note,
 )
 from hatl.models.checkpoint import backbone_source_of, import_checkpoint, save_backbone
 from hatl.models.graph import pyskl_graph
@@ -42,6 +46,36 @@ def test_the_three_labels():
     for source in (pyskl("a/b.pth"), pretrained_on([("medasl", True)]), NONE):
         assert BackboneSource.from_dict(json.loads(json.dumps(source.to_dict()))) == source
     assert BackboneSource.from_dict(None).label.startswith("unknown")
+
+
+def test_two_stage_and_fallback_labels():
+    real, demo = pretrained_on([("isl_kinect", False)]), pretrained_on([("phoenix14t", True)])
+    staged = then(real, demo)
+    assert staged.label == "pretrained on isl_kinect (real) then phoenix14t windows (synthetic)"
+    assert staged.real_data and not staged.synthetic_only  # the first stage saw real signing
+    assert BackboneSource.from_dict(json.loads(json.dumps(staged.to_dict()))) == staged
+    fallback = with_note(demo, "FALLBACK: isl_kinect missing")
+    assert fallback.label == "pretrained on phoenix14t (synthetic); FALLBACK: isl_kinect missing"
+    assert fallback.synthetic_only and not fallback.real_data
+    assert BackboneSource.from_dict(fallback.to_dict()) == fallback
+    with pytest.raises(ValueError, match="must be a pretraining"):
+        then(real, NONE)
+
+
+def test_missing_real_source_falls_back_to_demo_only_when_the_root_is_absent(tmp_path):
+    def config(method, root, checkpoint=None):
+        return {"backbone": {"checkpoint": checkpoint,
+                             "pretrain": {"method": method, "sources": ["isl_kinect"], "roots": {"isl_kinect": root}}}}
+
+    absent = str(tmp_path / "no_such_folder")
+    note = missing_real_source(config("two_stage", absent))
+    assert note and "isl_kinect" in note and absent in note and note.startswith("FALLBACK")
+    assert effective_method(config("two_stage", absent)) == "demo"
+    assert effective_method(config("supervised", absent)) == "demo"
+    assert missing_real_source(config("two_stage", str(tmp_path))) is None  # the folder exists
+    assert effective_method(config("two_stage", str(tmp_path))) == "two_stage"
+    assert missing_real_source(config("demo", absent)) is None  # the demo method reads no real source
+    assert missing_real_source(config("two_stage", absent, checkpoint="j.pth")) is None  # a checkpoint wins
 
 
 def _keypoint_file(path, dataset: str, adapter: str | None):

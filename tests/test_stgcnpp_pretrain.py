@@ -239,3 +239,43 @@ def test_fold_pretraining_leaves_out_the_fold_dev_rows(tmp_path):
     code = main(["pretrain-demo", "--config", str(REPO / "config" / "config.yaml"), "--data", str(path),
                  "--fold", "main", "--out", str(out)])
     assert code == 2 and not out.exists()
+
+
+def test_two_stage_pretraining_starts_from_an_imported_checkpoint(tmp_path):
+    """--init: the first stage's weights (a kinect20 checkpoint) are imported onto the windows' MediaPipe graph
+    and trained further; the provenance names both stages, and --fallback-note is said in the label."""
+    from hatl.models.checkpoint import import_checkpoint
+    from hatl.models.graph import layout_graph
+    from hatl.models.stgcnpp import STGCNPP
+    from hatl.models.pretrain import pyskl_state_dict, save_pyskl_checkpoint, _Classifier
+
+    data = synthetic_parquet(tmp_path)
+    arch = STGCNPPConfig(in_channels=3, base_channels=6)
+    kinect = layout_graph(build_layout(("kinect20",)))
+    torch.manual_seed(5)
+    first = _Classifier(STGCNPP(kinect.adjacency(), arch), 4)
+    init = tmp_path / "stgcnpp_isl_kinect.pth"
+    save_pyskl_checkpoint(init, pyskl_state_dict(first), {
+        "hatl": {"graph": kinect.to_dict()},
+        "backbone": {"kind": "pretrained", "name": "isl_kinect", "synthetic": False}})
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["backbone"].update(base_channels=6, pretrain_demo={"window": 8, "epochs": 1, "batch_size": 4, "lr": 1e-9})
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "stgcnpp_two_stage.pth"
+    assert main(["pretrain-demo", "--config", str(cfg_path), "--data", str(data), "--init", str(init),
+                 "--out", str(out)]) == 0
+    blob = torch.load(out, weights_only=True)
+    label = "pretrained on isl_kinect (real) then syn windows (unknown data)"
+    assert blob["meta"]["backbone"]["label"] == label and blob["meta"]["hatl"]["init"]["counts"]["loaded"] > 0
+    # lr ~0: the trained weights are the imported first stage (a joint-independent conv and a carried joint's A)
+    imported = import_checkpoint(init, arch, LAYOUT).model.state_dict()
+    for key in ("gcn.5.tcn.transform.2.weight", "gcn.3.gcn.A"):
+        assert torch.allclose(blob["state_dict"][f"backbone.{key}"], imported[key])
+    assert main(["pretrain-demo", "--config", str(cfg_path), "--data", str(data), "--fallback-note", "FALLBACK: x",
+                 "--out", str(out)]) == 0
+    assert torch.load(out, weights_only=True)["meta"]["backbone"]["label"].endswith("; FALLBACK: x")
+    cfg["backbone"]["pretrain_demo"]["layout"] = "coco"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    assert main(["pretrain-demo", "--config", str(cfg_path), "--data", str(data), "--init", str(init),
+                 "--out", str(tmp_path / "x.pth")]) == 2  # the importer maps onto MediaPipe graphs only

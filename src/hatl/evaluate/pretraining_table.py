@@ -1,10 +1,10 @@
 """The pretraining table (``hatl table-pretraining``): one downstream run per backbone source.
 
 Rows: each backbone source (``none`` = random initialisation, ``demo`` = pretrain-demo's in-domain windows,
-``isl_kinect`` = supervised isolated signs, ``masked`` = masked-keypoint reconstruction, ``pyskl`` = a configured
-checkpoint) trained on the same dataset x model x task x strategy x fold, then the constant-output floor of that
+``isl_kinect`` = supervised isolated signs, ``masked`` = masked-keypoint reconstruction, ``two_stage`` = the
+supervised isl_kinect checkpoint then the demo windows, ``pyskl`` = a configured checkpoint) trained on the same dataset x model x task x strategy x fold, then the constant-output floor of that
 run's references. Columns: dev/test BLEU-4 and gloss WER (from each run's scores.json), distinct test outputs
-against distinct test references, and what the source's own pretraining measured (LOSO accuracy, held-out
+against distinct test references, the backbone's provenance label as the run recorded it, and what the source's own pretraining measured (LOSO accuracy, held-out
 reconstruction error against copy-last-frame, final training accuracy) where its report is given.
 
 Output: CSV, Markdown and a bar figure (test BLEU-4 and test WER per source), plus a JSON sidecar with the
@@ -24,24 +24,25 @@ from hatl.config import load_config
 from hatl.errors import InputError
 from hatl.evaluate.collapse import constant_floor
 from hatl.evaluate.score import read_decoded
-from hatl.evaluate.tables import load_scored_run
+from hatl.evaluate.tables import backbone_of, load_scored_run
 from hatl.io import atomic_path, read_json, write_json
 from hatl.metrics import BleuSettings, distinct_outputs, wer
 from hatl.provenance import provenance
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("none", "demo", "isl_kinect", "masked", "pyskl")
+SOURCES = ("none", "demo", "isl_kinect", "masked", "two_stage", "pyskl")
 SOURCE_NAMES = {
     "none": "none (random initialisation)",
     "demo": "in-domain demo windows (pretrain-demo)",
     "isl_kinect": "isl_kinect supervised (pretrain-supervised)",
     "masked": "masked keypoints (pretrain-masked)",
+    "two_stage": "isl_kinect supervised, then in-domain demo windows (pretrain-demo --init)",
     "pyskl": "pyskl checkpoint (backbone.checkpoint)",
 }
 FLOOR = "constant output (floor)"
 COLUMNS = ("source", "name", "dataset", "model", "task", "strategy", "fold", "dev_bleu4", "test_bleu4", "dev_wer",
-           "test_wer", "test_distinct", "test_distinct_refs", "pretraining")
+           "test_wer", "test_distinct", "test_distinct_refs", "backbone", "pretraining")
 
 
 def pairs(values: list[str], what: str) -> dict[str, Path]:
@@ -76,8 +77,10 @@ def pretraining_summary(report: Path) -> str:
                 f"{data.get('samples')} samples")
     held = data.get("held_out")
     if held and held.get("windows"):
-        return (f"held-out masked MSE {held['model_mse']:.4f} vs copy-last-frame {held['copy_last_frame_mse']:.4f}, "
-                f"{data.get('train_windows')} windows")
+        interpolation = (f", linear interpolation {held['interpolation_mse']:.4f}"
+                         if held.get("interpolation_mse") is not None else "")
+        return (f"held-out masked MSE {held['model_mse']:.4f} vs copy-last-frame {held['copy_last_frame_mse']:.4f}"
+                f"{interpolation}, {data.get('train_windows')} windows")
     if "final_train_accuracy" in data:
         return (f"all-signer model, last-epoch train accuracy {data['final_train_accuracy']:.3f} "
                 f"({len(data.get('classes', []))} signs, {data.get('samples')} samples)")
@@ -133,6 +136,7 @@ def table_rows(scores: dict[str, Path], reports: dict[str, Path], settings: Bleu
             "dev_bleu4": split_metric(run.scores, "dev", "bleu4"), "test_bleu4": split_metric(run.scores, "test", "bleu4"),
             "dev_wer": split_metric(run.scores, "dev", "wer"), "test_wer": split_metric(run.scores, "test", "wer"),
             "test_distinct": distinct.outputs, "test_distinct_refs": distinct.references,
+            "backbone": backbone_of([run])[0],  # what the run's summary.json says its weights saw
             "pretraining": pretraining_summary(reports[source]) if source in reports else "",
         })
     if not rows:
@@ -155,15 +159,16 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"One run per source: dataset {first['dataset']}, {first['model']}, {first['task']}, strategy "
         f"{first['strategy']}, fold {first['fold']} (same config and seed; only the backbone's starting weights differ).",
         "",
-        "| backbone source | dev BLEU-4 | test BLEU-4 | dev WER | test WER | distinct test outputs | pretraining measured |",
-        "|---|---|---|---|---|---|---|",
+        "| backbone source | dev BLEU-4 | test BLEU-4 | dev WER | test WER | distinct test outputs | backbone label "
+        "(the run's record) | pretraining measured |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         distinct = _fmt(r.get("test_distinct"))
         if r.get("test_distinct_refs") is not None:
             distinct += f" / {r['test_distinct_refs']}"
         lines.append(f"| {r['name']} | {_fmt(r.get('dev_bleu4'))} | {_fmt(r.get('test_bleu4'))} | {_fmt(r.get('dev_wer'))} "
-                     f"| {_fmt(r.get('test_wer'))} | {distinct} | {r.get('pretraining') or ''} |")
+                     f"| {_fmt(r.get('test_wer'))} | {distinct} | {r.get('backbone') or ''} | {r.get('pretraining') or ''} |")
     signature = meta["bleu_signature"]
     signature = signature.get("bleu4", signature) if isinstance(signature, dict) else signature
     lines += ["", f"BLEU-4: {signature}. WER: gloss word error rate x100 (lower is better).",

@@ -20,6 +20,13 @@ steps and each is classified:
 * ``target: signer``: the signer of the sample.
 
 Every skipped sample or window is counted with its reason and reported.
+
+Two stages (``--init CHECKPOINT``): the backbone starts from a pretrained pyskl-format checkpoint (e.g. the
+supervised isl_kinect one) imported onto the windows' MediaPipe graph by the ``import-backbone`` code (the
+joints both skeletons have carry over, docs/backbone.md), instead of from random weights; the checkpoint's
+provenance records both stages (``pretrained on isl_kinect (real) then phoenix14t windows (synthetic)``).
+``--fallback-note`` is said in the provenance label when the workflow could not find a configured real source
+and fell back to this pretraining alone.
 """
 
 from __future__ import annotations
@@ -46,7 +53,9 @@ from hatl.io import atomic_path, write_json
 from hatl.folds import CV_SPLIT, MAIN, describe, fold_index, trains_fold
 from hatl.keypoint_store import KeypointRecord, iter_keypoints, read_layout
 from hatl.landmarks import Layout
-from hatl.models.backbone_source import pretrained_on_files
+from hatl.errors import ConfigError
+from hatl.models.backbone_source import BackboneSource, pretrained_on_files, then, with_note
+from hatl.models.checkpoint import import_checkpoint
 from hatl.models.graph import Graph, coco_graph, mediapipe_graph
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 from hatl.provenance import provenance
@@ -246,11 +255,16 @@ class _Classifier(nn.Module):
         return self.fc_cls(feats.mean(dim=(3, 4)).mean(dim=1))
 
 
-def pretrain(windows: WindowSet, arch: STGCNPPConfig, cfg: PretrainConfig, seed: int) -> tuple[_Classifier, list[dict]]:
-    """Train backbone + head on the windows (on their graph); returns the model and one history row per epoch."""
+def pretrain(windows: WindowSet, arch: STGCNPPConfig, cfg: PretrainConfig, seed: int,
+             init: STGCNPP | None = None) -> tuple[_Classifier, list[dict]]:
+    """Train backbone + head on the windows (on their graph); returns the model and one history row per epoch.
+    ``init``: a backbone on the windows' graph to start from (a first pretraining stage) instead of random weights."""
     torch.manual_seed(seed)
     graph = windows.graph or coco_graph()
-    model = _Classifier(STGCNPP(graph.adjacency(), arch), len(windows.classes))
+    backbone = STGCNPP(graph.adjacency(), arch)
+    if init is not None:  # same graph and widths (checked by the caller): every weight, the learned A included
+        backbone.load_state_dict(init.state_dict(), strict=True)
+    model = _Classifier(backbone, len(windows.classes))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     x = torch.from_numpy(windows.x).unsqueeze(1)  # M = 1
     y = torch.from_numpy(windows.y)
@@ -311,6 +325,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", default=None, help="optional JSON summary (history, classes, skipped counts)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's own choice); pass the job's core count")
+    parser.add_argument("--init", default=None, help="pyskl-format checkpoint to start from (a first pretraining "
+                        "stage, e.g. results/pretrained/stgcnpp_isl_kinect.pth), imported onto the windows' graph")
+    parser.add_argument("--fallback-note", default=None, help="said in the provenance label: why a configured "
+                        "real pretraining source was not used (the workflow passes it when the source is missing)")
+
+
+def first_stage(path: str | Path, arch: STGCNPPConfig, data: Path, cfg: PretrainConfig,
+                graph: Graph) -> tuple[STGCNPP, BackboneSource, dict[str, Any]]:
+    """The ``--init`` checkpoint imported onto the windows' MediaPipe graph (the import-backbone joint map)."""
+    if cfg.layout != "mediapipe":
+        raise ConfigError(f"pretrain-demo --init needs backbone.pretrain_demo.layout mediapipe (the importer maps a "
+                          f"checkpoint onto MediaPipe graphs), got {cfg.layout!r}")
+    result = import_checkpoint(path, arch, read_layout(data))
+    if result.graph.joint_names != graph.joint_names:
+        raise InputError(path, None, f"imported onto {result.graph.name}, but the windows are on {graph.name}")
+    report = {"checkpoint": str(path), "source": result.source.to_dict(), "counts": result.report.counts(),
+              "notes": list(result.report.notes)}
+    return result.model, result.source, report
 
 
 def run(args: argparse.Namespace) -> int:
@@ -331,8 +363,17 @@ def run(args: argparse.Namespace) -> int:
              "%d '%s' classes; skipped: %s", args.fold, len(windows.y), cfg.window, windows.samples, windows.held_out,
              len(windows.classes), cfg.target, dict(windows.skipped) or "none")
     seed = int(config.get("seed", 1234))
-    model, history = pretrain(windows, arch, cfg, seed)
     graph = windows.graph or coco_graph()
+    source = pretrained_on_files(paths)
+    init = init_report = None
+    if args.init:
+        init, first, init_report = first_stage(args.init, arch, paths[0], cfg, graph)
+        source = then(first, source)
+        log.info("first stage: %s (%s)", first.label, init_report["counts"])
+    if args.fallback_note:
+        source = with_note(source, args.fallback_note)
+        log.warning("backbone source: %s", source.label)
+    model, history = pretrain(windows, arch, cfg, seed, init)
     summary = {
         "task": f"classify the {cfg.target} of {cfg.window}-frame {cfg.layout} windows", "layout": cfg.layout,
         "graph": graph.to_dict(),
@@ -340,10 +381,10 @@ def run(args: argparse.Namespace) -> int:
         "windows": int(len(windows.y)), "samples": windows.samples, "skipped": dict(windows.skipped),
         "history": history, "data": [str(p) for p in paths],
         "fold": args.fold, "rows": "every row of data" if args.fold == MAIN else describe(args.fold)["train"],
-        "held_out_rows": windows.held_out,
+        "held_out_rows": windows.held_out, "init": init_report, "backbone_source": source.label,
     }
     # what the backbone saw, carried through import-backbone into every row it fills (hatl.models.backbone_source)
-    meta = {"hatl": summary, "provenance": provenance(config), "backbone": pretrained_on_files(paths).to_dict()}
+    meta = {"hatl": summary, "provenance": provenance(config), "backbone": source.to_dict()}
     save_pyskl_checkpoint(args.out, pyskl_state_dict(model), meta)
     if args.report:
         write_json(args.report, {**summary, "provenance": provenance(config)})

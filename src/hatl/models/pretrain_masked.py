@@ -23,9 +23,17 @@ What is MS-MAE's and what is simplified (docs/backbone.md says the same):
   Kinect skeletons are first turned about the vertical so the shoulders face the sensor and flipped into image
   orientation (x to the viewer's right, y down), the orientation of MediaPipe's coordinates.
 
+Residual formulation (not MS-MAE's: its Transformer drops the masked tokens): the masked frames of each joint
+are first filled by linear interpolation between its nearest visible frames before and after (the one visible
+side when only one exists), the network reads that filled sequence and predicts the offset from it. The
+decoder's last layer starts at zero, so the untrained model IS the interpolation baseline, and training can
+only start from there; without it a zero-filled input leaves the network to relearn the pose itself, and 5
+epochs ended above copy-last-frame (docs/validation.md, 4b).
+
 Reported beside the model (held-out windows, fixed masks): the reconstruction error of copying the last visible
-frame of the same joint into the masked frames (the first visible later frame when none precedes), and of
-predicting the centre (zero). Errors are in shoulder widths.
+frame of the same joint into the masked frames (the first visible later frame when none precedes), of linear
+interpolation (the residual's starting point), and of predicting the centre (zero), per stream too. Errors are
+in shoulder widths.
 """
 
 from __future__ import annotations
@@ -273,6 +281,24 @@ def copy_last_frame(x: np.ndarray, visible: np.ndarray) -> np.ndarray:
     return np.where(never[..., None], 0.0, filled)
 
 
+def linear_interpolation(x: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """Fill every frame of every joint by linear interpolation in time between its nearest visible frames before
+    and after; only one of them: copy it; neither: zero. Visible frames keep their value. x (N, T, V, C)."""
+    n, t, v, _ = x.shape
+    frames = np.arange(t)[None, :, None]
+    last = np.maximum.accumulate(np.where(visible, frames, -1), axis=1)
+    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(visible, frames, t), axis=1), axis=1), axis=1)
+    before = np.where(last >= 0, last, nxt)  # one-sided gaps copy the side that exists
+    after = np.where(nxt < t, nxt, last)
+    never = (last < 0) & (nxt >= t)
+    before, after = np.clip(before, 0, t - 1), np.clip(after, 0, t - 1)
+    span = np.maximum(after - before, 1)
+    weight = np.where(after > before, (frames - before) / span, 0.0)[..., None]
+    take = lambda idx: np.take_along_axis(x, idx[..., None].repeat(x.shape[-1], axis=-1), axis=1)  # noqa: E731
+    filled = (1.0 - weight) * take(before) + weight * take(after)
+    return np.where(never[..., None], 0.0, filled).astype(x.dtype, copy=False)
+
+
 def masked_mse(pred: np.ndarray, target: np.ndarray, scored: np.ndarray) -> float:
     """Mean over scored keypoints of the squared distance (summed over x, y, z)."""
     if not scored.any():
@@ -282,7 +308,8 @@ def masked_mse(pred: np.ndarray, target: np.ndarray, scored: np.ndarray) -> floa
 
 # ------------------------------------------------------------------------------------------------ model
 class MaskedReconstructor(nn.Module):
-    """ST-GCN++ + a 1x1-conv decoder from each output step to its cube's ``CUBE`` frames of every joint."""
+    """ST-GCN++ + a 1x1-conv decoder from each output step to its cube's ``CUBE`` frames of every joint: the offset
+    added to the interpolated input (the residual formulation; the last layer starts at zero)."""
 
     def __init__(self, backbone: STGCNPP, channels: int) -> None:
         super().__init__()
@@ -290,17 +317,21 @@ class MaskedReconstructor(nn.Module):
         self.channels = channels
         width = backbone.out_channels
         self.decoder = nn.Sequential(nn.Conv2d(width, width, 1), nn.ReLU(), nn.Conv2d(width, CUBE * channels, 1))
+        nn.init.zeros_(self.decoder[-1].weight)  # untrained: prediction = the interpolated input
+        nn.init.zeros_(self.decoder[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, T, V, C) with T a multiple of CUBE -> reconstruction (N, T, V, C)."""
+        """(N, T, V, C) interpolated input, T a multiple of CUBE -> reconstruction (N, T, V, C): x + offset."""
         feats = self.backbone(x.unsqueeze(1))[:, 0]  # (N, width, T / CUBE, V)
         out = self.decoder(feats)
         n, _, steps, v = out.shape
-        return out.view(n, CUBE, self.channels, steps, v).permute(0, 3, 1, 4, 2).reshape(n, steps * CUBE, v, self.channels)
+        offset = out.view(n, CUBE, self.channels, steps, v).permute(0, 3, 1, 4, 2).reshape(n, steps * CUBE, v, self.channels)
+        return x + offset
 
 
 def masked_input(x: np.ndarray, observed: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return np.where((observed & ~mask)[..., None], x, 0.0).astype(np.float32)
+    """The network's input: masked and unobserved keypoints filled by interpolation from the visible ones."""
+    return linear_interpolation(x, observed & ~mask).astype(np.float32)
 
 
 def train(model: MaskedReconstructor, windows: WindowSet, cfg: MaskedConfig, seed: int) -> list[dict[str, Any]]:
@@ -356,16 +387,16 @@ def evaluate(model: MaskedReconstructor, windows: WindowSet, cfg: MaskedConfig, 
     preds = [model(torch.from_numpy(masked_input(windows.x[i:i + 64], windows.observed[i:i + 64], mask[i:i + 64]))).numpy()
              for i in range(0, len(windows.x), 64)]
     pred = np.concatenate(preds)
+    predictions = {"model_mse": pred, "copy_last_frame_mse": copy_last_frame(windows.x, visible),
+                   "interpolation_mse": linear_interpolation(windows.x, visible)}
     return {
         "windows": int(len(windows.x)), "scored_keypoints": int(scored.sum()),
-        "model_mse": masked_mse(pred, windows.x, scored),
-        "copy_last_frame_mse": masked_mse(copy_last_frame(windows.x, visible), windows.x, scored),
+        **{name: masked_mse(p, windows.x, scored) for name, p in predictions.items()},
         "zero_mse": masked_mse(np.zeros_like(windows.x), windows.x, scored),
         "per_stream": {
-            name: {"model_mse": masked_mse(pred[:, :, list(j)], windows.x[:, :, list(j)], scored[:, :, list(j)]),
-                   "copy_last_frame_mse": masked_mse(copy_last_frame(windows.x, visible)[:, :, list(j)],
-                                                     windows.x[:, :, list(j)], scored[:, :, list(j)])}
-            for name, j in STREAMS.items()
+            stream: {name: masked_mse(p[:, :, list(j)], windows.x[:, :, list(j)], scored[:, :, list(j)])
+                     for name, p in predictions.items()}
+            for stream, j in STREAMS.items()
         },
     }
 
@@ -436,7 +467,8 @@ def run(args: argparse.Namespace) -> int:
     save_pyskl_checkpoint(args.out, backbone_state_dict(model), meta)
     write_json(args.report, {**summary, "provenance": provenance(config)})
     if after.get("windows"):
-        log.info("held-out masked-keypoint MSE %.4f (copy-last-frame %.4f, zero %.4f, untrained %.4f) over %d "
-                 "keypoints; wall %.0f s; wrote %s", after["model_mse"], after["copy_last_frame_mse"],
-                 after["zero_mse"], before["model_mse"], after["scored_keypoints"], wall, args.out)
+        log.info("held-out masked-keypoint MSE %.4f (copy-last-frame %.4f, linear interpolation %.4f, zero %.4f, "
+                 "untrained %.4f) over %d keypoints; wall %.0f s; wrote %s", after["model_mse"],
+                 after["copy_last_frame_mse"], after["interpolation_mse"], after["zero_mse"], before["model_mse"],
+                 after["scored_keypoints"], wall, args.out)
     return 0
