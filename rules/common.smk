@@ -279,7 +279,9 @@ def backbone_checkpoint(wildcards):
     if backbone.get("checkpoint"):
         return backbone["checkpoint"]
     pretrain = backbone.get("pretrain", {})
-    method = "demo" if real_source_fallback(wildcards.dataset) else pretrain.get("method")
+    method = (
+        "demo" if real_source_fallback(wildcards.dataset) else pretrain.get("method")
+    )
     if method == "supervised":
         return f"{RESULTS}/pretrained/stgcnpp_{pretrain['sources'][0]}.pth"
     if method == "masked":

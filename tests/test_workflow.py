@@ -122,7 +122,8 @@ def _clean_workdir(tmp_path: Path) -> Path:
 def test_supervised_pretraining_feeds_import_backbone(tmp_path: Path) -> None:
     """`backbone.pretrain.method: supervised` puts the isl_kinect stages in front of every import-backbone job."""
     over = tmp_path / "supervised.yaml"
-    over.write_text("backbone: {pretrain: {method: supervised}}\n", encoding="utf-8")
+    over.write_text(f"backbone: {{pretrain: {{method: supervised, roots: {{isl_kinect: '{tmp_path}'}}}}}}\n",
+                    encoding="utf-8")
     result = _run([_tool("snakemake"), "-n", "-p", "--configfile", str(over), "--cores", "1",
                    "results/phoenix14t/backbone/stgcnpp.pt"], cwd=_clean_workdir(tmp_path))
     out = result.stdout + result.stderr
@@ -213,9 +214,50 @@ def test_pretraining_table_trains_one_run_per_source(tmp_path: Path) -> None:
     train = [c for c in commands if c.startswith("hatl train")]
     backbones = sorted(c.split("--backbone ")[1].split()[0] for c in train)
     assert backbones == [f"results/pretraining_runs/{s}/phoenix14t/backbone/stgcnpp.pt"
-                         for s in ("demo", "isl_kinect", "masked", "none")]
-    assert all("--task sign2text_ctc --strategy full" in c for c in train)
+                         for s in ("demo", "isl_kinect", "masked", "none", "two_stage")]
+    assert all("--task sign2gloss --strategy classical" in c for c in train)
     assert sum(c.startswith("hatl random-backbone") for c in commands) == 1
     assert not any(c.startswith("hatl pretrain-supervised") and "--csv" in c for c in commands)  # no LOSO needed
     [table] = [c for c in commands if c.startswith("hatl table-pretraining")]
-    assert "none=results/pretraining_runs/none/runs/phoenix14t/transformer/sign2text_ctc/full/main/seed1234/scores.json" in table
+    assert "none=results/pretraining_runs/none/runs/phoenix14t/transformer/sign2gloss/classical/main/seed1234/scores.json" in table
+    # the two-stage row: the demo pretraining started from the supervised isl_kinect checkpoint
+    [staged] = [c for c in commands if c.startswith("hatl pretrain-demo") and "--init" in c]
+    assert "--init results/pretrained/stgcnpp_isl_kinect.pth --out results/pretrained/stgcnpp_two_stage.pth" in staged
+
+
+def _backbone_plan(tmp_path: Path, overlay: str | None) -> tuple[list[str], str]:
+    """The hatl commands (and the whole output) of a dry run of phoenix14t's imported backbone in a clean folder."""
+    args = [_tool("snakemake"), "-n", "-p", "--cores", "1", "results/phoenix14t/backbone/stgcnpp.pt"]
+    if overlay is not None:
+        over = tmp_path / "overlay.yaml"
+        over.write_text(overlay, encoding="utf-8")
+        args[2:2] = ["--configfile", str(over)]
+    result = _run(args, cwd=_clean_workdir(tmp_path))
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    return [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line], out
+
+
+def test_default_backbone_is_two_stage_from_the_real_source(tmp_path: Path) -> None:
+    """With the real source present, the default backbone is isl_kinect supervised, then the demo windows."""
+    commands, out = _backbone_plan(tmp_path, f"backbone: {{pretrain: {{roots: {{isl_kinect: '{tmp_path}'}}}}}}\n")
+    assert any(c.startswith("hatl pretrain-data") and "--source isl_kinect" in c for c in commands), out
+    assert any(c.startswith("hatl pretrain-supervised") and "stgcnpp_isl_kinect.pth" in c for c in commands)
+    [demo] = [c for c in commands if c.startswith("hatl pretrain-demo")]
+    assert "--init results/pretrained/stgcnpp_isl_kinect.pth" in demo and "--fallback-note" not in demo
+    [imp] = [c for c in commands if c.startswith("hatl import-backbone")]
+    assert "--checkpoint results/pretrained/stgcnpp_two_stage.pth" in imp
+    assert "FALLBACK" not in out
+
+
+def test_default_backbone_falls_back_loudly_without_the_real_source(tmp_path: Path) -> None:
+    """A clone without ../shared: the demo pretraining alone, a warning, and the fallback in the provenance."""
+    commands, out = _backbone_plan(tmp_path, None)  # the default root ../shared/data/isl_kinect is not beside it
+    assert "WARNING (dataset phoenix14t): FALLBACK: backbone.pretrain.method two_stage needs the real source " \
+           "isl_kinect at ../shared/data/isl_kinect" in out
+    assert not any(c.startswith(("hatl pretrain-data", "hatl pretrain-supervised")) for c in commands)
+    [demo] = [c for c in commands if c.startswith("hatl pretrain-demo")]
+    assert "--init" not in demo and "--fallback-note 'FALLBACK: backbone.pretrain.method two_stage" in demo
+    assert "--out results/pretrained/stgcnpp_demo.pth" in demo
+    [imp] = [c for c in commands if c.startswith("hatl import-backbone")]
+    assert "--checkpoint results/pretrained/stgcnpp_demo.pth" in imp
