@@ -18,13 +18,15 @@ REFS = {"dev": ["the sun shines", "rain in the north", "the sun shines today"],
 GLOSSES = {"dev": ["SUN SHINE", "RAIN NORTH", "SUN SHINE TODAY"], "test": ["RAIN SOUTH", "SUN SHINE", "SNOW NORTH"]}
 
 
-def write_run(root: Path, source: str, hyps: dict[str, list[str]], glosses: dict[str, list[str]],
-              model: str = "transformer") -> Path:
-    run = root / source / "runs" / "demo" / model / "sign2text_ctc" / "full" / "main" / "seed1234"
+def write_run(root: Path, source: str, hyps: dict[str, list[str]] | None, glosses: dict[str, list[str]],
+              model: str = "transformer", task: str = "sign2text_ctc") -> Path:
+    """A scored run; ``hyps`` None: a recognition run (sign2gloss), whose decoded rows have no text."""
+    run = root / source / "runs" / "demo" / model / task / "full" / "main" / "seed1234"
     run.mkdir(parents=True)
     for split in ("dev", "test"):
         with open(run / f"decoded.{split}.jsonl", "w") as fh:
-            for i, (h, r, gh, gr) in enumerate(zip(hyps[split], REFS[split], glosses[split], GLOSSES[split])):
+            for i, (gh, gr) in enumerate(zip(glosses[split], GLOSSES[split])):
+                h, r = (None, None) if hyps is None else (hyps[split][i], REFS[split][i])
                 fh.write(json.dumps({"id": f"{split}{i}", "hyp": h, "ref": r, "gloss_hyp": gh, "gloss_ref": gr}) + "\n")
     assert main(["score", "--config", str(root / "c.yaml"), "--decoded", str(run / "decoded.dev.jsonl"),
                  str(run / "decoded.test.jsonl"), "--out", str(run / "scores.json")]) == 0
@@ -60,6 +62,22 @@ def test_table_has_one_row_per_source_and_the_floor(root):
         (root / "table_pretraining.md").read_text()
     assert (root / "p.png").stat().st_size > 1000
     assert json.loads((root / "table_pretraining.json").read_text())["runs"]["none"] == str(constant)
+
+
+def test_recognition_runs_are_judged_on_their_glosses(root):
+    """sign2gloss has no text: distinct outputs and the floor come from the gloss sequences, BLEU stays empty."""
+    good = write_run(root, "two_stage", None, GLOSSES, task="sign2gloss")
+    flat = write_run(root, "demo", None, {s: ["SUN SHINE"] * 3 for s in GLOSSES}, task="sign2gloss")
+    out = root / "t.csv"
+    assert main(["table-pretraining", "--config", str(root / "c.yaml"), "--scores", f"two_stage={good}",
+                 f"demo={flat}", "--out", str(out), "--figure", str(root / "p.png")]) == 0
+    by = {r["source"]: r for r in csv.DictReader(open(out))}
+    assert list(by) == ["demo", "two_stage", "floor"]
+    assert by["two_stage"]["test_distinct"] == "3" and by["demo"]["test_distinct"] == "1"
+    assert float(by["two_stage"]["test_wer"]) == 0.0 and by["two_stage"]["test_bleu4"] == ""
+    assert float(by["floor"]["test_wer"]) == pytest.approx(float(by["demo"]["test_wer"]))
+    assert by["floor"]["test_bleu4"] == "" and "glosses: 'SUN SHINE'" in by["floor"]["pretraining"]
+    assert by["two_stage"]["name"].startswith("isl_kinect supervised, then in-domain demo windows")
 
 
 def test_rows_must_differ_in_the_backbone_only(root, caplog):

@@ -99,21 +99,30 @@ def split_metric(scores: dict[str, Any], split: str, metric: str) -> float | Non
 
 def floor_row(scores_path: Path, settings: BleuSettings) -> dict[str, Any]:
     """Constant output of one run's references: the dev sentence with the best dev BLEU-4, and the dev gloss
-    sequence with the lowest dev WER, each emitted for every input of dev and test."""
+    sequence with the lowest dev WER, each emitted for every input of dev and test. A recognition run (sign2gloss)
+    has no text references: its floor is the gloss one only."""
     run_dir = scores_path.parent
     dev, test = read_decoded(run_dir / "decoded.dev.jsonl"), read_decoded(run_dir / "decoded.test.jsonl")
-    floor = constant_floor([r["ref"] for r in dev], {"dev": [r["ref"] for r in dev], "test": [r["ref"] for r in test]},
-                           settings)
-    row: dict[str, Any] = {"source": "floor", "name": FLOOR, "dev_bleu4": floor.scores["dev"]["bleu4"],
-                           "test_bleu4": floor.scores.get("test", {}).get("bleu4"), "test_distinct": 1,
-                           "pretraining": f"text: {floor.sentence!r}"}
+    row: dict[str, Any] = {"source": "floor", "name": FLOOR, "test_distinct": 1, "pretraining": ""}
+    if dev and all(isinstance(r.get("ref"), str) for r in dev + test):
+        floor = constant_floor([r["ref"] for r in dev], {"dev": [r["ref"] for r in dev],
+                                                         "test": [r["ref"] for r in test]}, settings)
+        row.update(dev_bleu4=floor.scores["dev"]["bleu4"], test_bleu4=floor.scores.get("test", {}).get("bleu4"),
+                   pretraining=f"text: {floor.sentence!r}")
     if dev and all(isinstance(r.get("gloss_ref"), str) for r in dev + test):
         dev_refs = [r["gloss_ref"] for r in dev]
         best = min(sorted(set(dev_refs)), key=lambda g: wer([g] * len(dev_refs), dev_refs)["wer"] or 0.0)
         row["dev_wer"] = wer([best] * len(dev_refs), dev_refs)["wer"]
         row["test_wer"] = wer([best] * len(test), [r["gloss_ref"] for r in test])["wer"] if test else None
-        row["pretraining"] += f"; glosses: {best!r}"
+        row["pretraining"] = "; ".join(x for x in (row["pretraining"], f"glosses: {best!r}") if x)
     return row
+
+
+def outputs_of(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """(hypotheses, references) a run is judged on: the text, or the glosses of a recognition run (no text)."""
+    if rows and all(r.get("ref") is None for r in rows):
+        return [r.get("gloss_hyp") or "" for r in rows], [r.get("gloss_ref") or "" for r in rows]
+    return [r["hyp"] for r in rows], [r["ref"] for r in rows]
 
 
 def table_rows(scores: dict[str, Path], reports: dict[str, Path], settings: BleuSettings) -> list[dict[str, Any]]:
@@ -130,7 +139,7 @@ def table_rows(scores: dict[str, Path], reports: dict[str, Path], settings: Bleu
             raise InputError(scores[source], "run", f"source {source} was trained as {key}, the others as {identity}: "
                              "the rows must differ in the backbone only")
         test = read_decoded(run.decoded_path("test"))
-        distinct = distinct_outputs([r["hyp"] for r in test], [r["ref"] for r in test])
+        distinct = distinct_outputs(*outputs_of(test))
         rows.append({
             "source": source, "name": SOURCE_NAMES[source], **key,
             "dev_bleu4": split_metric(run.scores, "dev", "bleu4"), "test_bleu4": split_metric(run.scores, "test", "bleu4"),
