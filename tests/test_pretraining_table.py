@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hatl.cli import main
-from hatl.models.checkpoint import load_backbone
+from hatl.models.checkpoint import backbone_source_of, load_backbone
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -108,3 +108,4 @@ def test_random_backbone_is_loadable_and_seeded(tmp_path):
     assert all((a.state_dict()[k] == b.state_dict()[k]).all() for k in a.state_dict())  # same seed, same weights
     report = json.loads((tmp_path / "a.json").read_text())
     assert set(report["counts"]) == {"reinitialised"} and report["source_format"] == "random initialisation"
+    assert backbone_source_of(tmp_path / "a.pt").label == "none"  # the row's backbone label: no pretraining

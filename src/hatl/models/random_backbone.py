@@ -14,6 +14,7 @@ import torch
 
 from hatl.config import effective_config, load_config
 from hatl.io import write_json
+from hatl.models.backbone_source import NONE
 from hatl.models.checkpoint import ImportReport, ImportResult, new_backbone, save_backbone, target_layout
 from hatl.models.graph import mediapipe_graph
 from hatl.provenance import provenance
@@ -30,7 +31,8 @@ def random_backbone(config: dict) -> ImportResult:
     for key, value in model.state_dict().items():
         report.add(key, "reinitialised", None, tuple(value.shape), "no pretraining: PyTorch's default initialisation")
     report.notes.append("no checkpoint: every weight randomly initialised (seed from the config)")
-    return ImportResult(model, graph, target_layout(config), report)
+    # provenance "none": no pretrained weights, so the table row's label says so (not "unknown")
+    return ImportResult(model, graph, target_layout(config), report, NONE)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
