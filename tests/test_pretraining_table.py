@@ -78,6 +78,7 @@ def test_recognition_runs_are_judged_on_their_glosses(root):
     assert float(by["floor"]["test_wer"]) == pytest.approx(float(by["demo"]["test_wer"]))
     assert by["floor"]["test_bleu4"] == "" and "glosses: 'SUN SHINE'" in by["floor"]["pretraining"]
     assert by["two_stage"]["name"].startswith("isl_kinect supervised, then in-domain demo windows")
+    assert "BLEU-4: none (a recognition task" in (root / "t.md").read_text()
 
 
 def test_rows_must_differ_in_the_backbone_only(root, caplog):

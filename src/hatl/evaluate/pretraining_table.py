@@ -180,7 +180,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                      f"| {_fmt(r.get('test_wer'))} | {distinct} | {r.get('backbone') or ''} | {r.get('pretraining') or ''} |")
     signature = meta["bleu_signature"]
     signature = signature.get("bleu4", signature) if isinstance(signature, dict) else signature
-    lines += ["", f"BLEU-4: {signature}. WER: gloss word error rate x100 (lower is better).",
+    bleu = f"BLEU-4: {signature}." if signature else "BLEU-4: none (a recognition task: glosses, no text)."
+    lines += ["", f"{bleu} WER: gloss word error rate x100 (lower is better).",
               f"Code version: {meta['code_version']}.", ""]
     return "\n".join(lines)
 
