@@ -126,9 +126,9 @@ rule pretrain_supervised:
         mem_mb=lambda w, attempt: attempt_scaled(4000, attempt),
         runtime=lambda w, attempt: attempt_scaled(30, attempt),
     params:
-        config=lambda w: resolved_config(pretrain_arch_dataset()),
+        config=lambda w: resolved_config(supervised_arch_dataset()),
         settings=lambda w: settings_read_by(
-            "pretrain-supervised", pretrain_arch_dataset()
+            "pretrain-supervised", supervised_arch_dataset()
         ),
     shell:
         "hatl pretrain-supervised --config {params.config} --manifest {input.manifest}"

@@ -309,6 +309,15 @@ def pretrain_arch_dataset():
     return DATASETS[0]
 
 
+def supervised_arch_dataset():
+    """The dataset whose width the supervised checkpoint gets: under `two_stage` the demo pretraining starts
+    from it, so the demo pretraining source's (a real first dataset may be wider than the demos); else the first.
+    """
+    if config["backbone"].get("pretrain", {}).get("method") == "two_stage":
+        return demo_pretrain_source()
+    return pretrain_arch_dataset()
+
+
 def masked_pretrain_data():
     """The training Parquet and run fold of every configured dataset (the first run fold, as pretrain_demo)."""
     return [

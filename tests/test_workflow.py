@@ -261,3 +261,21 @@ def test_default_backbone_falls_back_loudly_without_the_real_source(tmp_path: Pa
     assert "--out results/pretrained/stgcnpp_demo.pth" in demo
     [imp] = [c for c in commands if c.startswith("hatl import-backbone")]
     assert "--checkpoint results/pretrained/stgcnpp_demo.pth" in imp
+
+
+def test_two_stage_first_stage_has_the_width_of_the_demo_pretraining(tmp_path: Path) -> None:
+    """A real first dataset with its own checkpoint (base 64) beside demo datasets (base 8): the demos' two-stage
+    pretraining starts from an isl_kinect checkpoint built with the demo source's config (its width)."""
+    overlay = (f"datasets:\n  phoenix14t: {{adapter: phoenix14t, root: '{tmp_path}'}}\n"
+               f"backbone: {{checkpoint: /models/j.pth, pretrain: {{roots: {{isl_kinect: '{tmp_path}'}}}}}}\n")
+    over = tmp_path / "mixed.yaml"
+    over.write_text(overlay, encoding="utf-8")
+    result = _run([_tool("snakemake"), "-n", "-p", "--configfile", str(over), "--cores", "1",
+                   "results/isharah/backbone/stgcnpp.pt"], cwd=_clean_workdir(tmp_path))
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    commands = [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line]
+    [sup] = [c for c in commands if c.startswith("hatl pretrain-supervised")]
+    [demo] = [c for c in commands if c.startswith("hatl pretrain-demo")]
+    assert sup.startswith("hatl pretrain-supervised --config results/config/isharah.yaml")
+    assert demo.startswith("hatl pretrain-demo --config results/config/isharah.yaml") and "--init" in demo
