@@ -186,3 +186,33 @@ def test_without_averaging_best_pt_is_the_best_dev_epoch(inputs, tmp_path):
     assert "averaged" not in summary
     assert not (tmp_path / "resume" / POOL_DIR).exists()
     assert torch.load(tmp_path / "out" / "best.pt", weights_only=False)["averaged_epochs"] is None
+
+
+# -- the benchmark's use of it ----------------------------------------------------------------------
+def test_bench_budget_stop_exports_the_mean_of_the_epochs_averaged_so_far(tmp_path):
+    from helpers import load_bench
+
+    bench = load_bench("phoenix_gloss2text")
+    pool = CheckpointPool(AveragingConfig("last", 3), tmp_path / POOL_DIR, "max")
+    for epoch in (1, 2):
+        pool.offer(epoch, float(epoch), weights(float(epoch)))
+    state = {"averaging": pool.to_dict()}
+    mean, epochs = bench.averaged_so_far({"training": {"average_checkpoints": {"last": 3}}}, state, tmp_path)
+    assert epochs == [1, 2] and torch.equal(mean["w"], torch.full((3,), 1.5))
+    assert bench.averaged_so_far({"training": {"average_checkpoints": None}}, state, tmp_path) is None
+
+
+def test_bench_prints_the_constant_floor_and_distinct_outputs(tmp_path):
+    from helpers import load_bench
+
+    bench = load_bench("phoenix_gloss2text")
+    run = bench.run_folder(tmp_path, 7)
+    run.mkdir(parents=True)
+    refs = ["es regnet", "morgen sonne im norden", "es regnet im sueden", "wind aus west"]
+    for split in ("dev", "test"):
+        rows = [{"id": str(i), "ref": r, "hyp": "es regnet", "hyp_nolm": "es regnet" if i % 2 else "wind"} for i, r in enumerate(refs)]
+        (run / f"decoded.{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (line,) = bench.floor_and_distinct(tmp_path, 7)
+    assert line.startswith("seed 7 floor: constant output ")
+    assert "dev 2 for 4 distinct references" in line and "test 2 for 4 distinct references" in line
+    assert bench.floor_and_distinct(tmp_path, 8) == []  # nothing decoded yet: nothing to say
