@@ -178,6 +178,11 @@ def test_killed_run_resumes_to_the_identical_averaged_model(inputs, averaged_run
     b = torch.load(tmp_path / "out" / "best.pt", weights_only=False)["model_state"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert summary["averaged"]["dev"] == averaged_run["summary"]["averaged"]["dev"]
+    # a finished run asked again writes the same averaged best.pt from the files beside its resume state
+    (tmp_path / "out" / "best.pt").unlink()
+    assert train_run(spec, cfg)["averaged"]["epochs"] == [3, 4]
+    c = torch.load(tmp_path / "out" / "best.pt", weights_only=False)["model_state"]
+    assert all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_without_averaging_best_pt_is_the_best_dev_epoch(inputs, tmp_path):
