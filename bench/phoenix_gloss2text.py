@@ -11,6 +11,11 @@ root), into a results folder outside the repository. It prints each seed's dev/t
 with and without KenLM fusion, their mean ± sd over seeds (sample sd, as the tables) and the wall time of
 each stage. The reference is VL-Transfer's from-scratch Gloss2Text transformer: test BLEU-4 22.57.
 
+With ``training.average_checkpoints`` (the example config averages the last epochs) ``best.pt`` holds the averaged
+weights and each seed's line names the averaged epochs and their greedy dev BLEU-4. Beside the scores it prints
+each seed's floor: the constant-output baseline (the dev reference with the best dev BLEU-4, emitted for every
+test sentence) and how many distinct sentences the decoder emitted.
+
 Stages whose outputs exist are run again unless ``--from-stage`` says where to start (a finished training run
 is also reused by ``hatl train`` itself through its resume state). A benchmark, not a test: the training run
 takes tens of minutes per seed on two CPU cores.
@@ -18,7 +23,7 @@ takes tens of minutes per seed on two CPU cores.
 ``--train-budget-min M`` caps each seed's training by wall time on a shared machine: after M minutes the trainer gets
 SIGTERM (it saves its resume state at the next step and exits), and the best dev checkpoint so far (the
 trainer keeps it in the resume state) is exported as ``best.pt`` in the format ``hatl train`` writes, with
-``budget_stop.json`` beside it saying so. Later stages then run on that checkpoint.
+``budget_stop.json`` beside it saying so (with checkpoint averaging on: the mean of the epochs averaged so far). Later stages then run on that checkpoint.
 """
 
 from __future__ import annotations
@@ -140,11 +145,12 @@ def export_best_from_resume(config: Path, res: Path, seed: int) -> dict:
         raise SystemExit(f"{resume / 'state.pt'}: no evaluated epoch yet, nothing to export (raise --train-budget-min)")
     log_lines = state.get("log") or []
     best = max(log_lines, key=lambda line: line.get("metric") or float("-inf")) if log_lines else {}
+    weights, averaged = state["best_state"], averaged_so_far(cfg, state, resume)
     identity = {"dataset": DATASET, "model": "transformer", "task": "gloss2text", "strategy": "full", "fold": "main",
                 "seed": seed_folder(seed)}
     blob = {
         "format": BEST_FORMAT,
-        "model_state": state["best_state"],
+        "model_state": weights if averaged is None else averaged[0],
         "model_args": {"task": "gloss2text", "translator": "transformer",
                        "gloss_vocab_size": len(Vocabulary.load(ds / "vocab" / "main" / "gloss.json")),
                        "text_vocab_size": len(Vocabulary.load(ds / "vocab" / "main" / "text.json")),
@@ -152,6 +158,7 @@ def export_best_from_resume(config: Path, res: Path, seed: int) -> dict:
         "vocab": {"gloss": str(ds / "vocab" / "main" / "gloss.json"), "text": str(ds / "vocab" / "main" / "text.json")},
         "run": identity, "best_epoch": best.get("epoch"), "best_metric": best.get("metric"), "metric_name": "bleu4",
         "config": cfg, "provenance": provenance(cfg, run=identity),
+        "averaged_epochs": None if averaged is None else averaged[1],
     }
     run.mkdir(parents=True, exist_ok=True)
     with atomic_path(run / "best.pt") as tmp:
@@ -159,11 +166,46 @@ def export_best_from_resume(config: Path, res: Path, seed: int) -> dict:
     note = {"reason": "wall-time budget reached; best dev checkpoint exported from the resume state",
             "epochs_completed": len(log_lines), "stopped_at": {"epoch": state.get("epoch"), "step_in_epoch": state.get("step_in_epoch")},
             "best_epoch": best.get("epoch"), "best_dev_greedy_bleu4": best.get("metric"),
+            "averaged_epochs": None if averaged is None else averaged[1],
             "log": log_lines, "provenance": provenance(cfg, run=identity)}
     write_json(run / "budget_stop.json", note)
-    print(f"    exported best.pt from epoch {best.get('epoch')} (dev greedy BLEU-4 {best.get('metric')}); "
+    what = f"the mean of epochs {averaged[1]}" if averaged is not None else f"epoch {best.get('epoch')}"
+    print(f"    exported best.pt: {what} (best dev greedy BLEU-4 {best.get('metric')} at epoch {best.get('epoch')}); "
           f"{len(log_lines)} epoch(s) completed", flush=True)
     return note
+
+
+def averaged_so_far(cfg: dict, state: dict, resume: Path):
+    """With ``training.average_checkpoints`` on: (mean weights, epochs) of the epochs the pool holds so far, as
+    ``hatl train`` would average them at its end (fewer epochs if it stopped early); otherwise None."""
+    from hatl.train.averaging import POOL_DIR, AveragingConfig, CheckpointPool
+
+    averaging = AveragingConfig.from_config(cfg.get("training", {}).get("average_checkpoints"))
+    if averaging is None or not (state.get("averaging") or {}).get("entries"):
+        return None
+    pool = CheckpointPool(averaging, resume / POOL_DIR, "max")
+    pool.load(state["averaging"])
+    return pool.average(), pool.epochs()
+
+
+def floor_and_distinct(res: Path, seed: int) -> list[str]:
+    """The constant-output floor (the dev reference with the best dev BLEU-4, emitted for every sentence) and
+    how many distinct sentences the seed's decoder emitted: what its scores must be read against."""
+    from hatl.evaluate.collapse import constant_floor
+
+    run = run_folder(res, seed)
+    rows = {}
+    for split in ("dev", "test"):
+        path = run / f"decoded.{split}.jsonl"
+        if not path.exists():
+            return []
+        rows[split] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    floor = constant_floor([r["ref"] for r in rows["dev"]], {k: [r["ref"] for r in v] for k, v in rows.items()})
+    test = floor.scores["test"]
+    distinct = {k: (len({r["hyp_nolm"] or r["hyp"] for r in v}), len({r["ref"] for r in v})) for k, v in rows.items()}
+    return [f"seed {seed} floor: constant output {floor.sentence!r} scores test BLEU-1 {test['bleu1']:.2f}, "
+            f"BLEU-4 {test['bleu4']:.2f}, ROUGE-L {test['rouge']:.2f}; distinct outputs (no LM) "
+            + ", ".join(f"{k} {d} for {r} distinct references" for k, (d, r) in distinct.items())]
 
 
 def seed_values(scores: dict) -> dict[str, dict[str, float]]:
@@ -215,6 +257,9 @@ def run_summary_lines(res: Path, seed: int) -> list[str]:
         best = "no dev BLEU-4" if best_dev is None else f"dev greedy BLEU-4 {best_dev:.2f}"
         lines.append(f"seed {seed} training: {summary.get('epochs_run')} epochs, best epoch {summary.get('best_epoch')} "
                      f"({best}), stop: {summary.get('stop_reason')}, train time {summary.get('train_time_s') or 0:.0f} s")
+        if (avg := summary.get("averaged")) is not None:
+            lines.append(f"seed {seed} best.pt: the mean of epochs {avg['epochs']} ({avg['selection']} {avg['count']}), "
+                         f"dev greedy BLEU-4 {avg['dev']['bleu4']:.2f}")
     if (run / "decoded.summary.json").exists():
         ds = json.loads((run / "decoded.summary.json").read_text(encoding="utf-8"))
         lines.append(f"seed {seed} decoding: " + ", ".join(f"{s} {v['decoded']} sentences in {v['seconds']} s"
@@ -275,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
           + f"; total {sum(times.values()):.1f}")
     per_seed: dict[int, dict[str, dict[str, float]]] = {}
     for seed in seeds:
-        for line in run_summary_lines(res, seed):
+        for line in run_summary_lines(res, seed) + floor_and_distinct(res, seed):
             print(line)
         scores_path = run_folder(res, seed) / "scores.json"
         if scores_path.exists():

@@ -14,6 +14,7 @@ import torch
 from hatl.errors import ConfigError
 from hatl.experiment import STRATEGIES, TEXT_ONLY_TASKS, TRAINED_TASKS, TRANSLATORS, seed_folder, trained_tasks
 from hatl.train.controller import ControllerConfig, default_release_order
+from hatl.train.averaging import AveragingConfig
 from hatl.train.distributed import DDPConfig, DistContext
 from hatl.train.gpu_claim import claim_gpu, should_claim
 from hatl.train.optim import OptimConfig, strategy_layer_decay
@@ -96,6 +97,7 @@ class TrainConfig:
     full_layer_decay: bool  # training.lr.full_layer_decay: the full baseline's LLRD ablation
     controller: ControllerConfig  # the schedule, with no release order yet
     ddp: DDPConfig
+    averaging: AveragingConfig | None = None  # training.average_checkpoints: the weights best.pt holds
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], task: str, strategy: str | None = None) -> TrainConfig:
@@ -171,6 +173,7 @@ class TrainConfig:
                 restore_before_release=bool(hatl["restore_before_release"]),
             ),
             ddp=DDPConfig.from_config(config),
+            averaging=AveragingConfig.from_config(tr.get("average_checkpoints")),
         )
 
     def optim_for(self, strategy: str) -> OptimConfig:

@@ -29,6 +29,7 @@ from hatl.models.losses import frame_loss_coverage
 from hatl.models.trained import model_args, save_trained
 from hatl.provenance import provenance
 from hatl.train import distributed as DU
+from hatl.train.averaging import POOL_DIR, CheckpointPool
 from hatl.train.config import METRIC_MODE, RunSpec, TrainConfig, pick_device, resolve_device
 from hatl.train.controller import ControllerState, HatlController
 from hatl.train.dev import DevResult, epoch_message, evaluate_dev, release_value
@@ -101,6 +102,9 @@ class Trainer:
         self.opt_step = 0  # updates since the optimizer was (re)built: drives the LR warm-up
         self.global_step = 0
         self.best_state: dict[str, torch.Tensor] | None = None
+        # training.average_checkpoints: epoch weights kept on disk beside the resume state (rank 0 writes them)
+        self.pool = (CheckpointPool(self.tc.averaging, Path(spec.resume_dir) / POOL_DIR, METRIC_MODE[self.tc.metric])
+                     if self.tc.averaging is not None else None)
         self.log_lines: list[dict[str, Any]] = []
         self.wall_time_s = 0.0
         self.terminate_requested = False  # set by SIGTERM (e.g. a SLURM walltime): save at the next step, exit
@@ -308,6 +312,8 @@ class Trainer:
             if end.improved:
                 self.best_state = cpu_state_dict(self.model)
             events += end.events
+        if self.pool is not None and self.dist.is_main:
+            self.pool.offer(epoch, metric, cpu_state_dict(self.model))
         line.update({f"dev_{k}": v for k, v in dev.items()})
         line.update({
             "metric_name": self.tc.metric, "metric": metric, "metric_avg": avg, "best_metric": self.controller.state.best,
@@ -350,23 +356,41 @@ class Trainer:
         summary = self.summary()
         if not self.dist.is_main:  # rank 0 alone writes the outputs
             return summary
+        weights = self.best_state
+        if self.pool is not None:
+            weights, summary["averaged"] = self._averaged_model()
         out = self.spec.out_dir
         out.mkdir(parents=True, exist_ok=True)
         args = model_args(self.model, self.spec.task, self.spec.model, len(self.gloss_vocab), len(self.text_vocab),
                           self.config["model"])
-        save_trained(out / "best.pt", self.best_state, args,
+        save_trained(out / "best.pt", weights, args,
                      vocab={k: str(p) for k, p in self.vocab_paths.items()}, run=self.spec.identity(),
                      best_epoch=summary["best_epoch"], best_metric=summary["best_metric"], metric_name=self.tc.metric,
-                     config=self.config, provenance=summary["provenance"], backbone=summary["backbone"])
+                     config=self.config, provenance=summary["provenance"], backbone=summary["backbone"],
+                     averaged_epochs=summary.get("averaged", {}).get("epochs"))
         write_text(out / "log.jsonl", "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in self.log_lines))
         write_json(out / "summary.json", summary)
         log.info("finished: best %s %.5g at epoch %s; stop: %s; %.1f s", self.tc.metric, summary["best_metric"],
                  summary["best_epoch"], summary["stop_reason"], self.wall_time_s)
+        if "averaged" in summary:
+            log.info("best.pt holds the average of epochs %s (%s): dev %s %.5g", summary["averaged"]["epochs"],
+                     summary["averaged"]["selection"], self.tc.metric, summary["averaged"]["metric"])
         if (warning := collapse_warning(summary)) is not None:
             log.warning(warning)
         for warning in self.warnings:  # said at the start too; repeated where a reader of the log's end sees it
             log.warning("%s", warning)
         return summary
+
+    def _averaged_model(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """The mean of the pool's epoch weights and what summary.json says of it, its dev score included
+        (the same greedy evaluation as every epoch's). Leaves the averaged weights in the live model."""
+        assert self.pool is not None
+        weights = self.pool.average()
+        self.model.load_state_dict(weights)
+        metrics = self.evaluate().metrics
+        return weights, {"selection": self.pool.config.selection, "count": self.pool.config.count,
+                         "epochs": self.pool.epochs(), "epoch_metrics": [e.metric for e in self.pool.entries],
+                         "metric_name": self.tc.metric, "metric": release_value(self.tc.metric, metrics), "dev": metrics}
 
     # -- resume state ------------------------------------------------------------------------------
     def save(self, epoch: int, step_in_epoch: int, epoch_done: bool, sums: dict[str, float], epoch_time: float,
@@ -386,8 +410,10 @@ class Trainer:
             "rng_ranks": rng_ranks,  # per rank (dropout masks differ by rank); None for a single process
             "world_size": self.dist.world_size, "epoch_sums": dict(sums), "epoch_time_s": epoch_time, "epoch_events": list(events),
             "wall_time_s": self.wall_time_s + (epoch_time if not epoch_done else 0.0), "best_state": self.best_state,
-            "log": list(self.log_lines),
+            "log": list(self.log_lines), "averaging": self.pool.to_dict() if self.pool is not None else None,
         })
+        if self.pool is not None:  # only now that the saved state no longer names them
+            self.pool.prune()
 
     def restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -399,6 +425,8 @@ class Trainer:
         self.controller.state = ControllerState.from_dict(state["controller"])
         self.best_state = state["best_state"]
         self.log_lines = list(state["log"])
+        if self.pool is not None:
+            self.pool.load(state.get("averaging"))
         self.wall_time_s = float(state["wall_time_s"]) - (0.0 if state["epoch_done"] else float(state["epoch_time_s"]))
         # A state from another world size resumes too (the run is defined by the global batch); only the
         # per-rank random streams cannot carry over then, and each rank continues rank 0's.
