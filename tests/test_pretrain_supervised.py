@@ -15,7 +15,8 @@ from hatl.landmarks import build_layout
 from hatl.models import checkpoint
 from hatl.models.graph import kinect20_graph
 from hatl.models.pretrain_supervised import (
-    SignSet, SupervisedConfig, body_frame, loso, mean_row, predict, resample, rotate_about_vertical, train_classifier,
+    SignSet, SupervisedConfig, augment, body_frame, drop_joints, loso, mean_row, predict, resample,
+    rotate_about_vertical, rotation, crop_views, train_classifier,
 )
 from hatl.models.stgcnpp import STGCNPPConfig
 
@@ -73,6 +74,46 @@ def test_rotation_is_about_the_vertical_axis():
     point = np.array([[1.0, 2.0, 0.0]], np.float32)
     out = rotate_about_vertical(point, math.pi / 2)
     np.testing.assert_allclose(out, [[0.0, 2.0, -1.0]], atol=1e-6)
+
+
+def test_rotation_composes_yaw_pitch_roll():
+    np.testing.assert_allclose(rotation(0.0, 0.0, 0.0), np.eye(3), atol=1e-12)
+    up = np.array([0.0, 1.0, 0.0])
+    # pitch turns the vertical towards depth, roll towards the shoulder line; yaw keeps it vertical
+    np.testing.assert_allclose(rotation(0.0, math.pi / 2, 0.0) @ up, [0.0, 0.0, 1.0], atol=1e-12)
+    np.testing.assert_allclose(rotation(0.0, 0.0, math.pi / 2) @ up, [-1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(rotation(0.7, 0.0, 0.0) @ up, up, atol=1e-12)
+    point = np.array([1.0, 2.0, 0.0])
+    np.testing.assert_allclose(rotation(0.4, 0.0, 0.0) @ point, rotate_about_vertical(point[None], 0.4)[0], atol=1e-6)
+
+
+def test_augment_is_seeded_and_off_ranges_keep_the_sample():
+    sample = resample(body_frame(sign_take(1, np.random.default_rng(0)), kinect20_graph()), 8)
+    still = SupervisedConfig(frames=8, rotate=0.0, tilt=0.0, scale=0.0, axis_scale=0.0, crop=1.0, joint_dropout=0.0)
+    np.testing.assert_allclose(augment(sample, still, np.random.default_rng(1)), sample, atol=1e-6)
+    strong = SupervisedConfig(frames=8, rotate=0.5, tilt=0.2, axis_scale=0.2, joint_dropout=0.5)
+    a, b = augment(sample, strong, np.random.default_rng(3)), augment(sample, strong, np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == sample.shape and not np.allclose(a, sample)
+    dropped = np.all(a == 0.0, axis=(0, 2))
+    assert 0 < dropped.sum() < 20  # some joints zeroed for the whole sample, not all
+
+
+def test_drop_joints_zeroes_named_joints_and_refuses_unknown_names():
+    x = np.ones((2, 4, 20, 3), np.float32)
+    out = drop_joints(x, kinect20_graph(), ("kinect.left_knee", "kinect.right_foot"))
+    assert out[..., 14, :].sum() == 0 and out[..., 19, :].sum() == 0 and out.sum() == 2 * 4 * 18 * 3
+    assert x.sum() == 2 * 4 * 20 * 3  # the input is not modified
+    with pytest.raises(ValueError, match="left_toe"):
+        drop_joints(x, kinect20_graph(), ("kinect.left_toe",))
+
+
+def test_crop_views_are_evenly_placed_crops():
+    x = np.arange(10, dtype=np.float32)[None, :, None, None] * np.ones((1, 10, 1, 3), np.float32)
+    assert crop_views(x, SupervisedConfig(frames=10, test_crops=1))[0] is x
+    views = crop_views(x, SupervisedConfig(frames=10, crop=0.6, test_crops=3))  # keep 8 of 10 frames
+    assert [round(float(v[0, 0, 0, 0]), 3) for v in views] == [0.0, 1.0, 2.0]
+    assert [round(float(v[0, -1, 0, 0]), 3) for v in views] == [7.0, 8.0, 9.0]
 
 
 def test_training_learns_signs_of_an_unseen_signer():

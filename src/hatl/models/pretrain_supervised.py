@@ -61,10 +61,22 @@ class SupervisedConfig:
     weight_decay: float = 0.0005
     augment: bool = True
     base_channels: int | None = None
+    # augmentation aimed at signer variation (each used only when ``augment``); ranges are half-widths
+    rotate: float = 0.3          # turn about the vertical, radians (signers face the sensor at different angles)
+    tilt: float = 0.0            # pitch and roll, radians (posture: leaning forward/sideways)
+    scale: float = 0.15          # overall size (body size, distance left over after the shoulder-width scaling)
+    axis_scale: float = 0.0      # independent per-axis size (body proportions: arm length vs shoulder width)
+    crop: float = 0.8            # temporal crop keeps this fraction of the frames or more (speed and timing)
+    joint_dropout: float = 0.0   # probability of zeroing one joint for a whole training sample
+    drop_joints: tuple[str, ...] = ()  # joints (graph names) zeroed in every sample: static, signer-specific parts
+    label_smoothing: float = 0.0
+    test_crops: int = 1          # test-time average of the logits over this many temporal crops (1: the whole sample)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> SupervisedConfig:
         section = dict(config.get("backbone", {}).get("pretrain", {}).get("supervised", {}) or {})
+        if "drop_joints" in section:
+            section["drop_joints"] = tuple(section["drop_joints"] or ())
         return cls(**section)
 
 
@@ -116,13 +128,52 @@ def prepare(seq: np.ndarray, graph: Graph, frames: int) -> np.ndarray:
     return resample(body_frame(seq, graph), frames).astype(np.float32)
 
 
-def augment(seq: np.ndarray, frames: int, rng: np.random.Generator) -> np.ndarray:
-    """A randomly turned, scaled and temporally cropped copy of a prepared (frames, V, 3) sample."""
-    keep = int(round(frames * rng.uniform(0.8, 1.0)))
+def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """3x3 rotation: roll about z (depth axis), then pitch about x (shoulder line), then yaw about y (vertical)."""
+    cy, sy, cp, sp, cr, sr = (math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch),
+                              math.cos(roll), math.sin(roll))
+    about_y = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
+    about_x = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
+    about_z = np.array([[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]])
+    return about_y @ about_x @ about_z
+
+
+def augment(seq: np.ndarray, cfg: SupervisedConfig, rng: np.random.Generator) -> np.ndarray:
+    """A randomly cropped (time), turned, tilted, scaled and joint-dropped copy of a prepared (frames, V, 3)
+    sample; every range comes from ``cfg`` (:class:`SupervisedConfig`)."""
+    frames = cfg.frames
+    keep = int(round(frames * rng.uniform(cfg.crop, 1.0)))
     start = int(rng.integers(0, frames - keep + 1))
     out = resample(seq[start:start + keep], frames)
-    out = rotate_about_vertical(out, float(rng.uniform(-0.3, 0.3)))
-    return (out * rng.uniform(0.85, 1.15)).astype(np.float32)
+    rot = rotation(rng.uniform(-cfg.rotate, cfg.rotate), rng.uniform(-cfg.tilt, cfg.tilt),
+                   rng.uniform(-cfg.tilt, cfg.tilt))
+    size = rng.uniform(1 - cfg.scale, 1 + cfg.scale) * rng.uniform(1 - cfg.axis_scale, 1 + cfg.axis_scale, 3)
+    out = (out @ rot.T) * size
+    if cfg.joint_dropout > 0:
+        out = out * (rng.random(out.shape[1]) >= cfg.joint_dropout)[None, :, None]
+    return out.astype(np.float32)
+
+
+def drop_joints(x: np.ndarray, graph: Graph, names: tuple[str, ...]) -> np.ndarray:
+    """Zero the named joints of prepared samples (…, V, 3); an unknown name is an error."""
+    if not names:
+        return x
+    known = list(graph.joint_names)
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise ValueError(f"drop_joints: {', '.join(missing)} not on graph {graph.name} ({', '.join(known)})")
+    out = x.copy()
+    out[..., [known.index(n) for n in names], :] = 0.0
+    return out
+
+
+def crop_views(x: np.ndarray, cfg: SupervisedConfig) -> list[np.ndarray]:
+    """The whole samples, or ``test_crops`` evenly placed crops of the mean kept length resampled to ``frames``."""
+    if cfg.test_crops <= 1:
+        return [x]
+    keep = int(round(cfg.frames * (1 + cfg.crop) / 2))
+    starts = np.linspace(0, cfg.frames - keep, cfg.test_crops).round().astype(int)
+    return [np.stack([resample(s[b:b + keep], cfg.frames) for s in x]).astype(np.float32) for b in starts]
 
 
 def load_signs(manifest: Path, shards: list[Path], frames: int) -> tuple[SignSet, Graph]:
@@ -163,6 +214,7 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph,
     ``x``) and the last epoch's train accuracy."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    x = drop_joints(x, graph, cfg.drop_joints)
     model = _Classifier(STGCNPP(graph.adjacency(), arch), n_classes)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
@@ -178,9 +230,9 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph,
             if len(idx) < 2:  # BatchNorm needs more than one value per channel in training mode
                 sched.step()
                 continue
-            batch = np.stack([augment(x[j], cfg.frames, rng) for j in idx]) if cfg.augment else x[idx]
+            batch = np.stack([augment(x[j], cfg, rng) for j in idx]) if cfg.augment else x[idx]
             logits = model(torch.from_numpy(batch).unsqueeze(1))
-            loss = F.cross_entropy(logits, targets[idx])
+            loss = F.cross_entropy(logits, targets[idx], label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -215,9 +267,16 @@ def recalibrate_batchnorm(model: torch.nn.Module, x: np.ndarray, batch_size: int
 
 
 @torch.no_grad()
-def predict(model: _Classifier, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    return np.concatenate([model(torch.from_numpy(x[i:i + batch_size]).unsqueeze(1)).argmax(1).numpy()
+def logits_of(model: _Classifier, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    return np.concatenate([model(torch.from_numpy(x[i:i + batch_size]).unsqueeze(1)).numpy()
                            for i in range(0, len(x), batch_size)])
+
+
+def predict(model: _Classifier, x: np.ndarray, cfg: SupervisedConfig | None = None) -> np.ndarray:
+    """Predicted class per sample; with ``cfg.test_crops`` > 1 the softmax is averaged over the crops."""
+    views = crop_views(x, cfg) if cfg is not None else [x]
+    probs = sum(torch.softmax(torch.from_numpy(logits_of(model, v)), 1) for v in views)
+    return probs.argmax(1).numpy()
 
 
 def loso(signs: SignSet, graph: Graph, arch: STGCNPPConfig, cfg: SupervisedConfig, seed: int,
@@ -231,7 +290,7 @@ def loso(signs: SignSet, graph: Graph, arch: STGCNPPConfig, cfg: SupervisedConfi
             raise ValueError(f"signer {signer!r} has no samples")
         start = time.perf_counter()
         model, train_acc = train_classifier(signs.x[~test], signs.y[~test], n_classes, graph, arch, cfg, seed)
-        pred = predict(model, signs.x[test])
+        pred = predict(model, drop_joints(signs.x[test], graph, cfg.drop_joints), cfg)
         truth = signs.y[test]
         most_frequent = Counter(signs.y[~test].tolist()).most_common(1)[0][0]
         row = {
