@@ -49,6 +49,15 @@ def load_release(folder: Path, frames: int) -> sup.SignSet:
     return sup.SignSet(np.stack(xs), np.array([index[c] for c in labels]), np.array(signers), classes, ids)
 
 
+def measured(path: Path | None, settings: dict, width: int, seed: int) -> dict[str, dict]:
+    """Rows of ``path`` (JSON lines) measured with exactly these settings, width and seed, by held-out signer."""
+    if path is None or not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {r["held_out_signer"]: r for r in rows
+            if r["settings"] == settings and r["width"] == width and r.get("seed", 1234) == seed}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folder", type=Path, required=True)
@@ -73,14 +82,21 @@ def main() -> None:
     print(f"{len(signs.y)} samples, {len(signs.classes)} signs, {len(set(signs.signers))} signers, "
           f"loaded in {time.perf_counter() - start:.0f} s; {asdict(cfg)} width {arch.base_channels}", flush=True)
     rows = []
+    settings = json.loads(json.dumps(asdict(cfg)))
+    done = measured(args.out, settings, arch.base_channels, seed)
     for signer in args.held_out or sorted(set(signs.signers.tolist())):
+        if signer in done:  # deterministic: the same settings, width and seed give the same row
+            rows.append(done[signer])
+            print(f"{args.tag} {signer}: accuracy {done[signer]['accuracy']:.3f} (measured before, {args.out})", flush=True)
+            continue
         row = sup.loso(signs, kinect20_graph(), arch, cfg, seed, [signer])[0]
         rows.append(row)
         print(f"{args.tag} {signer}: accuracy {row['accuracy']:.3f} distinct {row['distinct_predictions']} "
               f"train {row['train_accuracy']:.3f} {row['seconds']:.0f} s", flush=True)
         if args.out:
             with open(args.out, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"tag": args.tag, "settings": asdict(cfg), "width": arch.base_channels, **row}) + "\n")
+                fh.write(json.dumps({"tag": args.tag, "settings": settings, "width": arch.base_channels, "seed": seed,
+                                     **row}) + "\n")
     print(f"{args.tag} mean accuracy {np.mean([r['accuracy'] for r in rows]):.4f} over {len(rows)} signer(s) "
           f"(chance {1 / len(signs.classes):.3f})", flush=True)
 
