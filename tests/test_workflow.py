@@ -238,9 +238,20 @@ def _backbone_plan(tmp_path: Path, overlay: str | None) -> tuple[list[str], str]
     return [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line], out
 
 
-def test_default_backbone_is_two_stage_from_the_real_source(tmp_path: Path) -> None:
-    """With the real source present, the default backbone is isl_kinect supervised, then the demo windows."""
-    commands, out = _backbone_plan(tmp_path, f"backbone: {{pretrain: {{roots: {{isl_kinect: '{tmp_path}'}}}}}}\n")
+def test_default_backbone_is_the_demo_pretraining(tmp_path: Path) -> None:
+    """The shipped method (demo): the in-domain window pretraining alone, no real source read, no warning."""
+    commands, out = _backbone_plan(tmp_path, None)
+    assert not any(c.startswith(("hatl pretrain-data", "hatl pretrain-supervised")) for c in commands), out
+    [demo] = [c for c in commands if c.startswith("hatl pretrain-demo")]
+    assert "--init" not in demo and "--fallback-note" not in demo and "WARNING" not in out
+    [imp] = [c for c in commands if c.startswith("hatl import-backbone")]
+    assert "--checkpoint results/pretrained/stgcnpp_demo.pth" in imp
+
+
+def test_two_stage_backbone_from_the_real_source(tmp_path: Path) -> None:
+    """method two_stage with the real source present: isl_kinect supervised, then the demo windows from it."""
+    commands, out = _backbone_plan(
+        tmp_path, f"backbone: {{pretrain: {{method: two_stage, roots: {{isl_kinect: '{tmp_path}'}}}}}}\n")
     assert any(c.startswith("hatl pretrain-data") and "--source isl_kinect" in c for c in commands), out
     assert any(c.startswith("hatl pretrain-supervised") and "stgcnpp_isl_kinect.pth" in c for c in commands)
     [demo] = [c for c in commands if c.startswith("hatl pretrain-demo")]
@@ -250,9 +261,10 @@ def test_default_backbone_is_two_stage_from_the_real_source(tmp_path: Path) -> N
     assert "FALLBACK" not in out
 
 
-def test_default_backbone_falls_back_loudly_without_the_real_source(tmp_path: Path) -> None:
+def test_two_stage_falls_back_loudly_without_the_real_source(tmp_path: Path) -> None:
     """A clone without ../shared: the demo pretraining alone, a warning, and the fallback in the provenance."""
-    commands, out = _backbone_plan(tmp_path, None)  # the default root ../shared/data/isl_kinect is not beside it
+    # the default root ../shared/data/isl_kinect is not beside the clean work folder
+    commands, out = _backbone_plan(tmp_path, "backbone: {pretrain: {method: two_stage}}\n")
     assert "WARNING (dataset phoenix14t): FALLBACK: backbone.pretrain.method two_stage needs the real source " \
            "isl_kinect at ../shared/data/isl_kinect" in out
     assert not any(c.startswith(("hatl pretrain-data", "hatl pretrain-supervised")) for c in commands)
@@ -267,7 +279,7 @@ def test_two_stage_first_stage_has_the_width_of_the_demo_pretraining(tmp_path: P
     """A real first dataset with its own checkpoint (base 64) beside demo datasets (base 8): the demos' two-stage
     pretraining starts from an isl_kinect checkpoint built with the demo source's config (its width)."""
     overlay = (f"datasets:\n  phoenix14t: {{adapter: phoenix14t, root: '{tmp_path}'}}\n"
-               f"backbone: {{checkpoint: /models/j.pth, pretrain: {{roots: {{isl_kinect: '{tmp_path}'}}}}}}\n")
+               f"backbone: {{checkpoint: /models/j.pth, pretrain: {{method: two_stage, roots: {{isl_kinect: '{tmp_path}'}}}}}}\n")
     over = tmp_path / "mixed.yaml"
     over.write_text(overlay, encoding="utf-8")
     result = _run([_tool("snakemake"), "-n", "-p", "--configfile", str(over), "--cores", "1",
