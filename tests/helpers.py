@@ -52,3 +52,31 @@ def write_generic_config(path: Path, **preprocess: Any) -> Path:
 
     path.write_text(yaml.safe_dump({"datasets": {"vid": {"adapter": "generic"}}, "preprocess": preprocess}))
     return path
+
+
+class Interrupt(Exception):
+    """Stands in for a kill at a chosen training step (deterministic, in-process)."""
+
+
+def interrupting_model_factory(step: int):
+    """A ``model_factory`` for ``train_run`` whose model raises :class:`Interrupt` on its ``step``-th training
+    forward pass (counted over the whole run, 1-based): a kill at an exact point, to test resuming."""
+    from hatl.train.recipe import default_model_factory
+
+    calls = {"n": 0}
+
+    def factory(trainer: Any) -> Any:
+        model = default_model_factory(trainer)
+        real = model.forward
+
+        def forward(batch: Any) -> Any:
+            if model.training:
+                calls["n"] += 1
+                if calls["n"] == step:
+                    raise Interrupt
+            return real(batch)
+
+        model.forward = forward
+        return model
+
+    return factory

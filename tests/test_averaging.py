@@ -11,8 +11,9 @@ import torch
 
 from hatl.errors import ConfigError
 from hatl.train.averaging import POOL_DIR, AveragingConfig, CheckpointPool, average_state_dicts
-from hatl.train.recipe import RunSpec, Trainer, default_model_factory, train_run
+from hatl.train.recipe import RunSpec, Trainer, train_run
 from hatl.train.state import STATE_FILE
+from helpers import Interrupt, interrupting_model_factory
 from test_train_data import tiny_run_inputs
 
 
@@ -107,10 +108,6 @@ def spec_for(inp: dict, root: Path) -> RunSpec:
                    root / "out", root / "resume", threads=1)
 
 
-class Interrupt(Exception):
-    """Stands in for a kill at a chosen training step."""
-
-
 @pytest.fixture(scope="module")
 def averaged_run(inputs, tmp_path_factory):
     """One uninterrupted gloss2text run averaging its last 2 epochs, with every epoch's weights recorded."""
@@ -151,22 +148,7 @@ def test_best_pt_holds_the_mean_of_the_last_epochs_and_summary_says_so(averaged_
 
 def test_killed_run_resumes_to_the_identical_averaged_model(inputs, averaged_run, tmp_path):
     cfg = averaged_run["cfg"]
-    calls = {"n": 0}
-
-    def interrupting(trainer: Trainer):
-        model = default_model_factory(trainer)
-        real = model.forward
-
-        def forward(batch):
-            if model.training:
-                calls["n"] += 1
-                if calls["n"] == 6 * 3 + 3:  # epoch 4 (6 steps per epoch), step 3: epochs 1-3 are saved
-                    raise Interrupt
-            return real(batch)
-
-        model.forward = forward
-        return model
-
+    interrupting = interrupting_model_factory(6 * 3 + 3)  # epoch 4 (6 steps per epoch), step 3: epochs 1-3 are saved
     spec = spec_for(inputs, tmp_path)
     with pytest.raises(Interrupt):
         train_run(spec, cfg, model_factory=interrupting)

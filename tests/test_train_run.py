@@ -18,6 +18,7 @@ from hatl.errors import HatlError
 from hatl.train.state import PROGRESS_FILE, STATE_FILE
 from hatl.models.trained import load_trained
 from hatl.train.recipe import RunSpec, Trainer, default_model_factory, train_run
+from helpers import Interrupt, interrupting_model_factory
 from test_train_data import TINY_TRAINING, tiny_run_inputs
 
 LOG_FIELDS = {
@@ -278,10 +279,6 @@ def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_state(
     assert progress["epoch"] == 1 and progress["epoch_done"] and not progress["finished"]
 
 
-class Interrupt(Exception):
-    """Stands in for a kill at a chosen training step (deterministic, in-process)."""
-
-
 def assert_same_run(a_root: Path, b_root: Path) -> None:
     a = torch.load(a_root / "out" / "best.pt", weights_only=False)["model_state"]
     b = torch.load(b_root / "out" / "best.pt", weights_only=False)["model_state"]
@@ -302,22 +299,7 @@ def assert_same_run(a_root: Path, b_root: Path) -> None:
 
 def test_interrupted_mid_epoch_resumes_to_the_identical_result(inputs, reference, tmp_path):
     cfg = reference["cfg"]
-    calls = {"n": 0}
-
-    def interrupting(trainer: Trainer):
-        model = default_model_factory(trainer)
-        real = model.forward
-
-        def forward(batch):
-            if model.training:
-                calls["n"] += 1
-                if calls["n"] == 15:  # epoch 3 (6 steps per epoch), step 3: after the save at step 2
-                    raise Interrupt
-            return real(batch)
-
-        model.forward = forward
-        return model
-
+    interrupting = interrupting_model_factory(15)  # epoch 3 (6 steps per epoch), step 3: after the save at step 2
     spec = make_spec(inputs, tmp_path / "cut", "hatl")
     with pytest.raises(Interrupt):
         train_run(spec, cfg, model_factory=interrupting)

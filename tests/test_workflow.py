@@ -190,13 +190,7 @@ def test_real_medasl_table7_plans_all_five_folds(tmp_path: Path) -> None:
 
 
 def test_masked_pretraining_reads_every_dataset_and_the_sources(tmp_path: Path) -> None:
-    over = tmp_path / "masked.yaml"
-    over.write_text("backbone: {pretrain: {method: masked}}\n", encoding="utf-8")
-    result = _run([_tool("snakemake"), "-n", "-p", "--configfile", str(over), "--cores", "1",
-                   "results/isharah/backbone/stgcnpp.pt"], cwd=_clean_workdir(tmp_path))
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out
-    commands = [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line]
+    commands, _ = _backbone_plan(tmp_path, "backbone: {pretrain: {method: masked}}\n", dataset="isharah")
     [masked] = [c for c in commands if c.startswith("hatl pretrain-masked")]
     assert ("--data results/phoenix14t/normalised/train.parquet results/isharah/normalised/train.parquet "
             "results/medasl/normalised/trainval.parquet --folds main main fold0") in masked
@@ -225,9 +219,9 @@ def test_pretraining_table_trains_one_run_per_source(tmp_path: Path) -> None:
     assert "--init results/pretrained/stgcnpp_isl_kinect.pth --out results/pretrained/stgcnpp_two_stage.pth" in staged
 
 
-def _backbone_plan(tmp_path: Path, overlay: str | None) -> tuple[list[str], str]:
-    """The hatl commands (and the whole output) of a dry run of phoenix14t's imported backbone in a clean folder."""
-    args = [_tool("snakemake"), "-n", "-p", "--cores", "1", "results/phoenix14t/backbone/stgcnpp.pt"]
+def _backbone_plan(tmp_path: Path, overlay: str | None, dataset: str = "phoenix14t") -> tuple[list[str], str]:
+    """The hatl commands (and the whole output) of a dry run of ``dataset``'s imported backbone in a clean folder."""
+    args = [_tool("snakemake"), "-n", "-p", "--cores", "1", f"results/{dataset}/backbone/stgcnpp.pt"]
     if overlay is not None:
         over = tmp_path / "overlay.yaml"
         over.write_text(overlay, encoding="utf-8")
@@ -280,13 +274,7 @@ def test_two_stage_first_stage_has_the_width_of_the_demo_pretraining(tmp_path: P
     pretraining starts from an isl_kinect checkpoint built with the demo source's config (its width)."""
     overlay = (f"datasets:\n  phoenix14t: {{adapter: phoenix14t, root: '{tmp_path}'}}\n"
                f"backbone: {{checkpoint: /models/j.pth, pretrain: {{method: two_stage, roots: {{isl_kinect: '{tmp_path}'}}}}}}\n")
-    over = tmp_path / "mixed.yaml"
-    over.write_text(overlay, encoding="utf-8")
-    result = _run([_tool("snakemake"), "-n", "-p", "--configfile", str(over), "--cores", "1",
-                   "results/isharah/backbone/stgcnpp.pt"], cwd=_clean_workdir(tmp_path))
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out
-    commands = [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line]
+    commands, _ = _backbone_plan(tmp_path, overlay, dataset="isharah")
     [sup] = [c for c in commands if c.startswith("hatl pretrain-supervised")]
     [demo] = [c for c in commands if c.startswith("hatl pretrain-demo")]
     assert sup.startswith("hatl pretrain-supervised --config results/config/isharah.yaml")
