@@ -4,15 +4,19 @@
 # pretraining table (one downstream run per backbone source).
 
 
+# The demo's window pretraining, from random weights (`demo`) or, under `backbone.pretrain.method: two_stage`,
+# from the supervised checkpoint of the real source (`two_stage`, input function demo_pretrain_inputs).
 rule pretrain_demo:
     input:
-        data=lambda w: f"{RESULTS}/{demo_pretrain_source()}/normalised",
+        unpack(demo_pretrain_inputs),
     output:
-        f"{RESULTS}/pretrained/stgcnpp_demo.pth",
+        f"{RESULTS}/pretrained/stgcnpp_{{start}}.pth",
     log:
-        "logs/pretrain_demo.log",
+        "logs/pretrain_{start}.log",
     benchmark:
-        "benchmarks/pretrain_demo.tsv"
+        "benchmarks/pretrain_{start}.tsv"
+    wildcard_constraints:
+        start="demo|two_stage",
     conda:
         "../envs/hatl.yaml"
     threads: 1
@@ -24,37 +28,10 @@ rule pretrain_demo:
         settings=lambda w: settings_read_by("pretrain-demo", demo_pretrain_source()),
         split=lambda w: splits_of(demo_pretrain_source())[0],
         fold=lambda w: demo_pretrain_fold(),
-        fallback=lambda w: demo_fallback_note(),
+        start=demo_pretrain_start_args,
     shell:
         "hatl pretrain-demo --config {params.config} --data {input.data}/{params.split}.parquet"
-        " --fold {params.fold} --threads {threads} {params.fallback} --out {output} > {log} 2>&1"
-
-
-# two stages: the demo's window pretraining starts from the supervised checkpoint of the real source
-rule pretrain_two_stage:
-    input:
-        data=lambda w: f"{RESULTS}/{demo_pretrain_source()}/normalised",
-        init=lambda w: f"{RESULTS}/pretrained/stgcnpp_{real_pretrain_source()}.pth",
-    output:
-        f"{RESULTS}/pretrained/stgcnpp_two_stage.pth",
-    log:
-        "logs/pretrain_two_stage.log",
-    benchmark:
-        "benchmarks/pretrain_two_stage.tsv"
-    conda:
-        "../envs/hatl.yaml"
-    threads: 1
-    resources:
-        mem_mb=lambda w, attempt: attempt_scaled(4000, attempt),
-        runtime=lambda w, attempt: attempt_scaled(30, attempt),
-    params:
-        config=lambda w: resolved_config(demo_pretrain_source()),
-        settings=lambda w: settings_read_by("pretrain-demo", demo_pretrain_source()),
-        split=lambda w: splits_of(demo_pretrain_source())[0],
-        fold=lambda w: demo_pretrain_fold(),
-    shell:
-        "hatl pretrain-demo --config {params.config} --data {input.data}/{params.split}.parquet"
-        " --fold {params.fold} --threads {threads} --init {input.init} --out {output} > {log} 2>&1"
+        " --fold {params.fold} --threads {threads} {params.start} --out {output} > {log} 2>&1"
 
 
 rule pretrain_data:

@@ -380,6 +380,21 @@ def demo_pretrain_source():
     return pretraining_source(config)
 
 
+def demo_pretrain_inputs(wildcards):
+    """The demo pretraining's keypoints, plus the real source's supervised checkpoint it starts from (`two_stage`)."""
+    inputs = {"data": f"{RESULTS}/{demo_pretrain_source()}/normalised"}
+    if wildcards.start == "two_stage":
+        inputs["init"] = f"{RESULTS}/pretrained/stgcnpp_{real_pretrain_source()}.pth"
+    return inputs
+
+
+def demo_pretrain_start_args(wildcards, input):
+    """`--init <checkpoint>` for the two-stage start; from random weights, the fallback note (if any)."""
+    if wildcards.start == "two_stage":
+        return f"--init {shlex.quote(input.init)}"
+    return demo_fallback_note()
+
+
 def demo_pretrain_fold():
     """The run fold whose training rows the demo pretraining reads: `main`, or the source's first run fold."""
     # Under cross-validation all of trainval would show that fold's dev rows to the backbone it fine-tunes.

@@ -195,3 +195,31 @@ def test_scaled_token_embeddings_sit_on_the_scale_of_the_positions():
     assert torch.count_nonzero(embed.weight[0]) == 0 and embed.padding_idx == 0
     decoder = TextDecoder(CFG, vocab_size=20, pad_id=0)
     assert 0.9 < float(decoder.embed.weight.detach()[1:].std() * math.sqrt(CFG.hidden)) < 1.1
+
+
+def test_tied_decoder_reads_and_writes_words_with_one_matrix():
+    """model.<translator>.tie_embeddings: one shared parameter, fewer weights, and the tie survives a
+    state-dict round trip and checkpoint averaging (both keys of the tied matrix hold the same mean)."""
+    from hatl.models.slt import SLTModel
+    from hatl.train.averaging import average_state_dicts
+
+    sizes = {"hidden": 16, "heads": 2, "feedforward": 32}
+    untied = TextDecoder(TranslatorConfig(**sizes), vocab_size=30)
+    tied = TextDecoder(TranslatorConfig(**sizes, tie_embeddings=True), vocab_size=30)
+    assert tied.output.weight is tied.embed.weight and untied.output.weight is not untied.embed.weight
+    count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731 parameters() dedups shared ones
+    assert count(untied) - count(tied) == 30 * 16
+
+    def model():
+        return SLTModel("gloss2text", "transformer", None, 20, 30, {"transformer": {**sizes, "tie_embeddings": True}})
+
+    first, second = model(), model()
+    loss = first.decoder(torch.tensor([[1, 5, 7]]), torch.randn(1, 4, 16), torch.ones(1, 4, dtype=torch.bool)).sum()
+    loss.backward()  # gradients from reading and from writing words land on the one matrix
+    assert first.decoder.embed.weight.grad is first.decoder.output.weight.grad
+    mean = average_state_dicts([first.state_dict(), second.state_dict()])
+    restored = model()
+    restored.load_state_dict(mean)
+    assert restored.decoder.output.weight is restored.decoder.embed.weight
+    expected = (first.decoder.embed.weight + second.decoder.embed.weight) / 2
+    assert torch.allclose(restored.decoder.output.weight, expected)

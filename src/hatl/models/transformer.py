@@ -31,6 +31,7 @@ class TranslatorConfig:
     encoder_layers: int = 3
     decoder_layers: int = 1
     conv_kernel: int = 3  # ADAT only: the local branch's temporal kernel
+    tie_embeddings: bool = False  # the text decoder's output projection shares its input embedding's matrix
 
     @classmethod
     def from_dict(cls, section: Mapping[str, Any] | None) -> "TranslatorConfig":
@@ -113,6 +114,10 @@ class TextDecoder(nn.Module):
             for _ in range(cfg.decoder_layers)
         )
         self.output = nn.Linear(cfg.hidden, vocab_size)
+        if cfg.tie_embeddings:
+            # Press & Wolf (2017): one matrix for reading and writing target words halves the decoder's
+            # vocabulary parameters, which a corpus of a few thousand sentences cannot fit twice over.
+            self.output.weight = self.embed.weight
 
     def forward(
         self, tokens: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
