@@ -15,7 +15,7 @@ whose file a kill may have left behind and overwrites it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,32 +53,34 @@ class AveragingConfig:
         return f"{self.selection} {self.count}"
 
 
-def average_state_dicts(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def average_state_dicts(states: Iterable[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The element-wise mean of floating-point tensors (summed in float64, returned in their own dtype).
 
     Integer tensors (e.g. batch norm's ``num_batches_tracked``) are counters, not weights: the last state's
-    value is kept. Every state must have the same keys and shapes.
+    value is kept. Every state must have the same keys and shapes. ``states`` is read once, in order, and only
+    the running sums are kept, so a generator that loads one checkpoint at a time holds one state in memory.
     """
-    if not states:
-        raise ValueError("nothing to average: no state dicts")
-    first = states[0]
-    for i, state in enumerate(states[1:], start=2):
-        if state.keys() != first.keys():
+    first: dict[str, tuple[torch.Size, torch.dtype]] | None = None
+    totals: dict[str, torch.Tensor] = {}
+    last: Mapping[str, torch.Tensor] = {}
+    count = 0
+    for count, state in enumerate(states, start=1):
+        if first is None:
+            first = {key: (value.shape, value.dtype) for key, value in state.items()}
+        elif state.keys() != first.keys():
             diff = sorted(set(state.keys()) ^ set(first.keys()))
-            raise ValueError(f"state dict {i} has other keys than state dict 1: {diff[:5]}")
-        bad = [k for k in first if state[k].shape != first[k].shape]
-        if bad:
-            raise ValueError(f"state dict {i}: shapes differ from state dict 1 for {bad[:5]}")
-    out: dict[str, torch.Tensor] = {}
-    for key, ref in first.items():
-        if not torch.is_floating_point(ref):
-            out[key] = states[-1][key].clone()
-            continue
-        total = torch.zeros(ref.shape, dtype=torch.float64)
-        for state in states:
-            total += state[key].to(torch.float64)
-        out[key] = (total / len(states)).to(ref.dtype)
-    return out
+            raise ValueError(f"state dict {count} has other keys than state dict 1: {diff[:5]}")
+        elif bad := [k for k in first if state[k].shape != first[k][0]]:
+            raise ValueError(f"state dict {count}: shapes differ from state dict 1 for {bad[:5]}")
+        for key, value in state.items():
+            if torch.is_floating_point(value):
+                total = totals.setdefault(key, torch.zeros(value.shape, dtype=torch.float64))
+                total += value.to(torch.float64)
+        last = state
+    if first is None:
+        raise ValueError("nothing to average: no state dicts")
+    return {key: (totals[key] / count).to(dtype) if key in totals else last[key].clone()
+            for key, (_, dtype) in first.items()}
 
 
 @dataclass
@@ -136,17 +138,18 @@ class CheckpointPool:
         return [e.epoch for e in self.entries]
 
     def average(self) -> dict[str, torch.Tensor]:
-        """The mean of the kept weights (loaded one file at a time)."""
+        """The mean of the kept weights, read one file at a time (one epoch's weights in memory, not K)."""
         if not self.entries:
             raise HatlError(f"checkpoint averaging ({self.config.label()}): no epoch was kept in {self.folder}")
-        states = []
+        return average_state_dicts(self._load_each())
+
+    def _load_each(self) -> Iterator[dict[str, torch.Tensor]]:
         for entry in self.entries:
             path = self.path(entry.epoch)
             if not path.exists():
                 raise HatlError(f"{path}: the weights of epoch {entry.epoch}, named by the resume state, are missing; "
                                 "delete the resume folder to train the run afresh")
-            states.append(torch.load(path, map_location="cpu", weights_only=True))
-        return average_state_dicts(states)
+            yield torch.load(path, map_location="cpu", weights_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {"selection": self.config.selection, "count": self.config.count,
