@@ -73,7 +73,7 @@ def average_state_dicts(states: Iterable[Mapping[str, torch.Tensor]]) -> dict[st
         elif bad := [k for k in first if state[k].shape != first[k][0]]:
             raise ValueError(f"state dict {count}: shapes differ from state dict 1 for {bad[:5]}")
         for key, value in state.items():
-            if torch.is_floating_point(value):
+            if first[key][1].is_floating_point:  # the first state's dtype decides, as its dtype is what is returned
                 total = totals.setdefault(key, torch.zeros(value.shape, dtype=torch.float64))
                 total += value.to(torch.float64)
         last = state
