@@ -223,3 +223,33 @@ def test_tied_decoder_reads_and_writes_words_with_one_matrix():
     assert restored.decoder.output.weight is restored.decoder.embed.weight
     expected = (first.decoder.embed.weight + second.decoder.embed.weight) / 2
     assert torch.allclose(restored.decoder.output.weight, expected)
+
+
+def test_gloss_dropout_replaces_real_glosses_by_unk_in_training_only():
+    """model.<translator>.gloss_dropout (gloss2text source word dropout): in training about the configured share
+    of real glosses becomes UNK, padding never does, the same seed drops the same glosses, and evaluation reads
+    the input untouched."""
+    from hatl.experiment import PAD, UNK
+    from hatl.models.slt import SLTModel, drop_glosses
+
+    gloss = torch.randint(4, 50, (64, 40))
+    gloss[:, 30:] = PAD
+    torch.manual_seed(0)
+    dropped = drop_glosses(gloss, 0.25)
+    share = float((dropped[:, :30] == UNK).float().mean())
+    assert 0.22 < share < 0.28
+    assert bool((dropped[:, 30:] == PAD).all())
+    assert bool(((dropped == gloss) | (dropped == UNK)).all())
+    torch.manual_seed(0)
+    assert torch.equal(drop_glosses(gloss, 0.25), dropped)
+
+    sizes = {"hidden": 16, "heads": 2, "feedforward": 32, "dropout": 0.0, "gloss_dropout": 0.5}
+    model = SLTModel("gloss2text", "transformer", None, 50, 30, {"transformer": sizes})
+    batch = {"gloss": gloss[:2, :30], "gloss_lengths": torch.tensor([30, 30])}
+    model.eval()
+    first, second = model.encode(batch).memory, model.encode(batch).memory
+    assert torch.equal(first, second)  # no dropout outside training
+    model.train()
+    assert not torch.allclose(model.encode(batch).memory, first)
+    with pytest.raises(ValueError, match="gloss_dropout"):
+        TranslatorConfig.from_dict({**sizes, "gloss_dropout": 1.0})

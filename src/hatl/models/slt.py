@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hatl.errors import InputError
-from hatl.experiment import BLANK, CTC_TASKS, PAD, TRAINED_TASKS, TRANSLATORS
+from hatl.experiment import BLANK, CTC_TASKS, PAD, TRAINED_TASKS, TRANSLATORS, UNK
 from hatl.models.adat import ADATEncoder
 from hatl.models.losses import (
     IGNORE,
@@ -140,6 +140,16 @@ def pool_backbone_output(out: torch.Tensor) -> torch.Tensor:
     return out.mean(dim=(1, 4)).transpose(1, 2)
 
 
+def drop_glosses(gloss: torch.Tensor, rate: float) -> torch.Tensor:
+    """Source word dropout for gloss2text: each real (non-PAD) gloss becomes UNK with probability ``rate``.
+
+    UNK rather than removal keeps the sentence's length and positions, and teaches the translator what it
+    meets at test time anyway: glosses it has never seen map to UNK. Draws from torch's seeded generator.
+    """
+    drop = (torch.rand(gloss.shape, device=gloss.device) < rate) & (gloss != PAD)
+    return gloss.masked_fill(drop, UNK)
+
+
 def _sample_id(batch: Mapping[str, Any], row: int) -> str:
     ids = batch.get("sample_ids")
     return str(ids[row]) if ids is not None and row < len(ids) else f"row {row}"
@@ -179,6 +189,7 @@ class SLTModel(nn.Module):
                 raise ValueError("gloss2text reads gloss tokens and takes no backbone (pass backbone=None)")
             self.backbone = None
             self.gloss_embed = token_embedding(gloss_vocab_size, tcfg.hidden, PAD)
+            self.gloss_dropout = tcfg.gloss_dropout
         else:
             channels = backbone_channels or getattr(backbone, "out_channels", None)
             if channels is None:
@@ -285,6 +296,8 @@ class SLTModel(nn.Module):
         if self.task == "gloss2text":
             gloss = batch["gloss"]
             mask = lengths_to_mask(batch["gloss_lengths"].to(gloss.device), gloss.shape[1])
+            if self.training and self.gloss_dropout > 0:
+                gloss = drop_glosses(gloss, self.gloss_dropout)
             x = self.gloss_embed(gloss) * math.sqrt(self.hidden)
             memory = self.encoder(self.input_dropout(self.positions(x)), mask)
             return Encoded(memory, mask), None, None

@@ -32,6 +32,7 @@ class TranslatorConfig:
     decoder_layers: int = 1
     conv_kernel: int = 3  # ADAT only: the local branch's temporal kernel
     tie_embeddings: bool = False  # the text decoder's output projection shares its input embedding's matrix
+    gloss_dropout: float = 0.0  # gloss2text only: chance that training replaces an input gloss by UNK
 
     @classmethod
     def from_dict(cls, section: Mapping[str, Any] | None) -> "TranslatorConfig":
@@ -41,6 +42,8 @@ class TranslatorConfig:
         if unknown:
             raise ValueError(f"unknown translator keys {unknown}; known: {sorted(known)}")
         cfg = cls(**section)
+        if not 0.0 <= cfg.gloss_dropout < 1.0:
+            raise ValueError(f"gloss_dropout must be in [0, 1), got {cfg.gloss_dropout}")
         if cfg.hidden % cfg.heads:
             raise ValueError(f"hidden size {cfg.hidden} is not divisible by {cfg.heads} heads")
         if cfg.hidden % 4:
