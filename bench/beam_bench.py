@@ -67,7 +67,7 @@ def main() -> None:
     torch.manual_seed(0)
     config = load_config(args.config)
 
-    from hatl.models.slt import Encoded, SLTModel
+    from hatl.models.slt import SLTModel
 
     sentences, source = corpus()
     itos = ["<pad>", "<s>", "</s>", "<unk>"] + sorted({w for s in sentences for w in s.split()})

@@ -33,6 +33,8 @@ from isl_loso import load_release  # noqa: E402  (the same reader and preparatio
 from hatl.models.graph import kinect20_graph  # noqa: E402
 
 LOWER_BODY = ("knee", "ankle", "foot", "hip")
+BATCH = 64
+PEAK_LR = 2e-3  # AdamW with a one-cycle schedule peaking here
 
 
 class RecurrentReference(torch.nn.Module):
@@ -61,15 +63,15 @@ def held_out_predictions(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = RecurrentReference(x.shape[2], classes)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-2)
-    per_epoch = int(np.ceil(len(train) / 64))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=epochs * per_epoch)
+    opt = torch.optim.AdamW(model.parameters(), lr=PEAK_LR, weight_decay=1e-2)
+    per_epoch = int(np.ceil(len(train) / BATCH))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, PEAK_LR, total_steps=epochs * per_epoch)
     x_train, y_train = x[train], torch.from_numpy(y[train])
     for _ in range(epochs):
         model.train()
         order = rng.permutation(len(train))
-        for i in range(0, len(order), 64):
-            idx = order[i:i + 64]
+        for i in range(0, len(order), BATCH):
+            idx = order[i:i + BATCH]
             loss = F.cross_entropy(model(torch.from_numpy(scale_jitter(x_train[idx], rng))), y_train[idx],
                                    label_smoothing=0.1)
             opt.zero_grad()

@@ -232,9 +232,9 @@ def _backbone_plan(tmp_path: Path, overlay: str | None, dataset: str = "phoenix1
     return [line[line.index("hatl "):] for line in out.splitlines() if "hatl " in line], out
 
 
-def test_default_backbone_is_the_demo_pretraining(tmp_path: Path) -> None:
-    """The shipped method (demo): the in-domain window pretraining alone, no real source read, no warning."""
-    commands, out = _backbone_plan(tmp_path, None)
+def test_demo_method_is_the_window_pretraining_alone(tmp_path: Path) -> None:
+    """method demo: the in-domain window pretraining alone, no real source read, no warning."""
+    commands, out = _backbone_plan(tmp_path, "backbone: {pretrain: {method: demo}}\n")
     assert not any(c.startswith(("hatl pretrain-data", "hatl pretrain-supervised")) for c in commands), out
     [demo] = [c for c in commands if c.startswith("hatl pretrain-demo")]
     assert "--init" not in demo and "--fallback-note" not in demo and "WARNING" not in out
@@ -242,10 +242,10 @@ def test_default_backbone_is_the_demo_pretraining(tmp_path: Path) -> None:
     assert "--checkpoint results/pretrained/stgcnpp_demo.pth" in imp
 
 
-def test_two_stage_backbone_from_the_real_source(tmp_path: Path) -> None:
-    """method two_stage with the real source present: isl_kinect supervised, then the demo windows from it."""
-    commands, out = _backbone_plan(
-        tmp_path, f"backbone: {{pretrain: {{method: two_stage, roots: {{isl_kinect: '{tmp_path}'}}}}}}\n")
+def test_default_backbone_is_two_stage_from_the_real_source(tmp_path: Path) -> None:
+    """The shipped method (two_stage) with the real source present: isl_kinect supervised, then the demo windows
+    starting from it."""
+    commands, out = _backbone_plan(tmp_path, f"backbone: {{pretrain: {{roots: {{isl_kinect: '{tmp_path}'}}}}}}\n")
     assert any(c.startswith("hatl pretrain-data") and "--source isl_kinect" in c for c in commands), out
     assert any(c.startswith("hatl pretrain-supervised") and "stgcnpp_isl_kinect.pth" in c for c in commands)
     [demo] = [c for c in commands if c.startswith("hatl pretrain-demo")]
@@ -255,10 +255,11 @@ def test_two_stage_backbone_from_the_real_source(tmp_path: Path) -> None:
     assert "FALLBACK" not in out
 
 
-def test_two_stage_falls_back_loudly_without_the_real_source(tmp_path: Path) -> None:
-    """A clone without ../shared: the demo pretraining alone, a warning, and the fallback in the provenance."""
+def test_default_falls_back_loudly_without_the_real_source(tmp_path: Path) -> None:
+    """A clone without ../shared, shipped config: the demo pretraining alone, a warning, and the fallback in the
+    provenance."""
     # the default root ../shared/data/isl_kinect is not beside the clean work folder
-    commands, out = _backbone_plan(tmp_path, "backbone: {pretrain: {method: two_stage}}\n")
+    commands, out = _backbone_plan(tmp_path, None)
     assert "WARNING (dataset phoenix14t): FALLBACK: backbone.pretrain.method two_stage needs the real source " \
            "isl_kinect at ../shared/data/isl_kinect" in out
     assert not any(c.startswith(("hatl pretrain-data", "hatl pretrain-supervised")) for c in commands)

@@ -158,6 +158,7 @@ def synthetic_backbone_warning(dataset: str, source: BackboneSource, dataset_is_
 
 # ---------------------------------------------------------------------------------------------- default source
 REAL_SOURCE_METHODS = ("supervised", "two_stage")  # backbone.pretrain.method values that read a real source
+DEFAULT_METHOD = "two_stage"  # backbone.pretrain.method when unset (as config.schema.yaml)
 
 
 def missing_real_source(config: Mapping[str, Any]) -> str | None:
@@ -167,7 +168,7 @@ def missing_real_source(config: Mapping[str, Any]) -> str | None:
     Relative roots are read from the working directory (as ``hatl pretrain-data`` reads them)."""
     backbone = config.get("backbone") or {}
     pretrain = backbone.get("pretrain") or {}
-    method = pretrain.get("method", "demo")
+    method = pretrain.get("method", DEFAULT_METHOD)
     if backbone.get("checkpoint") or method not in REAL_SOURCE_METHODS:
         return None
     source = (pretrain.get("sources") or ["isl_kinect"])[0]
@@ -181,5 +182,5 @@ def missing_real_source(config: Mapping[str, Any]) -> str | None:
 
 def effective_method(config: Mapping[str, Any]) -> str:
     """``backbone.pretrain.method`` after the fallback of :func:`missing_real_source` (demo when it applies)."""
-    method = str(((config.get("backbone") or {}).get("pretrain") or {}).get("method", "demo"))
+    method = str(((config.get("backbone") or {}).get("pretrain") or {}).get("method", DEFAULT_METHOD))
     return "demo" if missing_real_source(config) else method
