@@ -24,7 +24,10 @@ Rungs (issue 11), lowest first; the first that fails is where to look:
    constant-output floor (best single dev reference, ``hatl.evaluate.collapse``), with distinct outputs.
 
 Everything runs in-process through the package's own commands and functions (``hatl demo-data``,
-``manifest``, ``keypoints``, ``normalise``, ``vocab``, ``pretrain-demo``, ``import-backbone``, then
+``manifest``, ``keypoints``, ``normalise``, ``vocab``, the backbone pretraining of ``backbone.pretrain.method``
+(the shipped ``two_stage``: ``pretrain-data`` + ``pretrain-supervised`` on isl_kinect at ``--kinect-root``, then
+``pretrain-demo --init``; ``demo``: ``pretrain-demo`` alone, also the fallback when that folder is absent),
+``import-backbone``, then
 ``hatl.train.recipe.Trainer`` and ``hatl.evaluate.decode.decode_samples``), seeded, on 1 CPU thread, in a
 temporary folder (``--work`` keeps it). The demo config is config/config.yaml with the demo overrides;
 ``--train/--dev/--test`` and ``--epochs`` scale it down. Prints one line per rung and a JSON summary.
@@ -48,6 +51,7 @@ import torch
 import yaml
 
 from hatl.config import REPO_ROOT, effective_config, load_config
+from hatl.models.backbone_source import effective_method, missing_real_source
 
 log = logging.getLogger("learning_ladder")
 
@@ -85,7 +89,7 @@ class Settings:
     isolated_signs: int = 12
     kinect_root: Path = REPO_ROOT.parent / "shared" / "data" / "isl_kinect"
     kinect_held_out: int = 2  # leave-one-signer-out folds run (of 10): each trains a model, so a few
-    kinect_epochs: int | None = None  # None: backbone.pretrain.supervised.epochs
+    kinect_epochs: int | None = None  # None: backbone.pretrain.supervised.epochs (the rung and two_stage's stage 1)
     strategy: str | None = None  # None: classical (the frozen-feature path every strategy starts from)
     seed: int = 1234
     extra: dict[str, Any] = field(default_factory=dict)  # config overrides merged into demo.overrides
@@ -125,13 +129,49 @@ def ladder_config(settings: Settings, demo_root: Path) -> dict[str, Any]:
             sizes[split] = getattr(settings, split)
     demo["samples"] = {profile: sizes}
     cfg["preprocess"]["shard_size"] = 100000
+    # the backbone's real first stage (backbone.pretrain.method two_stage) reads --kinect-root, not a path relative to
+    # the working directory
+    cfg["backbone"]["pretrain"]["roots"] = {**cfg["backbone"]["pretrain"].get("roots", {}),
+                                            "isl_kinect": str(settings.kinect_root)}
+    if settings.kinect_epochs:
+        cfg["backbone"]["pretrain"]["supervised"]["epochs"] = settings.kinect_epochs
     if settings.extra:
         demo["overrides"] = _merge(demo.get("overrides", {}), settings.extra)
     return cfg
 
 
+def pretrain_backbone(config_path: Path, ds: str, work: Path, run_step) -> None:
+    """Run the pretraining commands the workflow's rules run for ``backbone.pretrain.method``: ``demo`` (the demo
+    windows), or ``two_stage`` (supervised on isl_kinect, then the demo windows starting from it), or the fallback
+    to ``demo`` when the real source is absent (said in the backbone's label); ends in ``work/stgcnpp_demo.pth``."""
+    eff = effective_config(load_config(str(config_path)), ds)
+    demo = ["pretrain-demo", "--config", str(config_path), "--dataset", ds, "--data",
+            str(work / "normalised" / "train.parquet"), "--fold", "main", "--threads", "1",
+            "--out", str(work / "stgcnpp_demo.pth"), "--report", str(work / "pretrain.json")]
+    note = missing_real_source(eff)
+    method = effective_method(eff)
+    if note:
+        log.warning("%s", note)
+        run_step(demo + ["--fallback-note", note])
+        return
+    if method == "demo":
+        run_step(demo)
+        return
+    if method != "two_stage":
+        raise SystemExit(f"learning_ladder prepares backbone.pretrain.method demo or two_stage, not {method}")
+    source = work / "isl_kinect"
+    run_step(["pretrain-data", "--config", str(config_path), "--source", "isl_kinect", "--out-dir", str(source)])
+    view = work / f"config.{ds}.yaml"  # the dataset's view (as the workflow's results/config/DS.yaml): its width
+    view.write_text(yaml.safe_dump(json.loads(json.dumps(eff)), allow_unicode=True, sort_keys=True), encoding="utf-8")
+    run_step(["pretrain-supervised", "--config", str(view), "--manifest", str(source / "manifest.parquet"),
+              "--keypoints", *map(str, sorted((source / "keypoints").glob("shard-*.parquet"))), "--threads", "1",
+              "--out", str(work / "stgcnpp_isl_kinect.pth")])
+    run_step(demo + ["--init", str(work / "stgcnpp_isl_kinect.pth")])
+
+
 def prepare_demo(settings: Settings, work: Path, reuse: bool = False) -> DemoInputs:
-    """demo-data → manifest → keypoints → normalise → vocab → pretrain-demo → import-backbone, via the CLI."""
+    """demo-data → manifest → keypoints → normalise → vocab → the configured backbone pretraining (pretrain-demo,
+    after pretrain-data + pretrain-supervised on isl_kinect under two_stage) → import-backbone, via the CLI."""
     from hatl.cli import main
 
     ds = settings.dataset
@@ -152,21 +192,25 @@ def prepare_demo(settings: Settings, work: Path, reuse: bool = False) -> DemoInp
          "--keypoints", str(work / "shard-0.parquet"), "--out-dir", str(work / "normalised")],
         ["vocab", "--config", c, "--dataset", ds, "--manifest", str(work / "manifest.parquet"), "--fold", "main",
          "--out-dir", str(work / "vocab")],
-        ["pretrain-demo", "--config", c, "--dataset", ds, "--data", str(work / "normalised" / "train.parquet"),
-         "--fold", "main", "--threads", "1", "--out", str(work / "stgcnpp_demo.pth"),
-         "--report", str(work / "pretrain.json")],
-        ["import-backbone", "--config", c, "--dataset", ds, "--checkpoint", str(work / "stgcnpp_demo.pth"),
-         "--out", str(work / "stgcnpp.pt"), "--report", str(work / "import_report.json")],
     ]
-    if reuse and (work / "stgcnpp.pt").is_file() and (work / "pretrain.json").is_file():
-        steps = []  # a finished preparation in --work (same settings: the caller's responsibility)
-        log.info("reusing the prepared demo in %s", work)
-    for argv in steps:
+
+    def run_step(argv: list[str]) -> None:
         t0 = time.perf_counter()
         if main(argv) != 0:
             raise RuntimeError(f"hatl {' '.join(argv)} failed")
         log.info("hatl %s: %.1f s", argv[0], time.perf_counter() - t0)
-    history = json.loads((work / "pretrain.json").read_text(encoding="utf-8"))["history"]
+
+    if reuse and (work / "stgcnpp.pt").is_file() and (work / "pretrain.json").is_file():
+        log.info("reusing the prepared demo in %s", work)  # same settings: the caller's responsibility
+    else:
+        for argv in steps:
+            run_step(argv)
+        pretrain_backbone(config_path, ds, work, run_step)
+        run_step(["import-backbone", "--config", c, "--dataset", ds, "--checkpoint", str(work / "stgcnpp_demo.pth"),
+                  "--out", str(work / "stgcnpp.pt"), "--report", str(work / "import_report.json")])
+    pretrained = json.loads((work / "pretrain.json").read_text(encoding="utf-8"))
+    history = pretrained["history"]
+    log.info("backbone: %s", pretrained.get("backbone_source"))
     return DemoInputs(work, config_path, effective_config(load_config(c), ds), work / "normalised", work / "vocab",
                       work / "stgcnpp.pt", history)
 
@@ -482,8 +526,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--isolated-signs", type=int, default=12)
     p.add_argument("--kinect-root", type=Path, default=Settings.kinect_root, help="isl_kinect release folder")
     p.add_argument("--kinect-held-out", type=int, default=2, help="isl_kinect leave-one-signer-out folds to run")
-    p.add_argument("--kinect-epochs", type=int, default=None, help="isl_kinect epochs (default: the config's)")
+    p.add_argument("--kinect-epochs", type=int, default=None, help="isl_kinect training epochs: the isl_kinect rung "
+                   "and the two_stage backbone's first stage (default: the config's)")
     p.add_argument("--strategy", default=None, choices=["classical", "full", "hatl"])
+    p.add_argument("--seed", type=int, default=Settings.seed, help="the config's seed: demo data, pretraining, "
+                   "training")
     p.add_argument("--set", dest="extra", default=None, help="JSON merged into demo.overrides, e.g. "
                    "'{\"training\": {\"max_epochs\": 60}}'")
     p.add_argument("--work", type=Path, default=None, help="keep the work folder here (default: a temporary one)")
@@ -499,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
                         overfit_samples=args.overfit_samples, overfit_epochs=args.overfit_epochs,
                         isolated_reps=args.isolated_reps, isolated_epochs=args.isolated_epochs,
                         isolated_signs=args.isolated_signs, strategy=args.strategy, kinect_root=args.kinect_root,
-                        kinect_held_out=args.kinect_held_out, kinect_epochs=args.kinect_epochs,
+                        kinect_held_out=args.kinect_held_out, kinect_epochs=args.kinect_epochs, seed=args.seed,
                         extra=json.loads(args.extra) if args.extra else {})
     t0 = time.perf_counter()
     if args.work is not None:

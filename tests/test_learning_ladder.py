@@ -38,7 +38,7 @@ def test_tiny_ladder_prints_every_rung_against_its_goal(ladder, tmp_path, capsys
     out_json = tmp_path / "rungs.json"
     code = ladder.main(["--train", "24", "--dev", "6", "--test", "6", "--overfit-samples", "4", "--overfit-epochs", "2",
                         "--isolated-signs", "3", "--isolated-reps", "1", "--isolated-epochs", "1", "--epochs", "2",
-                        "--work", str(tmp_path / "work"), "--json", str(out_json)])
+                        "--kinect-epochs", "1", "--work", str(tmp_path / "work"), "--json", str(out_json)])
     printed = capsys.readouterr().out
     assert code in (0, 1)  # tiny settings are not expected to pass the goals
     rungs = json.loads(out_json.read_text(encoding="utf-8"))
@@ -66,3 +66,35 @@ def test_isl_kinect_rung_reports_accuracy_against_chance(ladder, tmp_path):
     (row,) = rung.detail["held_out"]
     assert row["test_samples"] == 30 and row["train_samples"] == 270  # one take of each sign per signer
     assert "chance 3.3" in rung.line() and rung.line().startswith(("PASS", "FAIL"))
+
+
+def _backbone_commands(ladder, tmp_path: Path, kinect_root: Path, extra=None) -> list[list[str]]:
+    settings = ladder.Settings(kinect_root=kinect_root, extra=extra or {})
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(ladder.yaml.safe_dump(ladder.ladder_config(settings, tmp_path / "demo")), encoding="utf-8")
+    commands: list[list[str]] = []
+    ladder.pretrain_backbone(config_path, settings.dataset, tmp_path, commands.append)
+    return commands
+
+
+def test_ladder_backbone_follows_the_shipped_two_stage_method(ladder, tmp_path):
+    """The shipped default (two_stage): isl_kinect data, the supervised first stage at the demo's width, then the
+    demo windows starting from it, as the workflow's rules run them."""
+    root = tmp_path / "isl_kinect"
+    root.mkdir()
+    data, supervised, demo = _backbone_commands(ladder, tmp_path, root)
+    assert data[:1] == ["pretrain-data"] and data[data.index("--source") + 1] == "isl_kinect"
+    assert supervised[:1] == ["pretrain-supervised"] and supervised[-1].endswith("stgcnpp_isl_kinect.pth")
+    view = ladder.yaml.safe_load(Path(supervised[supervised.index("--config") + 1]).read_text(encoding="utf-8"))
+    assert view["backbone"]["base_channels"] == 8  # the demo dataset's width, so stage 2 can start from it
+    assert demo[0] == "pretrain-demo" and demo[demo.index("--init") + 1].endswith("stgcnpp_isl_kinect.pth")
+    assert "--fallback-note" not in demo
+
+
+def test_ladder_backbone_falls_back_loudly_or_follows_method_demo(ladder, tmp_path):
+    [fallback] = _backbone_commands(ladder, tmp_path, tmp_path / "absent")
+    assert fallback[0] == "pretrain-demo" and "--init" not in fallback
+    note = fallback[fallback.index("--fallback-note") + 1]
+    assert note.startswith("FALLBACK: backbone.pretrain.method two_stage") and str(tmp_path / "absent") in note
+    [demo] = _backbone_commands(ladder, tmp_path, tmp_path, {"backbone": {"pretrain": {"method": "demo"}}})
+    assert demo[0] == "pretrain-demo" and "--init" not in demo and "--fallback-note" not in demo

@@ -116,12 +116,14 @@ def test_crop_views_are_evenly_placed_crops():
 
 
 def test_training_learns_signs_of_an_unseen_signer():
-    """Trained on signers b and c, the model names most signs of signer a (chance 1/3); measured 7/12."""
+    """Trained on signers b and c, the model names most signs of signer a (chance 1/3); measured 8/12 (seeds 0-3:
+    8, 9, 8, 8 of 12)."""
     signs = toy_signs()
     test = signs.signers == "a"
-    # the pre-2026-12-03 recipe (turn, scale and crop only): six epochs on 24 toy samples are too few for the
-    # shipped tilt / joint dropout / label smoothing (measured 5/12 with them), which aim at the real release
-    cfg = SupervisedConfig(frames=8, epochs=6, batch_size=8, lr=0.01, tilt=0.0, axis_scale=0.0, joint_dropout=0.0,
+    # the pre-2026-12-03 recipe (turn, scale and crop only): the shipped tilt / joint dropout / label smoothing aim
+    # at the real release, not at 24 toy samples. 12 epochs, not 6: at 6 the result hung on the CPU's float rounding
+    # (7/12 on one machine, 4/12 on another; seeds 0-3 gave 4, 8, 6, 5 of 12)
+    cfg = SupervisedConfig(frames=8, epochs=12, batch_size=8, lr=0.01, tilt=0.0, axis_scale=0.0, joint_dropout=0.0,
                            label_smoothing=0.0, test_crops=1)
     model, _ = train_classifier(signs.x[~test], signs.y[~test], 3, kinect20_graph(),
                                 STGCNPPConfig(in_channels=3, base_channels=6), cfg, seed=0)
