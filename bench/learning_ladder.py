@@ -51,7 +51,7 @@ import torch
 import yaml
 
 from hatl.config import REPO_ROOT, effective_config, load_config
-from hatl.models.backbone_source import effective_method, missing_real_source
+from hatl.models.backbone_source import missing_real_source
 
 log = logging.getLogger("learning_ladder")
 
@@ -149,11 +149,11 @@ def pretrain_backbone(config_path: Path, ds: str, work: Path, run_step) -> None:
             str(work / "normalised" / "train.parquet"), "--fold", "main", "--threads", "1",
             "--out", str(work / "stgcnpp_demo.pth"), "--report", str(work / "pretrain.json")]
     note = missing_real_source(eff)
-    method = effective_method(eff)
     if note:
         log.warning("%s", note)
         run_step(demo + ["--fallback-note", note])
         return
+    method = eff["backbone"]["pretrain"]["method"]  # the source is usable: the configured method stands
     if method == "demo":
         run_step(demo)
         return
