@@ -49,6 +49,18 @@ def load_release(folder: Path, frames: int) -> sup.SignSet:
     return sup.SignSet(np.stack(xs), np.array([index[c] for c in labels]), np.array(signers), classes, ids)
 
 
+def keep_probs(folder: Path | None, signs: sup.SignSet):
+    """``loso``'s on_stream hook: save each held-out softmax (and the true signs) under ``folder``."""
+    if folder is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def save(signer: str, stream: str, probs: np.ndarray) -> None:
+        np.save(folder / f"{signer}.truth.npy", signs.y[signs.signers == signer])
+        np.save(folder / f"{signer}.{stream}.npy", probs.astype(np.float32))
+    return save
+
+
 def measured(path: Path | None, settings: dict, width: int, seed: int) -> dict[str, dict]:
     """Rows of ``path`` (JSON lines) measured with exactly these settings, width and seed, by held-out signer."""
     if path is None or not path.exists():
@@ -67,13 +79,17 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=8, help="base_channels when the config leaves it null")
     parser.add_argument("--tag", default="")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--probs", type=Path, default=None,
+                        help="folder for each held-out signer's per-stream softmax (<signer>.<stream>.npy, rows in "
+                             "file order; <signer>.truth.npy the signs) to score other stream ensembles")
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = load_config(args.config)
     cfg = sup.SupervisedConfig.from_config(config)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
-    if "drop_joints" in overrides:
-        overrides["drop_joints"] = tuple(overrides["drop_joints"])
+    for key in ("drop_joints", "streams"):
+        if key in overrides:
+            overrides[key] = tuple(overrides[key])
     cfg = replace(cfg, **overrides)
     arch = STGCNPPConfig(base_channels=int(cfg.base_channels or args.width))
     seed = int(config.get("seed", 1234))
@@ -89,10 +105,11 @@ def main() -> None:
             rows.append(done[signer])
             print(f"{args.tag} {signer}: accuracy {done[signer]['accuracy']:.3f} (measured before, {args.out})", flush=True)
             continue
-        row = sup.loso(signs, kinect20_graph(), arch, cfg, seed, [signer])[0]
+        row = sup.loso(signs, kinect20_graph(), arch, cfg, seed, [signer], on_stream=keep_probs(args.probs, signs))[0]
         rows.append(row)
         print(f"{args.tag} {signer}: accuracy {row['accuracy']:.3f} distinct {row['distinct_predictions']} "
-              f"train {row['train_accuracy']:.3f} {row['seconds']:.0f} s", flush=True)
+              f"train {row['train_accuracy']:.3f} {row['seconds']:.0f} s; per stream {row['stream_accuracy']}",
+              flush=True)
         if args.out:
             with open(args.out, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps({"tag": args.tag, "settings": settings, "width": arch.base_channels, "seed": seed,

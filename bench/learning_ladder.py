@@ -50,7 +50,7 @@ import numpy as np
 import torch
 import yaml
 
-from hatl.config import REPO_ROOT, effective_config, load_config
+from hatl.config import REPO_ROOT, deep_merge, effective_config, load_config
 from hatl.models.backbone_source import missing_real_source
 
 log = logging.getLogger("learning_ladder")
@@ -107,13 +107,6 @@ class DemoInputs:
     pretrain_history: list[dict[str, Any]]
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def ladder_config(settings: Settings, demo_root: Path) -> dict[str, Any]:
     """config/config.yaml with the dataset's demo folder at ``demo_root``, no clips, one keypoint shard."""
     raw = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
@@ -136,7 +129,7 @@ def ladder_config(settings: Settings, demo_root: Path) -> dict[str, Any]:
     if settings.kinect_epochs:
         cfg["backbone"]["pretrain"]["supervised"]["epochs"] = settings.kinect_epochs
     if settings.extra:
-        demo["overrides"] = _merge(demo.get("overrides", {}), settings.extra)
+        demo["overrides"] = deep_merge(demo.get("overrides", {}), settings.extra)
     return cfg
 
 
@@ -161,9 +154,8 @@ def pretrain_backbone(config_path: Path, ds: str, work: Path, run_step) -> None:
         raise SystemExit(f"learning_ladder prepares backbone.pretrain.method demo or two_stage, not {method}")
     source = work / "isl_kinect"
     run_step(["pretrain-data", "--config", str(config_path), "--source", "isl_kinect", "--out-dir", str(source)])
-    view = work / f"config.{ds}.yaml"  # the dataset's view (as the workflow's results/config/DS.yaml): its width
-    view.write_text(yaml.safe_dump(json.loads(json.dumps(eff)), allow_unicode=True, sort_keys=True), encoding="utf-8")
-    run_step(["pretrain-supervised", "--config", str(view), "--manifest", str(source / "manifest.parquet"),
+    run_step(["pretrain-supervised", "--config", str(config_path), "--dataset", ds,  # the dataset's width
+              "--manifest", str(source / "manifest.parquet"),
               "--keypoints", *map(str, sorted((source / "keypoints").glob("shard-*.parquet"))), "--threads", "1",
               "--out", str(work / "stgcnpp_isl_kinect.pth")])
     run_step(demo + ["--init", str(work / "stgcnpp_isl_kinect.pth")])
@@ -222,7 +214,7 @@ def train(inputs: DemoInputs, settings: Settings, task: str, model: str, name: s
     from hatl.train.recipe import RunSpec, Trainer
 
     config = copy.deepcopy(inputs.config)
-    config["training"] = _merge(config.get("training", {}), training or {})
+    config["training"] = deep_merge(config.get("training", {}), training or {})
     if training and "max_epochs" in training:  # an explicit budget (--epochs, the overfit rung) beats by_strategy
         config["training"]["by_strategy"] = {}
     out = inputs.work / "runs" / name
@@ -272,7 +264,7 @@ def overfit_rungs(inputs: DemoInputs, settings: Settings) -> list[Rung]:
     for task in TASKS:
         for model in MODELS:
             saved = copy.deepcopy(inputs.config["model"])
-            inputs.config["model"] = _merge(saved, model_off)  # memorisation: no dropout
+            inputs.config["model"] = deep_merge(saved, model_off)  # memorisation: no dropout
             try:
                 _, summary = train(inputs, settings, task, model, f"overfit-{task}-{model}", data, training)
             finally:
@@ -384,18 +376,15 @@ def isl_kinect_rung(settings: Settings, work: Path) -> Rung:
     if not (settings.kinect_root / "RawDataset").is_dir():
         return Rung("isl_kinect", f"isl_kinect absent ({settings.kinect_root})", None, "> 95", False)
     work.mkdir(parents=True, exist_ok=True)
-    raw = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))
-    raw["backbone"]["pretrain"]["roots"] = {"isl_kinect": str(settings.kinect_root)}
+    raw = ladder_config(settings, work)  # --kinect-root and --kinect-epochs applied there, as for the backbone
     out = work / "isl_kinect"
     config_path = work / "isl_kinect.yaml"
     config_path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     if not (out / "manifest.parquet").is_file():
         if main(["pretrain-data", "--config", str(config_path), "--source", "isl_kinect", "--out-dir", str(out)]) != 0:
             raise RuntimeError("hatl pretrain-data --source isl_kinect failed")
-    demo_bb = effective_config(load_config(str(config_path)), "phoenix14t")["backbone"]  # the demo's width
+    demo_bb = effective_config(load_config(str(config_path)), settings.dataset)["backbone"]  # the demo's width
     cfg = sup.SupervisedConfig.from_config(raw)
-    if settings.kinect_epochs:
-        cfg = sup.SupervisedConfig(**{**cfg.__dict__, "epochs": settings.kinect_epochs})
     arch = STGCNPPConfig(in_channels=int(demo_bb.get("in_channels", 3)),
                          base_channels=int(cfg.base_channels or demo_bb.get("base_channels", 64)))
     signs, graph = sup.load_signs(out / "manifest.parquet", sorted((out / "keypoints").glob("shard-*.parquet")),
@@ -426,7 +415,7 @@ def decode_test(trainer: Any, inputs: DemoInputs, task: str, split: str = "test"
                         lowercase=bool(text.get("lowercase", True)),
                         strip_punctuation=bool(text.get("strip_punctuation", True)),
                         need_gloss=task in ("sign2gloss", "sign2text_ctc"), need_text=True)
-    settings = DecodeSettings.from_config(_merge(cfg["decoding"], decoding or {}), blank=trainer.gloss_vocab.blank or 4)
+    settings = DecodeSettings.from_config(deep_merge(cfg["decoding"], decoding or {}), blank=trainer.gloss_vocab.blank or 4)
     if translator is not None:
         rows, _ = decode_cascade(trainer.model, translator.model, test.samples, translator.text_vocab,
                                  trainer.gloss_vocab, settings)

@@ -85,8 +85,9 @@ def test_ladder_backbone_follows_the_shipped_two_stage_method(ladder, tmp_path):
     data, supervised, demo = _backbone_commands(ladder, tmp_path, root)
     assert data[:1] == ["pretrain-data"] and data[data.index("--source") + 1] == "isl_kinect"
     assert supervised[:1] == ["pretrain-supervised"] and supervised[-1].endswith("stgcnpp_isl_kinect.pth")
-    view = ladder.yaml.safe_load(Path(supervised[supervised.index("--config") + 1]).read_text(encoding="utf-8"))
-    assert view["backbone"]["base_channels"] == 8  # the demo dataset's width, so stage 2 can start from it
+    config, ds = supervised[supervised.index("--config") + 1], supervised[supervised.index("--dataset") + 1]
+    assert ds == "phoenix14t"  # the demo dataset's view: its width, so stage 2 can start from it
+    assert ladder.effective_config(ladder.load_config(config), ds)["backbone"]["base_channels"] == 8
     assert demo[0] == "pretrain-demo" and demo[demo.index("--init") + 1].endswith("stgcnpp_isl_kinect.pth")
     assert "--fallback-note" not in demo
 

@@ -31,13 +31,13 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hatl.config import load_config
+from hatl.config import effective_config, load_config
 from hatl.datasets.manifest import read_manifest
 from hatl.errors import InputError
 from hatl.io import atomic_path, write_json
@@ -76,12 +76,16 @@ class SupervisedConfig:
     drop_joints: tuple[str, ...] = ()  # joints (graph names) zeroed in every sample: static, signer-specific parts
     label_smoothing: float = 0.1
     test_crops: int = 3          # test-time average of the logits over this many temporal crops (1: the whole sample)
+    # LOSO only: one model per input stream, softmax averaged (pyskl's multi-stream ensembles); the exported
+    # checkpoint is always the joint stream, the input the downstream backbone reads
+    streams: tuple[str, ...] = ("joint",)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> SupervisedConfig:
         section = dict(config.get("backbone", {}).get("pretrain", {}).get("supervised", {}) or {})
-        if "drop_joints" in section:
-            section["drop_joints"] = tuple(section["drop_joints"] or ())
+        for key in ("drop_joints", "streams"):
+            if key in section:
+                section[key] = tuple(section[key] or ())
         return cls(**section)
 
 
@@ -181,6 +185,27 @@ def crop_views(x: np.ndarray, cfg: SupervisedConfig) -> list[np.ndarray]:
     return [np.stack([resample(s[b:b + keep], cfg.frames) for s in x]).astype(np.float32) for b in starts]
 
 
+STREAMS = ("joint", "bone", "motion")
+
+
+def to_stream(x: np.ndarray, stream: str, graph: Graph) -> np.ndarray:
+    """Joint positions (…, T, V, 3) as one of ST-GCN++'s input streams: ``joint`` (as is), ``bone`` (each joint
+    minus its parent towards the centre; the centre joint 0) or ``motion`` (next frame minus this one; the last
+    frame 0). All three keep 3 channels, so each stream is the same network."""
+    if stream == "joint":
+        return x
+    if stream == "bone":
+        parent = np.arange(graph.num_nodes)
+        for child, par in graph.inward:
+            parent[child] = par
+        return x - x[..., parent, :]
+    if stream == "motion":
+        out = np.zeros_like(x)
+        out[..., :-1, :, :] = x[..., 1:, :, :] - x[..., :-1, :, :]
+        return out
+    raise ValueError(f"unknown input stream {stream!r} (known: {', '.join(STREAMS)})")
+
+
 def load_signs(manifest: Path, shards: list[Path], frames: int) -> tuple[SignSet, Graph]:
     """Join keypoint shards with the manifest's gloss (= sign) and signer; every sample is prepared."""
     rows = read_manifest(manifest).set_index("sample_id")
@@ -213,10 +238,16 @@ def load_signs(manifest: Path, shards: list[Path], frames: int) -> tuple[SignSet
 
 
 # ------------------------------------------------------------------------------------------------ model
+def stream_input(x: np.ndarray, graph: Graph, cfg: SupervisedConfig, stream: str) -> np.ndarray:
+    """Prepared positions -> the network's input: ``cfg.drop_joints`` zeroed, the stream taken, and the dropped
+    joints zeroed again (a dropped joint's bone or motion would otherwise carry its neighbour's position)."""
+    return drop_joints(to_stream(drop_joints(x, graph, cfg.drop_joints), stream, graph), graph, cfg.drop_joints)
+
+
 def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNPPConfig,
-                     cfg: SupervisedConfig, seed: int) -> tuple[_Classifier, float]:
-    """Train backbone + head on prepared samples; returns the model (eval mode, BatchNorm statistics recomputed on
-    ``x``) and the last epoch's train accuracy."""
+                     cfg: SupervisedConfig, seed: int, stream: str = "joint") -> tuple[_Classifier, float]:
+    """Train backbone + head on prepared samples (positions; ``stream`` says what the network reads); returns the
+    model (eval mode, BatchNorm statistics recomputed on ``x``) and the last epoch's train accuracy."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     x = drop_joints(x, graph, cfg.drop_joints)
@@ -236,7 +267,7 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph,
                 sched.step()
                 continue
             batch = np.stack([augment(x[j], cfg, rng) for j in idx]) if cfg.augment else x[idx]
-            logits = model(torch.from_numpy(batch).unsqueeze(1))
+            logits = model(torch.from_numpy(stream_input(batch, graph, cfg, stream)).unsqueeze(1))
             loss = F.cross_entropy(logits, targets[idx], label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -245,7 +276,7 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph,
             correct += int((logits.argmax(1) == targets[idx]).sum())
             seen += len(idx)
         train_acc = correct / max(seen, 1)
-    recalibrate_batchnorm(model, x, cfg.batch_size)
+    recalibrate_batchnorm(model, stream_input(x, graph, cfg, stream), cfg.batch_size)
     return model, train_acc
 
 
@@ -277,16 +308,21 @@ def logits_of(model: _Classifier, x: np.ndarray, batch_size: int = 64) -> np.nda
                            for i in range(0, len(x), batch_size)])
 
 
-def predict(model: _Classifier, x: np.ndarray, cfg: SupervisedConfig | None = None) -> np.ndarray:
-    """Predicted class per sample; with ``cfg.test_crops`` > 1 the softmax is averaged over the crops."""
-    views = crop_views(x, cfg) if cfg is not None else [x]
-    probs = sum(torch.softmax(torch.from_numpy(logits_of(model, v)), 1) for v in views)
-    return probs.argmax(1).numpy()
+def probabilities(model: _Classifier, x: np.ndarray, graph: Graph, cfg: SupervisedConfig,
+                  stream: str = "joint") -> np.ndarray:
+    """(N, classes) softmax of prepared positions ``x``, averaged over ``cfg.test_crops`` temporal crops."""
+    views = crop_views(x, cfg)
+    return sum(torch.softmax(torch.from_numpy(logits_of(model, stream_input(v, graph, cfg, stream))), 1).numpy()
+               for v in views) / len(views)
 
 
 def loso(signs: SignSet, graph: Graph, arch: STGCNPPConfig, cfg: SupervisedConfig, seed: int,
-         held_out: list[str] | None = None) -> list[dict[str, Any]]:
-    """One row per held-out signer (all signers, or ``held_out``)."""
+         held_out: list[str] | None = None,
+         on_stream: Callable[[str, str, np.ndarray], None] | None = None) -> list[dict[str, Any]]:
+    """One row per held-out signer (all signers, or ``held_out``). With several ``cfg.streams`` one model is
+    trained per stream and the held-out signer is classified by their mean softmax; ``stream_accuracy`` gives
+    each stream alone and ``train_accuracy`` is their mean. ``on_stream(signer, stream, softmax)`` receives each
+    stream's held-out softmax (benchmarks keep them to score other ensembles)."""
     rows = []
     n_classes = len(signs.classes)
     for signer in held_out if held_out is not None else sorted(set(signs.signers.tolist())):
@@ -294,20 +330,31 @@ def loso(signs: SignSet, graph: Graph, arch: STGCNPPConfig, cfg: SupervisedConfi
         if not test.any():
             raise ValueError(f"signer {signer!r} has no samples")
         start = time.perf_counter()
-        model, train_acc = train_classifier(signs.x[~test], signs.y[~test], n_classes, graph, arch, cfg, seed)
-        pred = predict(model, drop_joints(signs.x[test], graph, cfg.drop_joints), cfg)
         truth = signs.y[test]
+        probs, stream_accuracy, train_accuracies = np.zeros((len(truth), n_classes)), {}, []
+        for stream in cfg.streams:
+            model, train_acc = train_classifier(signs.x[~test], signs.y[~test], n_classes, graph, arch, cfg, seed,
+                                                stream)
+            stream_probs = probabilities(model, signs.x[test], graph, cfg, stream)
+            stream_accuracy[stream] = float((stream_probs.argmax(1) == truth).mean())
+            if on_stream is not None:
+                on_stream(str(signer), stream, stream_probs)
+            train_accuracies.append(train_acc)
+            probs += stream_probs
+        pred = probs.argmax(1)
         most_frequent = Counter(signs.y[~test].tolist()).most_common(1)[0][0]
         row = {
             "held_out_signer": str(signer), "test_samples": int(test.sum()), "train_samples": int((~test).sum()),
             "accuracy": float((pred == truth).mean()), "chance": 1.0 / n_classes,
             "constant_baseline": float((truth == most_frequent).mean()),
             "distinct_predictions": int(len(set(pred.tolist()))), "classes": n_classes,
-            "train_accuracy": float(train_acc), "seconds": round(time.perf_counter() - start, 1),
+            "train_accuracy": float(np.mean(train_accuracies)), "seconds": round(time.perf_counter() - start, 1),
+            "stream_accuracy": stream_accuracy,
         }
         log.info("held out %s: accuracy %.3f (%d/%d; chance %.3f, constant %.3f, %d distinct predictions), "
-                 "train accuracy %.3f, %.0f s", signer, row["accuracy"], int((pred == truth).sum()), len(truth),
-                 row["chance"], row["constant_baseline"], row["distinct_predictions"], train_acc, row["seconds"])
+                 "train accuracy %.3f, %.0f s; per stream %s", signer, row["accuracy"], int((pred == truth).sum()),
+                 len(truth), row["chance"], row["constant_baseline"], row["distinct_predictions"],
+                 row["train_accuracy"], row["seconds"], stream_accuracy)
         rows.append(row)
     return rows
 
@@ -318,12 +365,14 @@ def mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for key in CSV_COLUMNS[1:]:
         values = [r[key] for r in rows]
         out[key] = sum(values) if key in ("seconds",) else float(np.mean(values))
+    out["stream_accuracy"] = {stream: float(np.mean([r["stream_accuracy"][stream] for r in rows]))
+                              for stream in rows[0]["stream_accuracy"]}
     return out
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
@@ -340,6 +389,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="pyskl-format checkpoint trained on every signer")
     parser.add_argument("--held-out", nargs="+", default=None, help="only these held-out signers (default: every signer)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (pass the job's core count)")
+    parser.add_argument("--dataset", default=None,
+                        help="dataset whose effective config applies (demo overrides: the width of a demo backbone)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -352,6 +403,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(args.config)
+    if args.dataset:
+        config = effective_config(config, args.dataset)
     cfg = SupervisedConfig.from_config(config)
     bb = config.get("backbone", {})
     arch = STGCNPPConfig(in_channels=int(bb.get("in_channels", 3)),
