@@ -7,11 +7,15 @@ overrides (YAML values). Prints one line per held-out signer and the mean, and a
 
     python bench/isl_loso.py --folder ../isl_kinect_full/RawDataset --held-out parveen rajat \
         --set base_channels=16 --set tilt=0.1 --out /tmp/loso.jsonl
+
+With ``--set streams=[joint,bone,motion] --probs DIR`` each stream's held-out softmax is kept, and
+``--ensembles --probs DIR`` then prints the accuracy of every subset of those streams without training again.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from dataclasses import asdict, replace
@@ -61,6 +65,33 @@ def keep_probs(folder: Path | None, signs: sup.SignSet):
     return save
 
 
+def ensemble_accuracies(folder: Path) -> dict[str, dict[str, float]]:
+    """Accuracy of every non-empty subset of the streams saved under ``folder`` (``--probs``), by held-out signer:
+    {signer: {"joint+motion": accuracy, ...}} (mean softmax of the subset's streams, as ``loso`` ensembles)."""
+    out: dict[str, dict[str, float]] = {}
+    for truth_path in sorted(folder.glob("*.truth.npy")):
+        signer = truth_path.name.split(".")[0]
+        truth = np.load(truth_path)
+        probs = {p.name.split(".")[1]: np.load(p) for p in folder.glob(f"{signer}.*.npy") if p != truth_path}
+        streams = [s for s in sup.STREAMS if s in probs]
+        out[signer] = {"+".join(combo): float((sum(probs[s] for s in combo).argmax(1) == truth).mean())
+                       for r in range(1, len(streams) + 1) for combo in itertools.combinations(streams, r)}
+    return out
+
+
+def print_ensembles(folder: Path) -> None:
+    table = ensemble_accuracies(folder)
+    if not table:
+        raise SystemExit(f"no saved softmax (*.truth.npy) under {folder}")
+    combos = sorted({c for row in table.values() for c in row}, key=lambda c: (c.count("+"), c))
+    print("| held-out signer | " + " | ".join(combos) + " |")
+    print("|---" * (len(combos) + 1) + "|")
+    for signer, row in table.items():
+        print(f"| {signer} | " + " | ".join(f"{row[c]:.3f}" if c in row else "-" for c in combos) + " |")
+    means = [np.mean([row[c] for row in table.values() if c in row]) for c in combos]
+    print(f"| mean of {len(table)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+
+
 def measured(path: Path | None, settings: dict, width: int, seed: int) -> dict[str, dict]:
     """Rows of ``path`` (JSON lines) measured with exactly these settings, width and seed, by held-out signer."""
     if path is None or not path.exists():
@@ -72,7 +103,7 @@ def measured(path: Path | None, settings: dict, width: int, seed: int) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folder", type=Path, required=True)
+    parser.add_argument("--folder", type=Path, default=None, help="the release's RawDataset folder")
     parser.add_argument("--config", default="config/config.yaml")
     parser.add_argument("--held-out", nargs="+", default=None)
     parser.add_argument("--set", action="append", default=[], help="key=value override of the supervised settings")
@@ -82,7 +113,16 @@ def main() -> None:
     parser.add_argument("--probs", type=Path, default=None,
                         help="folder for each held-out signer's per-stream softmax (<signer>.<stream>.npy, rows in "
                              "file order; <signer>.truth.npy the signs) to score other stream ensembles")
+    parser.add_argument("--ensembles", action="store_true",
+                        help="train nothing: print the accuracy of every stream subset saved under --probs")
     args = parser.parse_args()
+    if args.ensembles:
+        if args.probs is None:
+            parser.error("--ensembles reads the softmax saved under --probs")
+        print_ensembles(args.probs)
+        return
+    if args.folder is None:
+        parser.error("--folder (the release's RawDataset) is required to train")
     torch.set_num_threads(1)
     config = load_config(args.config)
     cfg = sup.SupervisedConfig.from_config(config)
