@@ -18,14 +18,14 @@ import argparse
 import itertools
 import json
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
-from hatl.config import load_config
+from hatl.config import deep_merge, load_config
 from hatl.datasets.isl_kinect import list_files, parse_name, read_skeleton
 from hatl.models import pretrain_supervised as sup
 from hatl.models.graph import kinect20_graph
@@ -125,12 +125,9 @@ def main() -> None:
         parser.error("--folder (the release's RawDataset) is required to train")
     torch.set_num_threads(1)
     config = load_config(args.config)
-    cfg = sup.SupervisedConfig.from_config(config)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
-    for key in ("drop_joints", "streams"):
-        if key in overrides:
-            overrides[key] = tuple(overrides[key])
-    cfg = replace(cfg, **overrides)
+    # through from_config, which turns YAML lists (drop_joints, streams) into the dataclass's tuples
+    cfg = sup.SupervisedConfig.from_config(deep_merge(config, {"backbone": {"pretrain": {"supervised": overrides}}}))
     arch = STGCNPPConfig(base_channels=int(cfg.base_channels or args.width))
     seed = int(config.get("seed", 1234))
     start = time.perf_counter()

@@ -251,7 +251,8 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph,
     model (eval mode, BatchNorm statistics recomputed on ``x``) and the last epoch's train accuracy."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    x = drop_joints(x, graph, cfg.drop_joints)
+    # cfg.drop_joints are zeroed by stream_input, after augmentation (which moves each joint on its own, so a
+    # dropped joint contributes nothing either way)
     model = _Classifier(STGCNPP(graph.adjacency(), arch), n_classes)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
