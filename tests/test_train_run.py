@@ -253,6 +253,26 @@ def test_gloss2text_reads_the_manifest_without_keypoints(inputs, tmp_path):
     assert read_log(tmp_path / "out")[-1]["dev_bleu4"] is not None
 
 
+def test_gloss2text_with_gloss_word_embeddings_trains_and_reloads(inputs, tmp_path, caplog):
+    """model.transformer.gloss_word_embeddings through `hatl train`: the map comes from the run's vocabularies (5 of the
+    tiny dataset's 6 glosses spell a text word; NORD is written "im norden"), is logged, and travels in best.pt."""
+    import logging
+
+    from hatl.vocab import Vocabulary
+
+    config = copy.deepcopy(inputs["config"])
+    config["model"]["transformer"]["gloss_word_embeddings"] = True
+    with caplog.at_level(logging.INFO, logger="hatl.train.recipe"):
+        train_run(make_spec(inputs, tmp_path, "full", task="gloss2text"), config)
+    assert "gloss word embeddings: 5 of 6 glosses spell a text word" in caplog.text
+    model, blob = load_trained(tmp_path / "out" / "best.pt")
+    gloss = Vocabulary.load(Path(inputs["vocab_dir"]) / "gloss.json")
+    text = Vocabulary.load(Path(inputs["vocab_dir"]) / "text.json")
+    words = {gloss.tokens[g]: text.tokens[t] for g, t in enumerate(blob["model_args"]["gloss_words"]) if t}
+    assert words == {"SONNE": "sonne", "REGEN": "regen", "WIND": "wind", "MORGEN": "morgen", "HEUTE": "heute"}
+    assert model.gloss_words.tolist() == blob["model_args"]["gloss_words"]
+
+
 def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_state(inputs, tmp_path):
     calls = {"n": 0}
 

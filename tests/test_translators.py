@@ -253,3 +253,47 @@ def test_gloss_dropout_replaces_real_glosses_by_unk_in_training_only():
     assert not torch.allclose(model.encode(batch).memory, first)
     with pytest.raises(ValueError, match="gloss_dropout"):
         TranslatorConfig.from_dict({**sizes, "gloss_dropout": 1.0})
+
+
+def test_gloss_word_embeddings_read_glosses_through_the_words_they_spell(tmp_path):
+    """model.<translator>.gloss_word_embeddings: a gloss mapped onto a text word enters the encoder as that word's
+    decoder embedding (its own embedding starts at zero and learns the difference), an unmapped gloss keeps its own;
+    training moves both; best.pt carries the map so `hatl decode` rebuilds the same model."""
+    from hatl.experiment import PAD
+    from hatl.models.slt import SLTModel
+    from hatl.models.trained import load_trained, model_args, save_trained
+
+    sizes = {"hidden": 16, "heads": 2, "feedforward": 32, "dropout": 0.0, "tie_embeddings": True,
+             "gloss_word_embeddings": True}
+    words = [PAD] * 5 + [7, PAD, 9, 11]  # glosses 5, 7, 8 spell words 7, 9, 11; gloss 6 spells none
+    model = SLTModel("gloss2text", "transformer", None, 9, 12, {"transformer": sizes}, gloss_words=words)
+    embed, word = model.gloss_embed.weight, model.decoder.embed.weight
+    assert torch.count_nonzero(embed[[5, 7, 8]]) == 0 and torch.count_nonzero(embed[6]) > 0
+    read = model.gloss_input(torch.tensor([[5, 6, 7, PAD]]))
+    assert torch.equal(read[0, 0], word[7]) and torch.equal(read[0, 1], embed[6]) and torch.equal(read[0, 2], word[9])
+    assert torch.count_nonzero(read[0, 3]) == 0  # padding reads zeros
+
+    batch = {"gloss": torch.tensor([[5, 6, 7]]), "gloss_lengths": torch.tensor([3]),
+             "text_in": torch.tensor([[1, 7, 9]]), "text_out": torch.tensor([[7, 9, 2]])}
+    model.losses(batch, model(batch))["total"].backward()
+    assert torch.count_nonzero(model.gloss_embed.weight.grad[5]) > 0  # the gloss learns what it adds to the word
+    assert torch.count_nonzero(model.decoder.embed.weight.grad[7]) > 0
+
+    assert "gloss_words" not in model.state_dict()  # rebuilt from model_args, so averaging never touches it
+    save_trained(tmp_path / "best.pt", model.state_dict(), model_args(model, "gloss2text", "transformer", 9, 12,
+                                                                    {"transformer": sizes}))
+    restored, _ = load_trained(tmp_path / "best.pt")
+    assert restored.gloss_words.tolist() == words
+    assert torch.equal(restored.gloss_input(torch.tensor([[5, 6]])), model.gloss_input(torch.tensor([[5, 6]])))
+
+    plain = SLTModel("gloss2text", "transformer", None, 9, 12, {"transformer": {**sizes, "gloss_word_embeddings": False}})
+    assert plain.gloss_words is None
+    with pytest.raises(ValueError, match="needs the gloss -> word id map"):
+        SLTModel("gloss2text", "transformer", None, 9, 12, {"transformer": sizes})
+    with pytest.raises(ValueError, match="8 entries for a gloss vocabulary of 9"):
+        SLTModel("gloss2text", "transformer", None, 9, 12, {"transformer": sizes}, gloss_words=words[:8])
+    with pytest.raises(ValueError, match="outside the text vocabulary"):
+        SLTModel("gloss2text", "transformer", None, 9, 12, {"transformer": sizes}, gloss_words=[*words[:8], 12])
+    with pytest.raises(ValueError, match="gloss_words is for gloss2text"):
+        SLTModel("gloss2text", "transformer", None, 9, 12, {"transformer": {**sizes, "gloss_word_embeddings": False}},
+                 gloss_words=words)

@@ -14,7 +14,7 @@ from hatl.config import validate_config
 from hatl.errors import InputError
 from hatl.vocab import (
     BLANK_ID, BOS_ID, EOS_ID, PAD_ID, UNK_ID, TextNormalisation, VocabConfig, Vocabulary,
-    build_gloss_vocab, build_text_vocab, build_vocabularies,
+    build_gloss_vocab, build_text_vocab, build_vocabularies, gloss_word_candidates, gloss_word_ids,
 )
 from conftest import real_data_path
 
@@ -194,6 +194,49 @@ def test_real_phoenix_vocab_sizes() -> None:
     assert (len(text) - 4, len(gloss) - 5) == (2887, 1085)
     assert text.stats["oov"]["dev"]["rate"] < 0.05
     assert text.decode(text.encode("und nun die wettervorhersage für morgen")) == "und nun die wettervorhersage für morgen"
+
+
+def test_gloss_word_candidates_lowercase_then_sense_number_then_umlauts() -> None:
+    assert gloss_word_candidates("REGEN") == ["regen"]
+    assert gloss_word_candidates("KUEHL") == ["kuehl", "kühl"]
+    assert gloss_word_candidates("HABEN2") == ["haben2", "haben"]
+    assert gloss_word_candidates("WIE-AUSSEHEN") == ["wie-aussehen"]  # a compound names no single word
+    assert gloss_word_candidates("2") == ["2"]  # a number gloss is never stripped to nothing
+
+
+def test_gloss_word_ids_map_glosses_onto_text_words() -> None:
+    gloss = build_gloss_vocab(["REGEN KUEHL HABEN2 IX", "FEUER REGEN"])
+    text = build_text_vocab(["regen kühl haben", "feuer und regen"], WS, VocabConfig())
+    ids = gloss_word_ids(gloss, text)
+    mapped = {gloss.tokens[g]: text.tokens[t] for g, t in enumerate(ids) if t != PAD_ID}
+    # FEUER keeps "feuer" (the literal form first, not "feür"); IX spells no word; specials map to PAD
+    assert mapped == {"REGEN": "regen", "KUEHL": "kühl", "HABEN2": "haben", "FEUER": "feuer"}
+    assert ids[: len(gloss.special_ids)] == [PAD_ID] * len(gloss.special_ids)
+    assert len(ids) == len(gloss)
+
+
+def test_gloss_word_ids_find_whole_word_pieces_of_sentencepiece() -> None:
+    text = build_text_vocab(GERMAN * 20, WS, VocabConfig(tokenizer="sentencepiece", sentencepiece_vocab_size=60))
+    whole = [p[1:] for p in text.tokens if p.startswith("\u2581") and len(p) > 2]
+    assert whole, "the toy sentencepiece model has no whole-word piece"
+    gloss = build_gloss_vocab([" ".join(w.upper() for w in whole)])
+    ids = gloss_word_ids(gloss, text)
+    assert [text.tokens[ids[gloss.id_of(w.upper())]] for w in whole] == ["\u2581" + w for w in whole]
+
+
+@pytest.mark.real_data
+def test_real_phoenix_glosses_mostly_spell_text_words() -> None:
+    """On PHOENIX14T's training split 564 of 1,085 glosses, 81% of the running gloss tokens, spell a word of the text
+    vocabulary (umlauts restored: SUED -> süd, MOEGLICH -> möglich); what gloss_word_embeddings shares."""
+    manifest = phoenix_manifest("train", "dev")
+    gloss, text, _ = build_vocabularies(manifest, {"tasks": ["gloss2text"], "text": {}}, VocabConfig())
+    ids = gloss_word_ids(gloss, text)
+    mapped = {gloss.tokens[g]: text.tokens[t] for g, t in enumerate(ids) if t != PAD_ID}
+    assert len(mapped) == 564
+    share = sum(gloss.counts[g] for g in mapped) / sum(gloss.counts.values())
+    assert round(share, 3) == 0.810
+    assert (mapped["SUED"], mapped["MOEGLICH"], mapped["REGEN"]) == ("süd", "möglich", "regen")
+    assert "REGION" not in mapped and "IX" not in mapped
 
 
 @pytest.mark.real_data

@@ -385,6 +385,49 @@ def check_training_targets(
             raise InputError(manifest_path, str(row.sample_id), f"empty gloss in the training split (tasks {list(tasks)} need glosses)")
 
 
+# German glosses (PHOENIX14T, DGS corpora) are written in ASCII capitals: AE/OE/UE stand for the umlauts.
+_ASCII_UMLAUTS = (("ae", "ä"), ("oe", "ö"), ("ue", "ü"))
+
+
+def gloss_word_candidates(gloss: str) -> list[str]:
+    """The text words a gloss may spell, most literal first: ``KUEHL`` -> kuehl, kühl; ``HABEN2`` -> haben2, haben.
+
+    Lowercased; then without a trailing sense number; then with ASCII umlauts restored. Compounds and
+    markers (``WIE-AUSSEHEN``, ``poss-EUCH``) are left whole: they name no single word.
+    """
+    out: list[str] = []
+    base = gloss.lower()
+    for form in (base, base.rstrip("0123456789")):
+        if not form:
+            continue
+        umlauts = form
+        for ascii_form, letter in _ASCII_UMLAUTS:
+            umlauts = umlauts.replace(ascii_form, letter)
+        for cand in (form, umlauts):
+            if cand not in out:
+                out.append(cand)
+    return out
+
+
+def gloss_word_ids(gloss: Vocabulary, text: Vocabulary) -> list[int]:
+    """For each gloss id, the text id of the word it spells (:func:`gloss_word_candidates`), PAD when none.
+
+    What ``model.<translator>.gloss_word_embeddings`` reads: such a gloss enters the Gloss2Text encoder
+    through that word's target embedding. Specials map to PAD. A sentencepiece text vocabulary is searched
+    for the word as one whole-word piece (``▁word``).
+    """
+    prefix = "\u2581" if text.tokenizer == "sentencepiece" else ""
+    first_regular = len(gloss.special_ids)
+    ids = [PAD_ID] * len(gloss)
+    for gid in range(first_regular, len(gloss)):
+        for cand in gloss_word_candidates(gloss.tokens[gid]):
+            tid = text.id_of(prefix + cand)
+            if tid >= len(text.special_ids):
+                ids[gid] = tid
+                break
+    return ids
+
+
 def oov_rate(vocab: Vocabulary, sentences: Sequence[str]) -> dict[str, Any]:
     """Share of running tokens mapped to UNK (a quick check of how well the vocabulary covers a split)."""
     total = unk = 0

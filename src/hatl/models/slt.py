@@ -5,7 +5,8 @@
   the gloss annotations where the data has them (``model.loss.sign2text_frame_targets``, docs/losses.md).
 - ``sign2gloss``: the same front end and encoder; the encoder output feeds a per-frame gloss classifier
   trained with CTC (plus L_enc / L_bb); no text decoder. The recognition half of Sign2Gloss2Text.
-- ``gloss2text``: gloss tokens -> embedding -> encoder -> text decoder; no backbone. The translation half of
+- ``gloss2text``: gloss tokens -> embedding (optionally through the words they spell: ``gloss_word_embeddings``) -> encoder
+  -> text decoder; no backbone. The translation half of
   Sign2Gloss2Text (``hatl decode --translator-run`` chains the two), and on its own the upper-bound row.
 - ``sign2text_ctc``: the joint ablation: sign2text's network plus sign2gloss's CTC head, trained together
   (the text decoder attends to the continuous encoder output, never to recognised glosses).
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -173,6 +174,7 @@ class SLTModel(nn.Module):
         text_vocab_size: int,
         cfg: ModelConfig | Mapping[str, Any] | None = None,
         backbone_channels: int | None = None,
+        gloss_words: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if task not in TRAINED_TASKS:
@@ -204,6 +206,39 @@ class SLTModel(nn.Module):
         self.encoder = TransformerEncoder(tcfg) if translator == "transformer" else ADATEncoder(tcfg)
         # sign2gloss ends in glosses: no text decoder (and no decoder parameters in the optimizer)
         self.decoder = TextDecoder(tcfg, text_vocab_size, pad_id=PAD) if self.has_decoder else None
+        # gloss id -> text id (None unless gloss_word_embeddings); a non-persistent buffer, rebuilt from model_args
+        self.register_buffer("gloss_words", None, persistent=False)
+        if task == "gloss2text" and tcfg.gloss_word_embeddings:
+            self._share_word_embeddings(gloss_words, gloss_vocab_size, text_vocab_size)
+        elif gloss_words is not None:
+            raise ValueError("gloss_words is for gloss2text with gloss_word_embeddings on")
+
+    def _share_word_embeddings(self, gloss_words: Sequence[int] | None, gloss_vocab_size: int, text_vocab_size: int) -> None:
+        """A gloss that spells a target word (``hatl.vocab.gloss_word_ids``; PAD when none) enters the encoder as that
+        word's decoder embedding plus its own embedding, which starts at zero and learns what the gloss adds.
+
+        Why: 7k training sentences give most glosses a few dozen examples; a gloss such as REGEN then starts from
+        what the decoder learns about "regen" in every sentence that writes it (with ``tie_embeddings`` the one
+        matrix reads glosses, reads words and writes words).
+        """
+        if gloss_words is None:
+            raise ValueError("gloss_word_embeddings needs the gloss -> word id map (hatl.vocab.gloss_word_ids)")
+        words = torch.as_tensor(list(gloss_words), dtype=torch.long)
+        if words.shape != (gloss_vocab_size,):
+            raise ValueError(f"gloss_words has {words.numel()} entries for a gloss vocabulary of {gloss_vocab_size}")
+        if bool(((words < 0) | (words >= text_vocab_size)).any()):
+            raise ValueError(f"gloss_words holds ids outside the text vocabulary (size {text_vocab_size})")
+        self.gloss_words = words
+        with torch.no_grad():
+            self.gloss_embed.weight[words != PAD] = 0.0
+
+    def gloss_input(self, gloss: torch.Tensor) -> torch.Tensor:
+        """(B, U) gloss ids -> (B, U, D) encoder input embeddings (before the sqrt(D) scaling)."""
+        x = self.gloss_embed(gloss)
+        if self.gloss_words is not None:
+            assert self.decoder is not None
+            x = x + self.decoder.embed(self.gloss_words[gloss])
+        return x
 
     @property
     def has_decoder(self) -> bool:
@@ -298,7 +333,7 @@ class SLTModel(nn.Module):
             mask = lengths_to_mask(batch["gloss_lengths"].to(gloss.device), gloss.shape[1])
             if self.training and self.gloss_dropout > 0:
                 gloss = drop_glosses(gloss, self.gloss_dropout)
-            x = self.gloss_embed(gloss) * math.sqrt(self.hidden)
+            x = self.gloss_input(gloss) * math.sqrt(self.hidden)
             memory = self.encoder(self.input_dropout(self.positions(x)), mask)
             return Encoded(memory, mask), None, None
         if "backbone_features" in batch:

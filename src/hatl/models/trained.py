@@ -36,6 +36,7 @@ def model_args(model: nn.Module, task: str, translator: str, gloss_vocab_size: i
         "text_vocab_size": text_vocab_size,
         "model_config": model_config,
         "backbone": backbone,
+        "gloss_words": model.gloss_words.tolist() if getattr(model, "gloss_words", None) is not None else None,
     }
 
 
@@ -68,7 +69,8 @@ def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> 
         else:
             adjacency = np.zeros((3, bb["num_joints"], bb["num_joints"]), dtype=np.float32)  # overwritten by the state dict
         backbone = STGCNPP(adjacency, STGCNPPConfig.from_dict(bb["config"]))
-    model = SLTModel(args["task"], args["translator"], backbone, args["gloss_vocab_size"], args["text_vocab_size"], cfg=args["model_config"])
+    model = SLTModel(args["task"], args["translator"], backbone, args["gloss_vocab_size"], args["text_vocab_size"], cfg=args["model_config"],
+                     gloss_words=args.get("gloss_words"))
     model.load_state_dict(blob["model_state"], strict=True)
     model.eval()
     return model, blob

@@ -33,6 +33,7 @@ class TranslatorConfig:
     conv_kernel: int = 3  # ADAT only: the local branch's temporal kernel
     tie_embeddings: bool = False  # the text decoder's output projection shares its input embedding's matrix
     gloss_dropout: float = 0.0  # gloss2text only: chance that training replaces an input gloss by UNK
+    gloss_word_embeddings: bool = False  # gloss2text only: a gloss spelling a target word reads that word's embedding
 
     @classmethod
     def from_dict(cls, section: Mapping[str, Any] | None) -> "TranslatorConfig":

@@ -21,6 +21,7 @@ from torch import nn
 
 from hatl import batches as D
 from hatl.errors import ConfigError, HatlError
+from hatl.experiment import PAD
 from hatl.io import write_json, write_text
 from hatl.metrics import BleuSettings, collapse_warning
 from hatl.models.backbone_source import NONE as NO_BACKBONE
@@ -28,6 +29,7 @@ from hatl.models.backbone_source import BackboneSource, synthetic_backbone_warni
 from hatl.models.losses import frame_loss_coverage
 from hatl.models.trained import model_args, save_trained
 from hatl.provenance import provenance
+from hatl.vocab import gloss_word_ids
 from hatl.train import distributed as DU
 from hatl.train.averaging import POOL_DIR, CheckpointPool
 from hatl.train.config import METRIC_MODE, RunSpec, TrainConfig, pick_device, resolve_device
@@ -55,9 +57,25 @@ def default_model_factory(trainer: Trainer) -> nn.Module:
         backbone = load_backbone(trainer.spec.backbone)  # type: ignore[arg-type]
     try:
         return SLTModel(trainer.spec.task, trainer.spec.model, backbone, len(trainer.gloss_vocab), len(trainer.text_vocab),
-                        cfg=trainer.config["model"])
+                        cfg=trainer.config["model"], gloss_words=_gloss_words(trainer))
     except ValueError as err:  # sizes that do not fit together: a config problem the user can fix
         raise ConfigError(f"model section: {err}") from err
+
+
+def _gloss_words(trainer: Trainer) -> list[int] | None:
+    """The gloss -> text word map when this run's translator reads glosses through word embeddings, else None."""
+    section = (trainer.config.get("model") or {}).get(trainer.spec.model) or {}
+    if trainer.spec.task != "gloss2text" or not section.get("gloss_word_embeddings"):
+        return None
+    words = gloss_word_ids(trainer.gloss_vocab, trainer.text_vocab)
+    mapped = [tok for tok, wid in zip(trainer.gloss_vocab.tokens, words) if wid != PAD]
+    counts = trainer.gloss_vocab.counts
+    running = sum(counts.values())
+    share = sum(counts.get(tok, 0) for tok in mapped) / running if running else 0.0
+    log.info("gloss word embeddings: %d of %d glosses spell a text word (%.1f%% of training gloss tokens); "
+             "the others keep their own embedding", len(mapped), len(trainer.gloss_vocab) - len(trainer.gloss_vocab.special_ids),
+             100 * share)
+    return words
 
 
 class Trainer:
