@@ -142,6 +142,9 @@ def test_streams_are_bones_towards_the_centre_and_frame_differences():
     motion = to_stream(x, "motion", graph)
     np.testing.assert_allclose(motion[:, :-1], x[:, 1:] - x[:, :-1])
     np.testing.assert_array_equal(motion[:, -1], 0.0)
+    bone_motion = to_stream(x, "bone_motion", graph)  # pyskl's fourth stream: how each bone moves
+    np.testing.assert_allclose(bone_motion[:, :-1], bone[:, 1:] - bone[:, :-1], atol=1e-6)
+    np.testing.assert_array_equal(bone_motion[:, -1], 0.0)
     with pytest.raises(ValueError, match="unknown input stream 'angle'"):
         to_stream(x, "angle", graph)
 

@@ -186,13 +186,13 @@ def crop_views(x: np.ndarray, cfg: SupervisedConfig) -> list[np.ndarray]:
     return [np.stack([resample(s[b:b + keep], cfg.frames) for s in x]).astype(np.float32) for b in starts]
 
 
-STREAMS = ("joint", "bone", "motion")
+STREAMS = ("joint", "bone", "motion", "bone_motion")
 
 
 def to_stream(x: np.ndarray, stream: str, graph: Graph) -> np.ndarray:
     """Joint positions (…, T, V, 3) as one of ST-GCN++'s input streams: ``joint`` (as is), ``bone`` (each joint
-    minus its parent towards the centre; the centre joint 0) or ``motion`` (next frame minus this one; the last
-    frame 0). All three keep 3 channels, so each stream is the same network."""
+    minus its parent towards the centre; the centre joint 0), ``motion`` (next frame minus this one; the last
+    frame 0) or ``bone_motion`` (the motion of the bones). All keep 3 channels, so each stream is the same network."""
     if stream == "joint":
         return x
     if stream == "bone":
@@ -200,6 +200,8 @@ def to_stream(x: np.ndarray, stream: str, graph: Graph) -> np.ndarray:
         for child, par in graph.inward:
             parent[child] = par
         return x - x[..., parent, :]
+    if stream == "bone_motion":
+        return to_stream(to_stream(x, "bone", graph), "motion", graph)
     if stream == "motion":
         out = np.zeros_like(x)
         out[..., :-1, :, :] = x[..., 1:, :, :] - x[..., :-1, :, :]
