@@ -64,8 +64,11 @@ def default_model_factory(trainer: Trainer) -> nn.Module:
 
 def _gloss_words(trainer: Trainer) -> list[int] | None:
     """The gloss -> text word map when this run's translator reads glosses through word embeddings, else None."""
-    section = (trainer.config.get("model") or {}).get(trainer.spec.model) or {}
-    if trainer.spec.task != "gloss2text" or not section.get("gloss_word_embeddings"):
+    from hatl.models.slt import ModelConfig
+
+    if trainer.spec.task != "gloss2text":
+        return None
+    if not ModelConfig.from_dict(trainer.config["model"]).translator(trainer.spec.model).gloss_word_embeddings:
         return None
     words = gloss_word_ids(trainer.gloss_vocab, trainer.text_vocab)
     mapped = [tok for tok, wid in zip(trainer.gloss_vocab.tokens, words) if wid != PAD]
