@@ -14,7 +14,8 @@ each stage. The reference is VL-Transfer's from-scratch Gloss2Text transformer: 
 With ``training.average_checkpoints`` (the example config averages the last epochs) ``best.pt`` holds the averaged
 weights and each seed's line names the averaged epochs and their greedy dev BLEU-4. Beside the scores it prints
 each seed's floor: the constant-output baseline (the dev reference with the best dev BLEU-4, emitted for every
-test sentence) and how many distinct sentences the decoder emitted.
+test sentence) and how many distinct sentences the decoder emitted, and each split's reference words by how often
+they occur in the training text with the share of them the decoder wrote (``hatl.evaluate.word_recall``).
 
 Stages whose outputs exist are run again unless ``--from-stage`` says where to start (a finished training run
 is also reused by ``hatl train`` itself through its resume state). A benchmark, not a test: the training run
@@ -208,6 +209,32 @@ def floor_and_distinct(res: Path, seed: int) -> list[str]:
             + ", ".join(f"{k} {d} for {r} distinct references" for k, (d, r) in distinct.items())]
 
 
+def word_recall_lines(res: Path, seed: int) -> list[str]:
+    """Each split's reference words by their count in the training text: how many of them the seed's decoder
+    wrote (no LM), so a recipe that only writes frequent words shows it (hatl.evaluate.word_recall)."""
+    import pyarrow.parquet as pq
+
+    from hatl.evaluate.word_recall import format_recall, recall_by_frequency, training_counts
+    from hatl.vocab import Vocabulary
+
+    ds = res / DATASET
+    manifest, text_vocab = ds / "manifest.parquet", ds / "vocab" / "main" / "text.json"
+    if not (manifest.exists() and text_vocab.exists()):
+        return []
+    vocab = Vocabulary.load(text_vocab)
+    table = pq.read_table(manifest, columns=["split", "text"]).to_pylist()
+    counts = training_counts(vocab.normalise(row["text"] or "") for row in table if row["split"] == "train")
+    lines = []
+    for split in ("dev", "test"):
+        path = run_folder(res, seed) / f"decoded.{split}.jsonl"
+        if not path.exists():
+            continue
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        bands = recall_by_frequency([r["hyp_nolm"] or r["hyp"] for r in rows], [r["ref"] for r in rows], counts)
+        lines.append(f"seed {seed} {split} reference words by training count (no LM): {format_recall(bands)}")
+    return lines
+
+
 def seed_values(scores: dict) -> dict[str, dict[str, float]]:
     """``{"<split> <decoding>": {metric: value}}`` of one seed's scores.json (decoding: "lm" or "nolm")."""
     out = {}
@@ -320,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
           + f"; total {sum(times.values()):.1f}")
     per_seed: dict[int, dict[str, dict[str, float]]] = {}
     for seed in seeds:
-        for line in run_summary_lines(res, seed) + floor_and_distinct(res, seed):
+        for line in run_summary_lines(res, seed) + floor_and_distinct(res, seed) + word_recall_lines(res, seed):
             print(line)
         scores_path = run_folder(res, seed) / "scores.json"
         if scores_path.exists():
