@@ -75,7 +75,7 @@ CONFIG_READS: dict[str, tuple[str, ...]] = {
                         "preprocess.keypoints.groups", "preprocess.keypoints.face_subset", "dataset.adapter"),
     # dev BLEU during training (early stopping, HATL releases, best.pt) is scored with evaluation.bleu
     "train": ("seed", "model", "training", "evaluation.bleu", "dataset.text"),
-    "decode": ("decoding", "dataset.text"),
+    "decode": ("decoding", "evaluation.bleu", "dataset.text"),
     "score": ("evaluation.bleu",),
     # table 4 lists model/training/decoding/lm values; tables 5-7 re-score with evaluation.bleu/bootstrap and
     # say over how many of the cross-validation folds they average

@@ -11,6 +11,10 @@ writes ``decoded.dev.jsonl`` and ``decoded.test.jsonl`` (one line per sample: ``
 reference text), ``hyp`` (beam with KenLM fusion), ``hyp_nolm`` (the same beam without fusion, so the effect
 of the LM is measurable), ``gloss_ref`` and ``gloss_hyp`` (CTC decoding of the runs with a CTC head, else null)),
 plus ``decoded.summary.json`` (settings, counts, skipped samples with reasons, provenance).
+With ``decoding.mbr`` set, ``hyp`` and ``hyp_nolm`` are each chosen by minimum Bayes risk among their beam's
+finished hypotheses (``hatl.evaluate.mbr``) instead of being the beam's best; the rows then also carry
+``hyp_beam`` (the beam's best for ``hyp``, what it would have been without MBR) and ``nbest`` (``[sentence,
+beam score]`` pairs of ``hyp``'s beam, best first), so MBR settings can be compared without decoding again.
 
 Sign2Gloss2Text is a cascade, as the paper (section 1: it "relies on gloss annotations during translation")
 and the released ADAT pipeline have it: the sign2gloss run recognises the glosses (CTC with Table 4's blank
@@ -47,8 +51,9 @@ from hatl.config import effective_config, load_config
 from hatl.errors import InputError
 from hatl.experiment import BLANK, BOS, CASCADES, CTC_TASKS, EOS, GLOSS_TASKS, PAD
 from hatl.evaluate.lm_fusion import WordLM, load_kenlm
+from hatl.evaluate.mbr import MBRConfig, Utility, mbr_select, sentence_utility
 from hatl.io import atomic_path, write_json
-from hatl.models.beam import BeamConfig, SpecialIds, beam_search, model_step_fn
+from hatl.models.beam import BeamConfig, Hypothesis, SpecialIds, beam_search_nbest, model_step_fn
 from hatl.models.ctc_decode import CTCConfig, ctc_decode_batch
 from hatl.provenance import provenance
 
@@ -62,10 +67,13 @@ class DecodeSettings:
     beam: BeamConfig
     ctc: CTCConfig
     batch_size: int
+    mbr: MBRConfig | None = None
+    mbr_tokenize: str = "none"  # sacrebleu tokenizer of the MBR utility: the evaluation's (evaluation.bleu.tokenize)
 
     @classmethod
-    def from_config(cls, decoding: dict[str, Any], blank: int = BLANK) -> DecodeSettings:
-        return cls(BeamConfig.from_config(decoding), CTCConfig.from_config(decoding, blank), int(decoding["batch_size"]))
+    def from_config(cls, decoding: dict[str, Any], blank: int = BLANK, bleu_tokenize: str = "none") -> DecodeSettings:
+        return cls(BeamConfig.from_config(decoding), CTCConfig.from_config(decoding, blank), int(decoding["batch_size"]),
+                   MBRConfig.from_config(decoding.get("mbr")), bleu_tokenize)
 
 
 def _progress(iterable: Sequence[Any], desc: str):
@@ -94,14 +102,18 @@ def decode_samples(
     plain_cfg = dataclasses.replace(settings.beam, lm_weight=0.0)
     fuse = lm is not None and settings.beam.lm_weight > 0
     translates = getattr(model, "has_decoder", True)  # sign2gloss: glosses only
+    mbr = settings.mbr
+    utility = sentence_utility(mbr.utility, settings.mbr_tokenize) if mbr is not None else None
     rows: dict[int, dict[str, Any]] = {}
     for idxs in _progress(_batches(samples, settings.batch_size), desc):
         batch = collate([samples[i] for i in idxs])
         encoded = model.encode(batch)
         if translates:
             step = model_step_fn(model, encoded, len(idxs))
-            plain = beam_search(step, len(idxs), plain_cfg, special)
-            fused = beam_search(step, len(idxs), settings.beam, special, lm=lm) if fuse else plain
+            plain_lists = beam_search_nbest(step, len(idxs), plain_cfg, special)
+            fused_lists = beam_search_nbest(step, len(idxs), settings.beam, special, lm=lm) if fuse else plain_lists
+            plain = [_choose(hyps, text_vocab, mbr, utility) for hyps in plain_lists]
+            fused = [_choose(hyps, text_vocab, mbr, utility) for hyps in fused_lists]
         glosses: list[str | None] = [None] * len(idxs)
         if task in CTC_TASKS and getattr(encoded, "gloss_logprobs", None) is not None and gloss_vocab is not None:
             glosses = [gloss_vocab.decode(g) for g in _ctc_ids(encoded, settings)]
@@ -110,13 +122,27 @@ def decode_samples(
             rows[i] = {
                 "id": sample.sample_id,
                 "ref": sample.text if translates else None,
-                "hyp": text_vocab.decode(fused[j].tokens) if translates else None,
-                "hyp_nolm": text_vocab.decode(plain[j].tokens) if translates else None,
+                "hyp": fused[j][0] if translates else None,
+                "hyp_nolm": plain[j][0] if translates else None,
                 "gloss_ref": sample.gloss if task in GLOSS_TASKS else None,
                 "gloss_hyp": glosses[j],
-                "score": fused[j].score if translates else None,
+                "score": fused_lists[j][0].score if translates else None,
             }
+            if translates and mbr is not None:
+                rows[i]["hyp_beam"] = text_vocab.decode(fused_lists[j][0].tokens)
+                rows[i]["nbest"] = fused[j][1]
     return [rows[i] for i in range(len(samples))]
+
+
+def _choose(hyps: list[Hypothesis], text_vocab: Any, mbr: MBRConfig | None,
+            utility: Utility | None) -> tuple[str, list[tuple[str, float]]]:
+    """The output sentence of one sample's finished hypotheses (best first) and the scored list it came from:
+    the beam's best, or with MBR the candidate of highest expected utility."""
+    nbest = [(text_vocab.decode(h.tokens), h.score) for h in hyps]
+    if mbr is None or utility is None:
+        return nbest[0][0], nbest
+    texts, scores = zip(*nbest)
+    return mbr_select(texts, scores, utility, mbr.temperature), nbest
 
 
 def _batches(samples: Sequence[Any], batch_size: int) -> list[list[int]]:
@@ -181,6 +207,8 @@ def decode_cascade(recogniser: Any, translator: Any, samples: Sequence[Any], tex
         if row is None:
             empty.append(sample.sample_id)
             row = {"id": sample.sample_id, "ref": sample.text, "hyp": "", "hyp_nolm": "", "score": None}
+            if settings.mbr is not None:
+                row.update(hyp_beam="", nbest=[])
         rows.append({**row, "gloss_ref": sample.gloss, "gloss_hyp": inputs[i].gloss})
     return rows, empty
 
@@ -271,7 +299,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.run_dir / "best.pt", "run.dataset", f"dataset {dataset!r} is not in {args.config}")
     eff = effective_config(config, dataset)
     gloss_vocab, text_vocab = D.load_vocabularies(args.vocab_dir, fold)
-    settings = DecodeSettings.from_config(eff["decoding"], blank=gloss_vocab.blank or BLANK)
+    settings = DecodeSettings.from_config(eff["decoding"], blank=gloss_vocab.blank or BLANK,
+                                          bleu_tokenize=eff["evaluation"]["bleu"]["tokenize"])
     text_model = translator if translator is not None else model
     model_limit = getattr(getattr(text_model, "cfg", None), "max_text_length", None)
     if model_limit is not None and settings.beam.max_length > model_limit - 2:
@@ -291,7 +320,9 @@ def run(args: argparse.Namespace) -> int:
                                                           "manifest": str(args.manifest) if args.manifest else None,
                                                           "translator_run": str(args.translator_run) if args.translator_run else None},
                                "settings": {"beam": dataclasses.asdict(settings.beam),
-                               "ctc": dataclasses.asdict(settings.ctc), "batch_size": settings.batch_size},
+                               "ctc": dataclasses.asdict(settings.ctc), "batch_size": settings.batch_size,
+                               "mbr": dataclasses.asdict(settings.mbr) if settings.mbr is not None else None,
+                               "mbr_tokenize": settings.mbr_tokenize},
                                "lm": str(args.lm) if lm is not None else None, "splits": {}}
     outputs: dict[str, list[dict[str, Any]]] = {}
     for split in args.splits:

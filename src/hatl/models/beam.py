@@ -134,7 +134,6 @@ def _lm_candidates(
     return tokens, model_lp, lm_lp, cand_states
 
 
-@torch.no_grad()
 def beam_search(
     next_logprobs: NextLogprobs,
     batch_size: int,
@@ -142,7 +141,19 @@ def beam_search(
     special: SpecialIds = SpecialIds(),
     lm: FusionLM | None = None,
 ) -> list[Hypothesis]:
-    """Best hypothesis per sample (list of length ``batch_size``).
+    """Best hypothesis per sample (list of length ``batch_size``)."""
+    return [hyps[0] for hyps in beam_search_nbest(next_logprobs, batch_size, cfg, special, lm)]
+
+
+@torch.no_grad()
+def beam_search_nbest(
+    next_logprobs: NextLogprobs,
+    batch_size: int,
+    cfg: BeamConfig,
+    special: SpecialIds = SpecialIds(),
+    lm: FusionLM | None = None,
+) -> list[list[Hypothesis]]:
+    """Every finished hypothesis per sample (at least ``beam_width`` unless the search ran dry), best score first.
 
     State is kept as (A, K) tensors for the A samples still searching; a sample leaves the batch (and the
     model calls) as soon as it has K finished hypotheses. Beam 0 starts alone (the others at -inf), so the
@@ -235,7 +246,8 @@ def beam_search(
                 new_states = [st for st, m in zip(new_states, row_mask.tolist()) if m]
             active = active[keep_rows]
         fused, model_sum, lm_sum, states = new_fused, new_model, new_lm, new_states
-    return [max(hyps, key=lambda h: h.score) for hyps in finished]
+    # a stable sort: of equal scores the one finished first stays first, as max() picked it before
+    return [sorted(hyps, key=lambda h: -h.score) for hyps in finished]
 
 
 @torch.no_grad()
