@@ -1,7 +1,7 @@
 """Minimum Bayes risk against the beam's best, on decoded files that kept their candidates (issue 17).
 
     .venv/bin/python bench/mbr_sweep.py RUN/decoded.dev.jsonl [RUN2/decoded.dev.jsonl ...]
-        [--utilities bleu chrf] [--temperatures 0.25 0.5 1 2] [--config CFG]
+        [--utilities bleu chrf] [--weights score logprob] [--temperatures 0.01 0.03 0.1 0.3 1] [--config CFG]
 
 Each file must come from ``hatl decode`` with ``decoding.mbr`` set: its rows hold ``nbest``, the beam's finished
 hypotheses with their scores, so every MBR setting is chosen again from the same candidates
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hatl.config import load_config
 from hatl.evaluate.collapse import constant_floor
-from hatl.evaluate.mbr import UTILITIES, MBRConfig, reselect
+from hatl.evaluate.mbr import UTILITIES, WEIGHTS, MBRConfig, reselect
 from hatl.evaluate.score import read_decoded
 from hatl.metrics import BleuSettings, bleu_scores, distinct_outputs, rouge_l
 
@@ -39,7 +39,7 @@ def scores(hyps: list[str], refs: list[str], bleu: BleuSettings) -> dict[str, fl
 
 
 def line(name: str, s: dict[str, float | str]) -> str:
-    return (f"  {name:<22} BLEU-1..4 {s['bleu1']:6.2f} {s['bleu2']:6.2f} {s['bleu3']:6.2f} {s['bleu4']:6.2f}"
+    return (f"  {name:<28} BLEU-1..4 {s['bleu1']:6.2f} {s['bleu2']:6.2f} {s['bleu3']:6.2f} {s['bleu4']:6.2f}"
             f"  ROUGE-L {s['rouge']:6.2f}  BP {s['bp']:.3f}  distinct {s['distinct']}")
 
 
@@ -47,20 +47,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("decoded", type=Path, nargs="+", help="decoded.<split>.jsonl files written with decoding.mbr set")
     parser.add_argument("--utilities", nargs="+", choices=UTILITIES, default=list(UTILITIES))
-    parser.add_argument("--temperatures", nargs="+", type=float, default=[0.25, 0.5, 1.0, 2.0])
+    parser.add_argument("--weights", nargs="+", choices=WEIGHTS, default=list(WEIGHTS))
+    parser.add_argument("--temperatures", nargs="+", type=float, default=[0.01, 0.03, 0.1, 0.3, 1.0])
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "examples" / "phoenix14t_gloss2text.yaml",
                         help="its evaluation.bleu is the metric (and the MBR utility's tokenizer)")
     args = parser.parse_args(argv)
     bleu = BleuSettings.from_config(load_config(args.config)["evaluation"])
     settings: list[tuple[str, MBRConfig | None]] = [("beam", None)] + [
-        (f"mbr {u} T={t:g}", MBRConfig(u, t)) for u in args.utilities for t in args.temperatures]
+        (f"mbr {u} {w} T={t:g}", MBRConfig(u, t, w)) for u in args.utilities for w in args.weights for t in args.temperatures]
     per_setting: dict[str, list[float]] = {name: [] for name, _ in settings}
     for path in args.decoded:
         rows = read_decoded(path)
         refs = [r["ref"] for r in rows]
         floor = constant_floor(refs, {"this": refs}, bleu)
         print(f"{path} ({len(rows)} sentences, {len(set(refs))} distinct references)")
-        print(f"  {'floor (constant)':<22} BLEU-4 {floor.scores['this']['bleu4']:6.2f}  ROUGE-L "
+        print(f"  {'floor (constant)':<28} BLEU-4 {floor.scores['this']['bleu4']:6.2f}  ROUGE-L "
               f"{floor.scores['this']['rouge']:6.2f}  distinct 1/{len(set(refs))}")
         for name, cfg in settings:
             start = time.perf_counter()
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.decoded) > 1:
         print(f"mean BLEU-4 over {len(args.decoded)} files (sd):")
         for name, values in per_setting.items():
-            print(f"  {name:<22} {statistics.mean(values):6.2f} ({statistics.stdev(values):.2f})")
+            print(f"  {name:<26} {statistics.mean(values):6.2f} ({statistics.stdev(values):.2f})")
     return 0
 
 

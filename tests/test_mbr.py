@@ -59,6 +59,7 @@ def test_chrf_utility_scores_character_overlap():
 
 @pytest.mark.parametrize(("mbr", "problem"), [
     ({"utility": "meteor"}, "MBR utility must be one of bleu, chrf, got 'meteor'"),
+    ({"weights": "probability"}, "MBR weights must be one of score, logprob, got 'probability'"),
     ({"temperature": 0}, "MBR temperature must be > 0, got 0.0"),
 ])
 def test_mbr_config_refuses_what_it_cannot_run(mbr, problem):
@@ -68,8 +69,8 @@ def test_mbr_config_refuses_what_it_cannot_run(mbr, problem):
 
 def test_mbr_config_defaults_and_null():
     assert MBRConfig.from_config(None) is None
-    assert MBRConfig.from_config({}) == MBRConfig("bleu", 1.0)
-    assert MBRConfig.from_config({"utility": "chrf", "temperature": 0.5}) == MBRConfig("chrf", 0.5)
+    assert MBRConfig.from_config({}) == MBRConfig("bleu", 1.0, "score")
+    assert MBRConfig.from_config({"utility": "chrf", "temperature": 0.5, "weights": "logprob"}) == MBRConfig("chrf", 0.5, "logprob")
 
 
 def test_beam_nbest_is_sorted_and_its_first_is_the_beams_choice():
@@ -87,10 +88,16 @@ def test_beam_nbest_is_sorted_and_its_first_is_the_beams_choice():
 
 
 def test_reselect_reads_the_stored_candidates():
-    rows = [{"id": "a", "hyp": CONSENSUS[0], "nbest": [[t, s] for t, s in zip(CONSENSUS, CONSENSUS_SCORES)]},
+    # the log-probs rank the last candidate far first: near temperature 0 the logprob posterior returns it
+    logprobs = [-9.0, -9.0, -9.0, -2.0]
+    rows = [{"id": "a", "hyp": CONSENSUS[0], "nbest": [[t, s, lp] for t, s, lp in zip(CONSENSUS, CONSENSUS_SCORES, logprobs)]},
             {"id": "b", "hyp": "", "nbest": []}]
     assert reselect(rows, None) == [CONSENSUS[0], ""]
     assert reselect(rows, MBRConfig("bleu", 1.0)) == ["morgen im norden sonne und im süden regen", ""]
+    assert reselect(rows, MBRConfig("bleu", 0.01, "logprob")) == [CONSENSUS[3], ""]
+    assert reselect(rows, MBRConfig("bleu", 0.01, "score")) == [CONSENSUS[0], ""]
+    with pytest.raises(ValueError, match=r"row 0 \('a'\): a candidate has no logprob column"):
+        reselect([{"id": "a", "hyp": "h", "nbest": [["h", -1.0]]}], MBRConfig("bleu", 1.0, "logprob"))
     with pytest.raises(ValueError, match=r"row 0 \('x'\) has no 'nbest'"):
         reselect([{"id": "x", "hyp": "h"}], MBRConfig())
 
@@ -116,11 +123,12 @@ def test_decode_with_mbr_writes_the_choice_the_beams_best_and_the_candidates(tmp
     for r in rows:
         texts = [c[0] for c in r["nbest"]]
         assert len(texts) >= 4 and r["hyp_beam"] == texts[0] and r["hyp"] in texts
+        assert all(len(c) == 3 and c[2] <= 0 for c in r["nbest"])  # sentence, beam score, model log-prob
         assert r["hyp"] == r["hyp_nolm"]  # no LM: one beam, one choice
     assert reselect(rows, MBRConfig("bleu", 1.0)) == [r["hyp"] for r in rows]  # the stored list reproduces the choice
     assert reselect(rows, None) == [r["hyp_beam"] for r in rows]
     summary = json.loads((out / "decoded.summary.json").read_text(encoding="utf-8"))
-    assert summary["settings"]["mbr"] == {"utility": "bleu", "temperature": 1.0}
+    assert summary["settings"]["mbr"] == {"utility": "bleu", "temperature": 1.0, "weights": "score"}
     # without mbr the rows carry neither field, as before
     config["decoding"]["mbr"] = None
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -142,14 +150,14 @@ def test_mbr_sweep_bench_prints_beam_mbr_and_the_floor(tmp_path, capsys):
     spec.loader.exec_module(bench)
     refs = [CONSENSUS[1], "es bleibt kalt"] * 3
     rows = [{"id": f"d{i}", "ref": ref, "hyp": CONSENSUS[0], "hyp_beam": CONSENSUS[0],
-             "nbest": [[t, s] for t, s in zip(CONSENSUS, CONSENSUS_SCORES)]} for i, ref in enumerate(refs)]
+             "nbest": [[t, s, 10 * s] for t, s in zip(CONSENSUS, CONSENSUS_SCORES)]} for i, ref in enumerate(refs)]
     path = tmp_path / "decoded.dev.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    assert bench.main([str(path), str(path), "--utilities", "bleu", "--temperatures", "1"]) == 0
+    assert bench.main([str(path), str(path), "--utilities", "bleu", "--weights", "score", "--temperatures", "1"]) == 0
     out = capsys.readouterr().out
     beam = next(x for x in out.splitlines() if x.strip().startswith("beam") and "BLEU-1..4" in x)
-    mbr = next(x for x in out.splitlines() if x.strip().startswith("mbr bleu T=1") and "BLEU-1..4" in x)
-    assert "distinct 1/2" in beam and float(mbr.split()[7]) == pytest.approx(50.0)  # MBR's pick matches 3 of 6 refs
+    mbr = next(x for x in out.splitlines() if x.strip().startswith("mbr bleu score T=1") and "BLEU-1..4" in x)
+    assert "distinct 1/2" in beam and float(mbr.split()[8]) == pytest.approx(50.0)  # MBR's pick matches 3 of 6 refs
     assert "floor (constant)" in out and "mean BLEU-4 over 2 files" in out
     # a file decoded without MBR has no candidates: a clear error, exit 2
     path.write_text(json.dumps({"id": "x", "ref": "a", "hyp": "a"}) + "\n", encoding="utf-8")

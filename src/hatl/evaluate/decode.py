@@ -14,7 +14,8 @@ plus ``decoded.summary.json`` (settings, counts, skipped samples with reasons, p
 With ``decoding.mbr`` set, ``hyp`` and ``hyp_nolm`` are each chosen by minimum Bayes risk among their beam's
 finished hypotheses (``hatl.evaluate.mbr``) instead of being the beam's best; the rows then also carry
 ``hyp_beam`` (the beam's best for ``hyp``, what it would have been without MBR) and ``nbest`` (``[sentence,
-beam score]`` pairs of ``hyp``'s beam, best first), so MBR settings can be compared without decoding again.
+beam score, model log-prob]`` of ``hyp``'s beam, best first), so MBR settings can be compared without decoding
+again.
 
 Sign2Gloss2Text is a cascade, as the paper (section 1: it "relies on gloss annotations during translation")
 and the released ADAT pipeline have it: the sign2gloss run recognises the glosses (CTC with Table 4's blank
@@ -135,14 +136,14 @@ def decode_samples(
 
 
 def _choose(hyps: list[Hypothesis], text_vocab: Any, mbr: MBRConfig | None,
-            utility: Utility | None) -> tuple[str, list[tuple[str, float]]]:
-    """The output sentence of one sample's finished hypotheses (best first) and the scored list it came from:
-    the beam's best, or with MBR the candidate of highest expected utility."""
-    nbest = [(text_vocab.decode(h.tokens), h.score) for h in hyps]
+            utility: Utility | None) -> tuple[str, list[tuple[str, float, float]]]:
+    """The output sentence of one sample's finished hypotheses (best first) and the list it came from as
+    ``(sentence, beam score, model log-prob)``: the beam's best, or with MBR the candidate of highest expected
+    utility."""
+    nbest = [(text_vocab.decode(h.tokens), h.score, h.model_logprob) for h in hyps]
     if mbr is None or utility is None:
         return nbest[0][0], nbest
-    texts, scores = zip(*nbest)
-    return mbr_select(texts, scores, utility, mbr.temperature), nbest
+    return mbr_select([c[0] for c in nbest], [c[mbr.column] for c in nbest], utility, mbr.temperature), nbest
 
 
 def _batches(samples: Sequence[Any], batch_size: int) -> list[list[int]]:

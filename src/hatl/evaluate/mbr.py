@@ -5,10 +5,13 @@ The beam returns the hypothesis with the best model score; MBR instead returns t
 "n-best MBR"). A candidate many near-identical hypotheses agree with wins over an isolated one the model ranks a
 little higher, which is what a corpus metric such as BLEU rewards.
 
-Posterior. ``p_j`` is the softmax of the beam's ranking scores (model log-prob, with LM fusion where it is on,
-divided by the length penalty) divided by ``temperature``, with candidates that detokenise to the same sentence
-merged (their probabilities summed). As ``temperature`` goes to 0 all mass sits on the beam's best hypothesis, and
-MBR returns it: the beam is the limit case (tested). Utility: sacrebleu's sentence BLEU (exponential smoothing,
+Posterior. ``p_j`` is the softmax, divided by ``temperature``, of either the beam's ranking scores (``weights:
+score``: model log-prob, with LM fusion where it is on, divided by the length penalty) or the translator's own
+sequence log-probabilities (``weights: logprob``), with candidates that detokenise to the same sentence merged
+(their probabilities summed). As ``temperature`` goes to 0 all mass sits on the best candidate by those weights and
+MBR returns it: with ``score`` that is the beam's best, so the beam is the limit case (tested). Length-penalised
+scores are small numbers (a log-prob of -10 over a 13-word sentence is -0.12 at length penalty 4), so with them a
+temperature of 1 gives nearly equal weights: choose the temperature on dev. Utility: sacrebleu's sentence BLEU (exponential smoothing,
 effective order, so short sentences are not all zero) or sentence chrF, hypothesis against each candidate taken as
 reference; the tokenizer is the one the evaluation uses.
 """
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 UTILITIES = ("bleu", "chrf")
+WEIGHTS = ("score", "logprob")  # in the order of a stored candidate's columns after the sentence
 
 
 @dataclass(frozen=True)
@@ -29,8 +33,11 @@ class MBRConfig:
 
     utility: str = "bleu"
     temperature: float = 1.0
+    weights: str = "score"  # what the posterior is a softmax of: the beam's ranking score or the model log-prob
 
     def __post_init__(self) -> None:
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"MBR weights must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
         if self.utility not in UTILITIES:
             raise ValueError(f"MBR utility must be one of {', '.join(UTILITIES)}, got {self.utility!r}")
         if not self.temperature > 0:
@@ -40,7 +47,13 @@ class MBRConfig:
     def from_config(cls, mbr: dict[str, Any] | None) -> MBRConfig | None:
         if mbr is None:
             return None
-        return cls(utility=mbr.get("utility", cls.utility), temperature=float(mbr.get("temperature", cls.temperature)))
+        return cls(utility=mbr.get("utility", cls.utility), temperature=float(mbr.get("temperature", cls.temperature)),
+                   weights=mbr.get("weights", cls.weights))
+
+    @property
+    def column(self) -> int:
+        """Where this posterior's weights sit in a stored candidate ``[sentence, score, model_logprob]``."""
+        return WEIGHTS.index(self.weights) + 1
 
 
 Utility = Callable[[str, str], float]
@@ -100,7 +113,8 @@ def mbr_select(candidates: Sequence[str], scores: Sequence[float], utility: Util
 
 
 def reselect(rows: Sequence[dict[str, Any]], cfg: MBRConfig | None, tokenize: str = "none") -> list[str]:
-    """Output sentences for decoded rows that carry ``nbest`` (``hatl decode`` with ``decoding.mbr``), chosen
+    """Output sentences for decoded rows that carry ``nbest`` (``hatl decode`` with ``decoding.mbr``: candidates
+    ``[sentence, score, model_logprob]``, best score first), chosen
     again under ``cfg`` (None: the beam's best), without decoding again. A row without candidates (the empty
     translation of an empty cascade recognition) keeps its ``hyp``."""
     utility = sentence_utility(cfg.utility, tokenize) if cfg is not None else None
@@ -114,5 +128,9 @@ def reselect(rows: Sequence[dict[str, Any]], cfg: MBRConfig | None, tokenize: st
         elif cfg is None or utility is None:
             out.append(nbest[0][0])
         else:
-            out.append(mbr_select([c[0] for c in nbest], [float(c[1]) for c in nbest], utility, cfg.temperature))
+            col = cfg.column
+            if any(len(c) <= col for c in nbest):
+                raise ValueError(f"row {i} ({row.get('id')!r}): a candidate has no {cfg.weights} column "
+                                 "(expected [sentence, score, model_logprob])")
+            out.append(mbr_select([c[0] for c in nbest], [float(c[col]) for c in nbest], utility, cfg.temperature))
     return out
