@@ -449,3 +449,26 @@ def test_sign2text_on_data_without_glosses_trains_on_text_and_says_so(inputs, tm
     line = read_log(tmp_path / "out")[0]
     assert line["loss_enc"] == line["loss_bb"] == line["loss_ctc"] == 0.0 and line["loss_ce"] > 0
     assert line["train_skipped_no_gloss"] == summary["samples"]["train"] == 24
+
+
+def test_run_fingerprint_follows_what_training_reads_not_decoding(tmp_path):
+    """A killed run resumes after a decoding change (e.g. a new decoding option); a training change starts afresh."""
+    from hatl.train.state import run_fingerprint
+
+    data = tmp_path / "train.parquet"
+    data.write_bytes(b"rows")
+    run = {"dataset": "d", "model": "transformer", "task": "gloss2text", "strategy": "full", "fold": "main"}
+    config = {"seed": 1, "training": {"max_epochs": 20}, "decoding": {"beam_width": 8, "mbr": None},
+              "datasets": {"d": {"root": "x"}, "other": {"root": "y"}}}
+    base = run_fingerprint(run, config, "d", [data])
+    decoding = copy.deepcopy(config)
+    decoding["decoding"] = {"beam_width": 4, "mbr": {"utility": "bleu"}}
+    other_dataset = copy.deepcopy(config)
+    other_dataset["datasets"]["other"]["root"] = "z"
+    assert run_fingerprint(run, decoding, "d", [data]) == base
+    assert run_fingerprint(run, other_dataset, "d", [data]) == base
+    training = copy.deepcopy(config)
+    training["training"]["max_epochs"] = 30
+    assert run_fingerprint(run, training, "d", [data]) != base
+    data.write_bytes(b"other rows")
+    assert run_fingerprint(run, config, "d", [data]) != base

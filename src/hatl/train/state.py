@@ -47,8 +47,11 @@ def fingerprint(spec: dict[str, Any]) -> str:
 
 
 def run_fingerprint(run: dict[str, str], config: dict[str, Any], dataset: str, inputs: list[Path]) -> str:
-    """The fingerprint of a run: its identity, its config (of the datasets, only its own) and its input files."""
-    cfg = {k: v for k, v in config.items() if k not in ("datasets",)}
+    """The fingerprint of a run: its identity, its config (of the datasets, only its own; not ``decoding``) and its
+    input files."""
+    # decoding settings never reach training: a new decoding option (or a changed beam) must not throw away the
+    # resume state of a run that was killed halfway
+    cfg = {k: v for k, v in config.items() if k not in ("datasets", "decoding")}
     cfg["dataset"] = config.get("datasets", {}).get(dataset)
     return fingerprint({"run": run, "config": cfg, "inputs": [file_identity(p) for p in inputs]})
 
