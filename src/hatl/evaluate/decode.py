@@ -114,7 +114,7 @@ def decode_samples(
             plain_lists = beam_search_nbest(step, len(idxs), plain_cfg, special)
             fused_lists = beam_search_nbest(step, len(idxs), settings.beam, special, lm=lm) if fuse else plain_lists
             plain = [_choose(hyps, text_vocab, mbr, utility) for hyps in plain_lists]
-            fused = [_choose(hyps, text_vocab, mbr, utility) for hyps in fused_lists]
+            fused = [_choose(hyps, text_vocab, mbr, utility) for hyps in fused_lists] if fuse else plain
         glosses: list[str | None] = [None] * len(idxs)
         if task in CTC_TASKS and getattr(encoded, "gloss_logprobs", None) is not None and gloss_vocab is not None:
             glosses = [gloss_vocab.decode(g) for g in _ctc_ids(encoded, settings)]
