@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.decoded) > 1:
         print(f"mean BLEU-4 over {len(args.decoded)} files (sd):")
         for name, values in per_setting.items():
-            print(f"  {name:<26} {statistics.mean(values):6.2f} ({statistics.stdev(values):.2f})")
+            print(f"  {name:<28} {statistics.mean(values):6.2f} ({statistics.stdev(values):.2f})")
     return 0
 
 

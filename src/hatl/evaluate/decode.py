@@ -52,7 +52,7 @@ from hatl.config import effective_config, load_config
 from hatl.errors import InputError
 from hatl.experiment import BLANK, BOS, CASCADES, CTC_TASKS, EOS, GLOSS_TASKS, PAD
 from hatl.evaluate.lm_fusion import WordLM, load_kenlm
-from hatl.evaluate.mbr import MBRConfig, Utility, mbr_select, sentence_utility
+from hatl.evaluate.mbr import MBRConfig, Utility, choose, sentence_utility
 from hatl.io import atomic_path, write_json
 from hatl.models.beam import BeamConfig, Hypothesis, SpecialIds, beam_search_nbest, model_step_fn
 from hatl.models.ctc_decode import CTCConfig, ctc_decode_batch
@@ -130,20 +130,20 @@ def decode_samples(
                 "score": fused_lists[j][0].score if translates else None,
             }
             if translates and mbr is not None:
-                rows[i]["hyp_beam"] = text_vocab.decode(fused_lists[j][0].tokens)
+                rows[i]["hyp_beam"] = fused[j][1][0][0]
                 rows[i]["nbest"] = fused[j][1]
     return [rows[i] for i in range(len(samples))]
 
 
 def _choose(hyps: list[Hypothesis], text_vocab: Any, mbr: MBRConfig | None,
             utility: Utility | None) -> tuple[str, list[tuple[str, float, float]]]:
-    """The output sentence of one sample's finished hypotheses (best first) and the list it came from as
-    ``(sentence, beam score, model log-prob)``: the beam's best, or with MBR the candidate of highest expected
-    utility."""
+    """The output sentence of one sample's finished hypotheses (best first), and with MBR the candidate list it
+    came from as ``(sentence, beam score, model log-prob)``. Without MBR only the beam's best is detokenised (the
+    list stays empty): the other hypotheses are not needed."""
+    if mbr is None:
+        return text_vocab.decode(hyps[0].tokens), []
     nbest = [(text_vocab.decode(h.tokens), h.score, h.model_logprob) for h in hyps]
-    if mbr is None or utility is None:
-        return nbest[0][0], nbest
-    return mbr_select([c[0] for c in nbest], [c[mbr.column] for c in nbest], utility, mbr.temperature), nbest
+    return choose(nbest, mbr, utility), nbest
 
 
 def _batches(samples: Sequence[Any], batch_size: int) -> list[list[int]]:

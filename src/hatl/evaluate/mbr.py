@@ -11,9 +11,9 @@ sequence log-probabilities (``weights: logprob``), with candidates that detokeni
 (their probabilities summed). As ``temperature`` goes to 0 all mass sits on the best candidate by those weights and
 MBR returns it: with ``score`` that is the beam's best, so the beam is the limit case (tested). Length-penalised
 scores are small numbers (a log-prob of -10 over a 13-word sentence is -0.12 at length penalty 4), so with them a
-temperature of 1 gives nearly equal weights: choose the temperature on dev. Utility: sacrebleu's sentence BLEU (exponential smoothing,
-effective order, so short sentences are not all zero) or sentence chrF, hypothesis against each candidate taken as
-reference; the tokenizer is the one the evaluation uses.
+temperature of 1 gives nearly equal weights: choose the temperature on dev. Utility: sacrebleu's sentence BLEU
+(exponential smoothing, effective order, so short sentences are not all zero) or sentence chrF, hypothesis against
+each candidate taken as reference; the tokenizer is the one the evaluation uses.
 """
 
 from __future__ import annotations
@@ -112,25 +112,36 @@ def mbr_select(candidates: Sequence[str], scores: Sequence[float], utility: Util
     return distinct[best]
 
 
+Candidate = Sequence[Any]  # [sentence, beam score, model log-prob], as hatl decode stores it in ``nbest``
+
+
+def choose(nbest: Sequence[Candidate], cfg: MBRConfig | None, utility: Utility | None) -> str:
+    """The output sentence of one sample's candidates (best beam score first): the beam's best without ``cfg``,
+    else the MBR choice under ``cfg`` (``utility``: ``sentence_utility(cfg.utility, ...)``, built once by the
+    caller)."""
+    if cfg is None or utility is None:
+        return nbest[0][0]
+    col = cfg.column
+    if any(len(c) <= col for c in nbest):
+        raise ValueError(f"a candidate has no {cfg.weights} column (expected [sentence, score, model_logprob])")
+    return mbr_select([c[0] for c in nbest], [float(c[col]) for c in nbest], utility, cfg.temperature)
+
+
 def reselect(rows: Sequence[dict[str, Any]], cfg: MBRConfig | None, tokenize: str = "none") -> list[str]:
-    """Output sentences for decoded rows that carry ``nbest`` (``hatl decode`` with ``decoding.mbr``: candidates
-    ``[sentence, score, model_logprob]``, best score first), chosen
-    again under ``cfg`` (None: the beam's best), without decoding again. A row without candidates (the empty
-    translation of an empty cascade recognition) keeps its ``hyp``."""
+    """Output sentences for decoded rows that carry ``nbest`` (``hatl decode`` with ``decoding.mbr``), chosen again
+    under ``cfg`` (None: the beam's best), without decoding again. A row without candidates (the empty translation
+    of an empty cascade recognition) keeps its ``hyp``."""
     utility = sentence_utility(cfg.utility, tokenize) if cfg is not None else None
     out = []
     for i, row in enumerate(rows):
         if "nbest" not in row:
-            raise ValueError(f"row {i} ({row.get('id')!r}) has no 'nbest': decode with decoding.mbr set to keep the candidates")
-        nbest = row["nbest"]
-        if not nbest:
+            raise ValueError(f"row {i} ({row.get('id')!r}) has no 'nbest': "
+                             "decode with decoding.mbr set to keep the candidates")
+        if not row["nbest"]:
             out.append(row["hyp"])
-        elif cfg is None or utility is None:
-            out.append(nbest[0][0])
-        else:
-            col = cfg.column
-            if any(len(c) <= col for c in nbest):
-                raise ValueError(f"row {i} ({row.get('id')!r}): a candidate has no {cfg.weights} column "
-                                 "(expected [sentence, score, model_logprob])")
-            out.append(mbr_select([c[0] for c in nbest], [float(c[col]) for c in nbest], utility, cfg.temperature))
+            continue
+        try:
+            out.append(choose(row["nbest"], cfg, utility))
+        except ValueError as err:
+            raise ValueError(f"row {i} ({row.get('id')!r}): {err}") from err
     return out
