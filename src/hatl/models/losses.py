@@ -28,6 +28,7 @@ class LossConfig:
     w_enc: float = 0.2
     w_bb: float = 0.1
     label_smoothing: float = 0.1
+    rdrop: float = 0.0  # weight of the text decoder's dropout-consistency term (R-Drop); 0 = off
     frame_targets: str = "viterbi"
     sign2text_frame_targets: str = "uniform"  # the paper keeps L_enc / L_bb for Sign2Text; "none" turns them off
     supervise_blank_frames: bool = False
@@ -52,6 +53,8 @@ class LossConfig:
                 raise ValueError(f"model.loss.{name} must be >= 0")
         if not 0.0 <= cfg.label_smoothing < 1.0:
             raise ValueError("model.loss.label_smoothing must be in [0, 1)")
+        if cfg.rdrop < 0:
+            raise ValueError("model.loss.rdrop must be >= 0")
         return cfg
 
 
@@ -118,6 +121,18 @@ def text_cross_entropy(
         ignore_index=pad_id,
         label_smoothing=label_smoothing,
     )
+
+
+def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor, targets: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """R-Drop's consistency term (Liang et al. 2021): ½(KL(p‖q) + KL(q‖p)) between two (B, S, V) next-token
+    distributions of the same rows, averaged over the non-PAD target positions of ``targets`` (B, S)."""
+    keep = targets != pad_id
+    if not bool(keep.any()):
+        return zero_like_graph(logits_a)
+    log_p = F.log_softmax(logits_a[keep].float(), dim=-1)
+    log_q = F.log_softmax(logits_b[keep].float(), dim=-1)
+    both = F.kl_div(log_p, log_q, reduction="none", log_target=True) + F.kl_div(log_q, log_p, reduction="none", log_target=True)
+    return 0.5 * both.sum(-1).mean()
 
 
 def frame_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

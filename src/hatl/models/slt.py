@@ -37,6 +37,7 @@ from hatl.models.losses import (
     ctc_usable,
     frame_cross_entropy,
     frame_targets,
+    symmetric_kl,
     text_cross_entropy,
 )
 from hatl.models.positional import SinusoidalPositions
@@ -385,6 +386,11 @@ class SLTModel(nn.Module):
         mode = self.cfg.loss.sign2text_frame_targets
         return None if mode == "none" else mode
 
+    def uses_rdrop(self) -> bool:
+        """Whether a training step pairs every sample with itself (``paired_for_rdrop``): R-Drop is on and the
+        task has a text decoder for it to act on."""
+        return self.has_decoder and self.cfg.loss.rdrop > 0
+
     def loss_weights(self) -> dict[str, float]:
         """w_k of total = Σ w_k · term_k; 0 for the terms this task does not use (the paper: w_ctc = 0 for Sign2Text;
         sign2gloss has no text decoder, so w_ce = 0)."""
@@ -408,6 +414,10 @@ class SLTModel(nn.Module):
         if out.text_logits is not None:
             ce = text_cross_entropy(out.text_logits, batch["text_out"], PAD, lcfg.label_smoothing)
             n_ce = (batch["text_out"] != PAD).sum()
+            if batch.get(RDROP_PAIRS):  # rows i and B+i are one sample under two dropout masks
+                half = out.text_logits.shape[0] // 2
+                ce = ce + lcfg.rdrop * symmetric_kl(out.text_logits[:half], out.text_logits[half:],
+                                                    batch["text_out"][:half], PAD)
         else:  # sign2gloss: no text target
             assert out.gloss_logprobs is not None
             ce, n_ce = out.gloss_logprobs.new_zeros(()), none
@@ -437,9 +447,31 @@ class SLTModel(nn.Module):
                 result["enc"] = frame_cross_entropy(out.enc_frame_logits, labels)
                 result["bb"] = frame_cross_entropy(out.bb_frame_logits, labels)
                 result["n_enc"] = result["n_bb"] = (labels != IGNORE).sum()
+        if batch.get(RDROP_PAIRS):  # count each sample once, not once per dropout pass
+            for key in ("skipped_no_gloss", "skipped_too_short"):
+                result[key] = result[key] // 2
         w = self.loss_weights()
         result["total"] = w["ctc"] * result["ctc"] + w["ce"] * ce + (w["enc"] * result["enc"] + w["bb"] * result["bb"])
         return result
+
+
+RDROP_PAIRS = "rdrop_pairs"  # batch flag: the second half of every tensor repeats the first (R-Drop)
+
+
+def paired_for_rdrop(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The batch with every row twice (rows B..2B-1 repeat rows 0..B-1), so that one forward pass draws two
+    dropout masks per sample; ``losses`` then adds ``model.loss.rdrop`` x their symmetric KL to the text CE.
+    One doubled pass instead of two calls keeps DDP's single forward per step."""
+    doubled: dict[str, Any] = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            doubled[key] = torch.cat([value, value], dim=0)
+        elif isinstance(value, list):
+            doubled[key] = value + value
+        else:
+            raise TypeError(f"paired_for_rdrop: batch entry {key!r} is a {type(value).__name__}, not a tensor or list")
+    doubled[RDROP_PAIRS] = True
+    return doubled
 
 
 def _gloss_targets(batch: Mapping[str, Any], frame_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from hatl.errors import HatlError
-from hatl.models.slt import LOSS_TERMS
+from hatl.models.slt import LOSS_TERMS, paired_for_rdrop
 from hatl.train import distributed as DU
 
 LOSS_KEYS = ("total", *LOSS_TERMS)
@@ -39,6 +39,8 @@ class LossForward(nn.Module):
         self.model = model
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        if self.model.training and self.model.uses_rdrop():
+            batch = paired_for_rdrop(batch)
         return self.model.losses(batch, self.model(batch))
 
 
