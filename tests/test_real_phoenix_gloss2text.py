@@ -33,11 +33,12 @@ def test_example_config_is_valid_and_gloss2text_only():
     ds = cfg["datasets"]["phoenix14t"]
     assert ds["adapter"] == "phoenix14t" and ds["tasks"] == ["gloss2text"]
     # the recipe chosen on dev (docs/validation.md): the paper's width, dropout 0.3, two decoder layers, tied decoder
-    # embeddings, the last 5 epochs averaged, beam 8 with length penalty 4.0; no LM fusion (it never helped on dev),
-    # the 4-gram still built; three training seeds
+    # embeddings, R-Drop 1.0, the last 5 epochs averaged, beam 8 with length penalty 4.0; no LM fusion (it never helped
+    # on dev), the 4-gram still built; three training seeds
     tr = cfg["model"]["transformer"]
     assert (tr["hidden"], tr["encoder_layers"], tr["decoder_layers"], tr["heads"]) == (512, 3, 2, 8)
     assert (tr["dropout"], tr["tie_embeddings"]) == (0.3, True)
+    assert (cfg["model"]["loss"]["label_smoothing"], cfg["model"]["loss"]["rdrop"]) == (0.1, 1.0)
     assert cfg["training"]["average_checkpoints"] == {"last": 5} and cfg["training"]["max_epochs"] == 20
     assert (cfg["decoding"]["beam_width"], cfg["decoding"]["length_penalty"]) == (8, 4.0) and cfg["lm"]["order"] == 4
     assert cfg["decoding"]["lm_weight"] == 0.0 and cfg["training"]["seeds"] == [1234, 1235, 1236]
