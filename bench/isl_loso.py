@@ -10,11 +10,21 @@ overrides (YAML values). Prints one line per held-out signer and the mean, and a
 
 With ``--set streams=[joint,bone,motion] --probs DIR`` each stream's held-out softmax is kept, and
 ``--ensembles --probs DIR`` then prints the accuracy of every subset of those streams without training again.
+
+``--variants DIR`` trains the same models and keeps, for each, the held-out softmax under four evaluations (one
+subfolder each, scored afterwards with ``--ensembles --probs DIR/<variant>``): ``plain`` (what ``loso`` does),
+``turns`` (also averaged over the yaw turns in ``TURNS``), ``adabn`` (BatchNorm statistics recomputed on the held-out
+signer's own samples, labels unused: unsupervised signer adaptation, a different protocol from plain LOSO) and
+``adabn_turns`` (both). Each model's weights are kept too (DIR/models/<signer>.<stream>.pt); a stream saved under
+every variant is not trained again. ``--variants DIR --enrol K...`` then trains nothing: from the kept models it
+scores the stream ensemble on each held-out signer's samples when BatchNorm statistics come from only K of them,
+drawn at random (labels unused; the K are left out of the score), beside the plain models on the same samples.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import json
 import time
@@ -29,7 +39,8 @@ from hatl.config import deep_merge, load_config
 from hatl.datasets.isl_kinect import list_files, parse_name, read_skeleton
 from hatl.models import pretrain_supervised as sup
 from hatl.models.graph import kinect20_graph
-from hatl.models.stgcnpp import STGCNPPConfig
+from hatl.models.pretrain import _Classifier
+from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 
 
 def load_release(folder: Path, frames: int) -> sup.SignSet:
@@ -79,6 +90,88 @@ def ensemble_accuracies(folder: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+TURNS = (-0.15, 0.0, 0.15)  # test-time yaw views, radians: half the training augmentation's range
+VARIANTS = ("plain", "turns", "adabn", "adabn_turns")
+
+
+def turned(x: np.ndarray, angle: float) -> np.ndarray:
+    """Prepared positions (..., 3) turned by ``angle`` about the vertical, as ``augment`` turns them."""
+    return (x @ sup.rotation(angle, 0.0, 0.0).T).astype(np.float32)
+
+
+def variant_probs(model: torch.nn.Module, x: np.ndarray, cfg: sup.SupervisedConfig, stream: str) -> dict[str, np.ndarray]:
+    """The held-out softmax of one trained model under each evaluation in ``VARIANTS``."""
+    graph = kinect20_graph()
+
+    def views(m: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+        plain = sup.probabilities(m, x, graph, cfg, stream)
+        turns = sum(sup.probabilities(m, turned(x, a), graph, cfg, stream) for a in TURNS) / len(TURNS)
+        return plain, turns
+
+    adapted = copy.deepcopy(model)  # AdaBN: the held-out signer's own BatchNorm statistics, no labels read
+    sup.recalibrate_batchnorm(adapted, sup.stream_input(x, graph, cfg, stream), cfg.batch_size)
+    return dict(zip(VARIANTS, (*views(model), *views(adapted))))
+
+
+def train_variants(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedConfig, seed: int,
+                   held_out: list[str], folder: Path) -> None:
+    """One model per held-out signer and stream (as ``loso`` trains them), its softmax saved per variant."""
+    graph = kinect20_graph()
+    for signer in held_out:
+        test = signs.signers == signer
+        for stream in cfg.streams:
+            weights = folder / "models" / f"{signer}.{stream}.pt"
+            if weights.exists() and all((folder / v / f"{signer}.{stream}.npy").exists() for v in VARIANTS):
+                print(f"{signer} {stream}: saved before under {folder}", flush=True)
+                continue
+            start = time.perf_counter()
+            model, train_acc = sup.train_classifier(signs.x[~test], signs.y[~test], len(signs.classes), graph, arch,
+                                                    cfg, seed, stream)
+            weights.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(model.state_dict(), weights)  # so that later evaluations need no training
+            accuracy = {}
+            for name, probs in variant_probs(model, signs.x[test], cfg, stream).items():
+                (folder / name).mkdir(parents=True, exist_ok=True)
+                np.save(folder / name / f"{signer}.truth.npy", signs.y[test])
+                np.save(folder / name / f"{signer}.{stream}.npy", probs.astype(np.float32))
+                accuracy[name] = round(float((probs.argmax(1) == signs.y[test]).mean()), 3)
+            print(f"{signer} {stream}: train {train_acc:.3f}, held-out {accuracy}, "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
+
+
+def load_model(path: Path, arch: STGCNPPConfig, n_classes: int) -> _Classifier:
+    model = _Classifier(STGCNPP(kinect20_graph().adjacency(), arch), n_classes)
+    model.load_state_dict(torch.load(path))
+    return model.eval()
+
+
+def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedConfig, folder: Path,
+                         size: int, seed: int) -> dict[str, dict[str, float]]:
+    """{signer: {"plain": accuracy, "adabn": accuracy}} of the ensemble of the streams kept under ``folder``/models,
+    scored on the held-out signer's samples outside a random enrolment set of ``size``; "adabn" recomputes every
+    BatchNorm's statistics on the enrolment samples (labels unused) first. Signers without every stream are left out."""
+    graph = kinect20_graph()
+    out = {}
+    for signer in sorted(set(signs.signers.tolist())):
+        paths = {stream: folder / "models" / f"{signer}.{stream}.pt" for stream in cfg.streams}
+        if not all(p.exists() for p in paths.values()):
+            continue
+        order = np.random.default_rng(seed).permutation(np.flatnonzero(signs.signers == signer))
+        if not 2 <= size < len(order):  # BatchNorm statistics need two samples; the score needs one left
+            raise ValueError(f"enrolment size {size}: signer {signer} has {len(order)} samples (need 2 <= K < that)")
+        enrol, rest = order[:size], order[size:]
+        plain = adapted = np.zeros((len(rest), len(signs.classes)))
+        for stream, path in paths.items():
+            model = load_model(path, arch, len(signs.classes))
+            plain = plain + sup.probabilities(model, signs.x[rest], graph, cfg, stream)
+            sup.recalibrate_batchnorm(model, sup.stream_input(signs.x[enrol], graph, cfg, stream), cfg.batch_size)
+            adapted = adapted + sup.probabilities(model, signs.x[rest], graph, cfg, stream)
+        truth = signs.y[rest]
+        out[signer] = {"plain": float((plain.argmax(1) == truth).mean()),
+                       "adabn": float((adapted.argmax(1) == truth).mean())}
+    return out
+
+
 def print_ensembles(folder: Path) -> None:
     table = ensemble_accuracies(folder)
     if not table:
@@ -113,6 +206,12 @@ def main() -> None:
     parser.add_argument("--probs", type=Path, default=None,
                         help="folder for each held-out signer's per-stream softmax (<signer>.<stream>.npy, rows in "
                              "file order; <signer>.truth.npy the signs) to score other stream ensembles")
+    parser.add_argument("--variants", type=Path, default=None,
+                        help="train and keep each model (DIR/models) and its held-out softmax under every evaluation "
+                             "in VARIANTS, one subfolder each (DIR/<variant>/<signer>.<stream>.npy)")
+    parser.add_argument("--enrol", type=int, nargs="+", default=None,
+                        help="with --variants: score the kept models with BatchNorm statistics from K random samples "
+                             "of each held-out signer (the rest scored)")
     parser.add_argument("--ensembles", action="store_true",
                         help="train nothing: print the accuracy of every stream subset saved under --probs")
     args = parser.parse_args()
@@ -134,6 +233,18 @@ def main() -> None:
     signs = load_release(args.folder, cfg.frames)
     print(f"{len(signs.y)} samples, {len(signs.classes)} signs, {len(set(signs.signers))} signers, "
           f"loaded in {time.perf_counter() - start:.0f} s; {asdict(cfg)} width {arch.base_channels}", flush=True)
+    if args.variants is not None and args.enrol:
+        for size in args.enrol:
+            table = enrolment_accuracies(signs, arch, cfg, args.variants, size, seed)
+            for signer, row in table.items():
+                print(f"enrol {size}: {signer} plain {row['plain']:.3f} adabn {row['adabn']:.3f}", flush=True)
+            print(f"enrol {size}: mean of {len(table)} signers plain "
+                  f"{np.mean([r['plain'] for r in table.values()]):.4f} "
+                  f"adabn {np.mean([r['adabn'] for r in table.values()]):.4f}", flush=True)
+        return
+    if args.variants is not None:
+        train_variants(signs, arch, cfg, seed, args.held_out or sorted(set(signs.signers.tolist())), args.variants)
+        return
     rows = []
     settings = json.loads(json.dumps(asdict(cfg)))
     done = measured(args.out, settings, arch.base_channels, seed)

@@ -27,3 +27,61 @@ def test_ensembles_average_the_saved_softmax_of_every_stream_subset(bench, tmp_p
 def test_ensembles_refuse_an_empty_folder(bench, tmp_path):
     with pytest.raises(SystemExit, match="no saved softmax"):
         bench.print_ensembles(tmp_path)
+
+
+def test_turned_views_turn_about_the_vertical_only(bench):
+    x = np.random.default_rng(0).normal(size=(2, 4, 20, 3)).astype(np.float32)
+    assert np.array_equal(bench.turned(x, 0.0), x)
+    quarter = bench.turned(x, np.pi / 2)
+    np.testing.assert_allclose(quarter[..., 1], x[..., 1], atol=1e-6)  # heights kept
+    np.testing.assert_allclose(np.linalg.norm(quarter, axis=-1), np.linalg.norm(x, axis=-1), rtol=1e-5)
+    np.testing.assert_allclose(quarter[..., 0], x[..., 2], atol=1e-6)  # a quarter turn brings depth onto x
+
+
+def _tiny_signs(bench, frames: int = 8):
+    rng = np.random.default_rng(1)
+    n = 12  # 2 signers x 3 signs x 2 takes; sign k moves joint 11 (the right hand) along axis k
+    y = np.tile(np.repeat(np.arange(3), 2), 2)
+    x = rng.normal(scale=0.05, size=(n, frames, 20, 3)).astype(np.float32)
+    for i, k in enumerate(y):
+        x[i, :, 11, k] += np.linspace(0, 1, frames, dtype=np.float32)
+    signers = np.repeat(["ann", "bo"], 6)
+    return bench.sup.SignSet(x, y, signers, ["a", "b", "c"], [f"s{i}" for i in range(n)])
+
+
+def test_every_variant_is_saved_per_held_out_signer_and_a_saved_stream_is_not_trained_again(bench, tmp_path,
+                                                                                             monkeypatch):
+    signs = _tiny_signs(bench)
+    cfg = bench.sup.SupervisedConfig(frames=8, epochs=1, batch_size=4, lr=0.01, test_crops=1, streams=("joint",))
+    arch = bench.STGCNPPConfig(base_channels=8)
+    bench.train_variants(signs, arch, cfg, 0, ["ann"], tmp_path)
+    assert (tmp_path / "models" / "ann.joint.pt").exists()
+    for variant in bench.VARIANTS:
+        probs = np.load(tmp_path / variant / "ann.joint.npy")
+        assert probs.shape == (6, 3)
+        np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+        assert np.array_equal(np.load(tmp_path / variant / "ann.truth.npy"), signs.y[:6])
+    # the adapted BatchNorm statistics come from the held-out signer's samples, so its softmax differs
+    assert not np.allclose(np.load(tmp_path / "plain" / "ann.joint.npy"), np.load(tmp_path / "adabn" / "ann.joint.npy"))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a stream saved under every variant was trained again")
+    monkeypatch.setattr(bench.sup, "train_classifier", refuse)
+    bench.train_variants(signs, arch, cfg, 0, ["ann"], tmp_path)
+
+
+def test_enrolment_scores_the_kept_models_on_the_samples_outside_the_enrolment_set(bench, tmp_path):
+    signs = _tiny_signs(bench)
+    cfg = bench.sup.SupervisedConfig(frames=8, epochs=1, batch_size=4, lr=0.01, test_crops=1, streams=("joint", "bone"))
+    arch = bench.STGCNPPConfig(base_channels=8)
+    bench.train_variants(signs, arch, cfg, 0, ["bo"], tmp_path)
+    table = bench.enrolment_accuracies(signs, arch, cfg, tmp_path, 2, 0)
+    assert list(table) == ["bo"]  # ann has no kept models, so it is left out
+    for value in table["bo"].values():  # accuracies over the 4 samples outside the enrolment set
+        assert value in (0.0, 0.25, 0.5, 0.75, 1.0)
+    # "plain" is the saved plain ensemble's accuracy on exactly the samples left outside the enrolment set
+    rest = np.random.default_rng(0).permutation(np.arange(6, 12))[2:] - 6  # bo's rows in the saved softmax
+    saved = np.load(tmp_path / "plain" / "bo.joint.npy") + np.load(tmp_path / "plain" / "bo.bone.npy")
+    assert table["bo"]["plain"] == pytest.approx(float((saved[rest].argmax(1) == signs.y[6:][rest]).mean()))
+    with pytest.raises(ValueError, match="enrolment size 1"):
+        bench.enrolment_accuracies(signs, arch, cfg, tmp_path, 1, 0)
