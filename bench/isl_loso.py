@@ -108,8 +108,8 @@ def variant_probs(model: torch.nn.Module, x: np.ndarray, cfg: sup.SupervisedConf
         turns = sum(sup.probabilities(m, turned(x, a), graph, cfg, stream) for a in TURNS) / len(TURNS)
         return plain, turns
 
-    adapted = copy.deepcopy(model)  # AdaBN: the held-out signer's own BatchNorm statistics, no labels read
-    sup.recalibrate_batchnorm(adapted, sup.stream_input(x, graph, cfg, stream), cfg.batch_size)
+    adapted = copy.deepcopy(model)  # AdaBN (``adapt_batchnorm``): the held-out signer's statistics, no labels read
+    sup.adapt_to_signer(adapted, x, graph, cfg, stream)
     return dict(zip(VARIANTS, (*views(model), *views(adapted))))
 
 
@@ -164,7 +164,7 @@ def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Super
         for stream, path in paths.items():
             model = load_model(path, arch, len(signs.classes))
             plain = plain + sup.probabilities(model, signs.x[rest], graph, cfg, stream)
-            sup.recalibrate_batchnorm(model, sup.stream_input(signs.x[enrol], graph, cfg, stream), cfg.batch_size)
+            sup.adapt_to_signer(model, signs.x[enrol], graph, cfg, stream)
             adapted = adapted + sup.probabilities(model, signs.x[rest], graph, cfg, stream)
         truth = signs.y[rest]
         out[signer] = {"plain": float((plain.argmax(1) == truth).mean()),

@@ -14,8 +14,8 @@ from hatl.landmarks import build_layout
 from hatl.models import checkpoint
 from hatl.models.graph import kinect20_graph
 from hatl.models.pretrain_supervised import (
-    SignSet, SupervisedConfig, augment, body_frame, drop_joints, loso, mean_row, probabilities, resample,
-    rotate_about_vertical, rotation, crop_views, stream_input, to_stream, train_classifier,
+    SignSet, SupervisedConfig, adapt_to_signer, augment, body_frame, drop_joints, loso, mean_row, metric,
+    probabilities, resample, rotate_about_vertical, rotation, crop_views, stream_input, to_stream, train_classifier,
 )
 from hatl.models.stgcnpp import STGCNPPConfig
 
@@ -182,6 +182,33 @@ def test_loso_ensembles_one_model_per_stream():
                  held_out=["a"])
     assert alone[0]["stream_accuracy"]["joint"] == rows[0]["stream_accuracy"]["joint"]
     assert mean_row(rows)["stream_accuracy"] == rows[0]["stream_accuracy"]
+
+
+def test_adapting_to_a_signer_takes_the_input_statistics_from_that_signers_samples():
+    signs = toy_signs()
+    model, _ = train_classifier(signs.x[:24], signs.y[:24], 3, kinect20_graph(), STGCNPPConfig(base_channels=6),
+                                SupervisedConfig(frames=8, epochs=1, batch_size=8), seed=0)
+    new_signer = signs.x[24:] * 1.3 + 0.2  # larger and shifted: statistics the training signers did not have
+    adapt_to_signer(model, new_signer, kinect20_graph(), SupervisedConfig(frames=8, batch_size=12))  # one batch
+    assert not model.training
+    # data_bn normalises each (joint, channel) over samples and time: its statistics are now the new signer's
+    stats = model.backbone.data_bn.running_mean.view(20, 3).numpy()
+    np.testing.assert_allclose(stats, new_signer.mean(axis=(0, 1)), rtol=1e-4, atol=1e-5)
+
+
+def test_loso_adapts_batchnorm_to_the_held_out_signer_only_when_asked():
+    signs = toy_signs()
+    keep = signs.signers != "c"
+    two = SignSet(signs.x[keep], signs.y[keep], signs.signers[keep], signs.classes, [])
+    arch = STGCNPPConfig(in_channels=3, base_channels=6)
+    seen: dict[bool, np.ndarray] = {}
+    for adapt in (False, True):
+        cfg = SupervisedConfig(frames=8, epochs=1, batch_size=8, adapt_batchnorm=adapt)
+        loso(two, kinect20_graph(), arch, cfg, seed=0, held_out=["a"],
+             on_stream=lambda signer, stream, probs, adapt=adapt: seen.__setitem__(adapt, probs))
+    assert not np.allclose(seen[False], seen[True])  # the same trained model, other BatchNorm statistics
+    assert metric(SupervisedConfig()) == "top-1 accuracy | leave-one-signer-out | one sample per file"
+    assert metric(SupervisedConfig(adapt_batchnorm=True)).endswith("unlabeled samples (AdaBN)")
 
 
 def test_loso_rows_and_floors():
