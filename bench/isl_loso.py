@@ -37,6 +37,7 @@ import yaml
 
 from hatl.config import deep_merge, load_config
 from hatl.datasets.isl_kinect import list_files, parse_name, read_skeleton
+from hatl.io import atomic_path
 from hatl.models import pretrain_supervised as sup
 from hatl.models.graph import kinect20_graph
 from hatl.models.pretrain import _Classifier
@@ -127,14 +128,16 @@ def train_variants(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedC
             start = time.perf_counter()
             model, train_acc = sup.train_classifier(signs.x[~test], signs.y[~test], len(signs.classes), graph, arch,
                                                     cfg, seed, stream)
-            weights.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(model.state_dict(), weights)  # so that later evaluations need no training
             accuracy = {}
             for name, probs in variant_probs(model, signs.x[test], cfg, stream).items():
                 (folder / name).mkdir(parents=True, exist_ok=True)
                 np.save(folder / name / f"{signer}.truth.npy", signs.y[test])
                 np.save(folder / name / f"{signer}.{stream}.npy", probs.astype(np.float32))
                 accuracy[name] = round(float((probs.argmax(1) == signs.y[test]).mean()), 3)
+            # the weights last and whole: with them present, the stream counts as done when resuming
+            weights.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(weights) as tmp:
+                torch.save(model.state_dict(), tmp)
             print(f"{signer} {stream}: train {train_acc:.3f}, held-out {accuracy}, "
                   f"{time.perf_counter() - start:.0f} s", flush=True)
 
@@ -220,6 +223,8 @@ def main() -> None:
             parser.error("--ensembles reads the softmax saved under --probs")
         print_ensembles(args.probs)
         return
+    if args.enrol and args.variants is None:
+        parser.error("--enrol scores the models kept under --variants DIR")
     if args.folder is None:
         parser.error("--folder (the release's RawDataset) is required to train")
     torch.set_num_threads(1)
