@@ -18,8 +18,8 @@ aimed at what differs between signers: a random turn about the vertical (±``rot
 (±``tilt``: posture), an overall scale and a per-axis scale (size, body proportions), a random temporal crop
 (timing, speed) and whole-joint dropout; the loss uses label smoothing. Held-out samples are classified by the
 softmax averaged over ``test_crops`` temporal crops; with ``adapt_batchnorm`` (off by default) the BatchNorm
-statistics are first recomputed on the held-out signer's unlabeled samples, a protocol the report's metric names. The measured effect of each on the full release is in
-docs/validation.md section 4. The evaluation may ensemble input streams (``streams``: joint positions, bones,
+statistics are first recomputed on the held-out signer's unlabeled samples, a protocol the report's metric names.
+The measured effect of each on the full release is in docs/validation.md section 4. The evaluation may ensemble input streams (``streams``: joint positions, bones,
 motion; one model each, mean softmax, as pyskl's multi-stream results); the exported checkpoint reads positions.
 """
 
