@@ -39,7 +39,7 @@ from hatl.config import deep_merge, load_config
 from hatl.datasets.isl_kinect import list_files, parse_name, read_skeleton
 from hatl.io import atomic_path
 from hatl.models import pretrain_supervised as sup
-from hatl.models.graph import kinect20_graph
+from hatl.models.graph import Graph, kinect20_graph
 from hatl.models.pretrain import _Classifier
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 
@@ -100,9 +100,9 @@ def turned(x: np.ndarray, angle: float) -> np.ndarray:
     return (x @ sup.rotation(angle, 0.0, 0.0).T).astype(np.float32)
 
 
-def variant_probs(model: torch.nn.Module, x: np.ndarray, cfg: sup.SupervisedConfig, stream: str) -> dict[str, np.ndarray]:
+def variant_probs(model: torch.nn.Module, x: np.ndarray, graph: Graph, cfg: sup.SupervisedConfig,
+                  stream: str) -> dict[str, np.ndarray]:
     """The held-out softmax of one trained model under each evaluation in ``VARIANTS``."""
-    graph = kinect20_graph()
 
     def views(m: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
         plain = sup.probabilities(m, x, graph, cfg, stream)
@@ -129,7 +129,7 @@ def train_variants(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedC
             model, train_acc = sup.train_classifier(signs.x[~test], signs.y[~test], len(signs.classes), graph, arch,
                                                     cfg, seed, stream)
             accuracy = {}
-            for name, probs in variant_probs(model, signs.x[test], cfg, stream).items():
+            for name, probs in variant_probs(model, signs.x[test], graph, cfg, stream).items():
                 (folder / name).mkdir(parents=True, exist_ok=True)
                 np.save(folder / name / f"{signer}.truth.npy", signs.y[test])
                 np.save(folder / name / f"{signer}.{stream}.npy", probs.astype(np.float32))
@@ -142,8 +142,8 @@ def train_variants(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedC
                   f"{time.perf_counter() - start:.0f} s", flush=True)
 
 
-def load_model(path: Path, arch: STGCNPPConfig, n_classes: int) -> _Classifier:
-    model = _Classifier(STGCNPP(kinect20_graph().adjacency(), arch), n_classes)
+def load_model(path: Path, graph: Graph, arch: STGCNPPConfig, n_classes: int) -> _Classifier:
+    model = _Classifier(STGCNPP(graph.adjacency(), arch), n_classes)
     model.load_state_dict(torch.load(path))
     return model.eval()
 
@@ -165,7 +165,7 @@ def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Super
         enrol, rest = order[:size], order[size:]
         plain = adapted = np.zeros((len(rest), len(signs.classes)))
         for stream, path in paths.items():
-            model = load_model(path, arch, len(signs.classes))
+            model = load_model(path, graph, arch, len(signs.classes))
             plain = plain + sup.probabilities(model, signs.x[rest], graph, cfg, stream)
             sup.adapt_to_signer(model, signs.x[enrol], graph, cfg, stream)
             adapted = adapted + sup.probabilities(model, signs.x[rest], graph, cfg, stream)

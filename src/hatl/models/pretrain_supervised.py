@@ -19,8 +19,9 @@ aimed at what differs between signers: a random turn about the vertical (±``rot
 (timing, speed) and whole-joint dropout; the loss uses label smoothing. Held-out samples are classified by the
 softmax averaged over ``test_crops`` temporal crops; with ``adapt_batchnorm`` (off by default) the BatchNorm
 statistics are first recomputed on the held-out signer's unlabeled samples, a protocol the report's metric names.
-The measured effect of each on the full release is in docs/validation.md section 4. The evaluation may ensemble input streams (``streams``: joint positions, bones,
-motion; one model each, mean softmax, as pyskl's multi-stream results); the exported checkpoint reads positions.
+The measured effect of each on the full release is in docs/validation.md section 4. The evaluation may ensemble
+input streams (``streams``: joint positions, bones, motion; one model each, mean softmax, as pyskl's multi-stream
+results); the exported checkpoint reads positions.
 """
 
 from __future__ import annotations
@@ -291,8 +292,9 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph,
 
 @torch.no_grad()
 def recalibrate_batchnorm(model: torch.nn.Module, x: np.ndarray, batch_size: int) -> None:
-    """Recompute every BatchNorm's running statistics as the exact average over the (unaugmented) training
-    samples under the final weights, then switch to eval mode.
+    """Recompute every BatchNorm's running statistics from samples ``x`` (the unaugmented training samples, or a
+    held-out signer's in :func:`adapt_to_signer`) under the final weights, then switch to eval mode. The statistics
+    are the mean over batches of ``batch_size`` (a short last batch weighs as much as a full one).
 
     Short schedules move the weights faster than the running averages (momentum 0.1) follow, and evaluation
     with stale statistics predicts one class (measured: train accuracy 0.7, eval-mode 0.33 = constant on a
