@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import real_data_path
+
 from hatl.cli import main
+from hatl.datasets.isl_kinect import list_files, parse_name, read_skeleton
 from hatl.landmarks import build_layout
 from hatl.models import checkpoint
 from hatl.models.graph import kinect20_graph
@@ -194,6 +197,28 @@ def test_adapting_to_a_signer_takes_the_input_statistics_from_that_signers_sampl
     # data_bn normalises each (joint, channel) over samples and time: its statistics are now the new signer's
     stats = model.backbone.data_bn.running_mean.view(20, 3).numpy()
     np.testing.assert_allclose(stats, new_signer.mean(axis=(0, 1)), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.real_data
+def test_adapting_to_a_real_signer_moves_the_statistics_onto_that_signers_posture():
+    """isl_kinect take 1 (../shared/data): real signers stand differently enough that the held-out signer's input
+    statistics are not the training signers'; adaptation replaces the latter by the former."""
+    folder = real_data_path("isl_kinect", "RawDataset")
+    graph = kinect20_graph()
+    names = [n for n in list_files(folder) if parse_name(n) is not None]
+    x = np.stack([resample(body_frame(read_skeleton(folder / n, n), graph), 8) for n in names]).astype(np.float32)
+    y_names = [parse_name(n)[0] for n in names]
+    y = np.array([sorted(set(y_names)).index(v) for v in y_names])
+    held_out = np.array([parse_name(n)[1] == "prateek" for n in names])
+    assert held_out.sum() == 30 and len(x) == 300
+    cfg = SupervisedConfig(frames=8, epochs=1, batch_size=30)  # the held-out signer's 30 samples: one batch
+    model, _ = train_classifier(x[~held_out], y[~held_out], 30, graph, STGCNPPConfig(base_channels=6), cfg, seed=0)
+    trained = model.backbone.data_bn.running_mean.view(20, 3).numpy().copy()
+    adapt_to_signer(model, x[held_out], graph, cfg)
+    adapted = model.backbone.data_bn.running_mean.view(20, 3).numpy()
+    np.testing.assert_allclose(adapted, x[held_out].mean(axis=(0, 1)), rtol=1e-4, atol=1e-5)
+    # prateek is the signer closest to the others, yet some joint sits 0.1 shoulder widths away on average
+    assert np.abs(adapted - trained).max() > 0.05
 
 
 def test_loso_adapts_batchnorm_to_the_held_out_signer_only_when_asked():
