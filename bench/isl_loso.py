@@ -19,6 +19,10 @@ signer's own samples, labels unused: unsupervised signer adaptation, a different
 every variant is not trained again. ``--variants DIR --enrol K...`` then trains nothing: from the kept models it
 scores the stream ensemble on each held-out signer's samples when BatchNorm statistics come from only K of them,
 drawn at random (labels unused; the K are left out of the score), beside the plain models on the same samples.
+``--variants DIR --sample-norm N...`` also trains nothing: every BatchNorm of the kept models normalises each held-out
+sample by its own statistics mixed with the training ones at N : 1 (prediction-time BatchNorm; each sample is scored
+from itself and the training signers alone, so the protocol stays plain LOSO). ``--seeds DIR...`` scores the ensemble
+of every stream of several ``--variants`` runs (``--seed``: one per seed) under each variant.
 """
 
 from __future__ import annotations
@@ -155,10 +159,8 @@ def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Super
     BatchNorm's statistics on the enrolment samples (labels unused) first. Signers without every stream are left out."""
     graph = kinect20_graph()
     out = {}
-    for signer in sorted(set(signs.signers.tolist())):
+    for signer in kept_signers(signs, cfg, folder):
         paths = {stream: folder / "models" / f"{signer}.{stream}.pt" for stream in cfg.streams}
-        if not all(p.exists() for p in paths.values()):
-            continue
         order = np.random.default_rng(seed).permutation(np.flatnonzero(signs.signers == signer))
         if not 2 <= size < len(order):  # BatchNorm statistics need two samples; the score needs one left
             raise ValueError(f"enrolment size {size}: signer {signer} has {len(order)} samples (need 2 <= K < that)")
@@ -175,6 +177,77 @@ def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Super
     return out
 
 
+class PriorBatchNorm(torch.nn.Module):
+    """A trained BatchNorm that normalises each sample by its own statistics (over time and joints) mixed with the
+    training statistics at ``prior`` : 1 (prediction-time BatchNorm, Schneider et al. 2020, prior strength N). Each
+    sample is classified from itself and the training data alone, so the protocol stays plain LOSO."""
+
+    def __init__(self, norm: torch.nn.modules.batchnorm._BatchNorm, prior: float) -> None:
+        super().__init__()
+        self.norm, self.prior = norm, prior
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dims = tuple(range(2, x.dim()))
+        shape = (1, -1) + (1,) * len(dims)
+        mean = (self.prior * self.norm.running_mean.view(shape) + x.mean(dims, keepdim=True)) / (self.prior + 1)
+        var = (self.prior * self.norm.running_var.view(shape) + x.var(dims, unbiased=False, keepdim=True)) / (
+            self.prior + 1)
+        return (x - mean) * torch.rsqrt(var + self.norm.eps) * self.norm.weight.view(shape) + self.norm.bias.view(shape)
+
+
+def with_sample_statistics(model: torch.nn.Module, prior: float) -> torch.nn.Module:
+    """A copy of ``model`` (eval mode) with every BatchNorm wrapped in :class:`PriorBatchNorm`."""
+    out = copy.deepcopy(model)
+    for parent in list(out.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.modules.batchnorm._BatchNorm):
+                setattr(parent, name, PriorBatchNorm(child, prior))
+    return out.eval()
+
+
+def kept_signers(signs: sup.SignSet, cfg: sup.SupervisedConfig, folder: Path) -> list[str]:
+    """Held-out signers with a kept model for every stream of ``cfg`` under ``folder``/models."""
+    return [s for s in sorted(set(signs.signers.tolist()))
+            if all((folder / "models" / f"{s}.{stream}.pt").exists() for stream in cfg.streams)]
+
+
+def sample_norm_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedConfig, folder: Path,
+                           priors: list[float]) -> dict[str, dict[str, tuple[float, int]]]:
+    """{signer: {"plain": (accuracy, distinct predictions), "N<prior>": ...}} of the stream ensemble kept under
+    ``folder``/models, each BatchNorm mixing every held-out sample's own statistics with the training ones."""
+    graph = kinect20_graph()
+    out = {}
+    for signer in kept_signers(signs, cfg, folder):
+        test = signs.signers == signer
+        names = ["plain"] + [f"N{p:g}" for p in priors]
+        summed = dict.fromkeys(names, 0.0)
+        for stream in cfg.streams:
+            model = load_model(folder / "models" / f"{signer}.{stream}.pt", graph, arch, len(signs.classes))
+            with torch.no_grad():
+                for name, prior in zip(names, [None, *priors]):
+                    scored = model if prior is None else with_sample_statistics(model, prior)
+                    summed[name] = summed[name] + sup.probabilities(scored, signs.x[test], graph, cfg, stream)
+        out[signer] = {name: (float((p.argmax(1) == signs.y[test]).mean()), len(set(p.argmax(1).tolist())))
+                       for name, p in summed.items()}
+    return out
+
+
+def seed_ensemble_accuracies(folders: list[Path], variant: str) -> dict[str, tuple[float, int]]:
+    """{signer: (accuracy, distinct predictions)} of the mean softmax over every stream saved under
+    ``folder``/``variant`` in each of ``folders`` (one --variants run per seed); signers missing from one are left out."""
+    out = {}
+    for truth_path in sorted((folders[0] / variant).glob("*.truth.npy")):
+        signer = truth_path.name.split(".")[0]
+        files = [sorted(f.glob(f"{signer}.*.npy")) for f in (folder / variant for folder in folders)]
+        files = [[p for p in found if not p.name.endswith(".truth.npy")] for found in files]
+        if not all(files) or any(len(found) != len(files[0]) for found in files):
+            continue
+        probs = sum(np.load(p) for found in files for p in found)
+        pred = probs.argmax(1)
+        out[signer] = (float((pred == np.load(truth_path)).mean()), len(set(pred.tolist())))
+    return out
+
+
 def print_ensembles(folder: Path) -> None:
     table = ensemble_accuracies(folder)
     if not table:
@@ -186,6 +259,20 @@ def print_ensembles(folder: Path) -> None:
         print(f"| {signer} | " + " | ".join(f"{row[c]:.3f}" if c in row else "-" for c in combos) + " |")
     means = [np.mean([row[c] for row in table.values() if c in row]) for c in combos]
     print(f"| mean of {len(table)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+
+
+def print_seed_ensembles(folders: list[Path]) -> None:
+    tables = {v: seed_ensemble_accuracies(folders, v) for v in VARIANTS if (folders[0] / v).is_dir()}
+    if not any(tables.values()):
+        raise SystemExit(f"no held-out signer has saved softmax in every one of {', '.join(map(str, folders))}")
+    signers = sorted({s for table in tables.values() for s in table})
+    print(f"| held-out signer ({len(folders)} seeds, every stream) | " + " | ".join(tables) + " |")
+    print("|---" * (len(tables) + 1) + "|")
+    for signer in signers:
+        print(f"| {signer} | " + " | ".join(f"{t[signer][0]:.3f} ({t[signer][1]} distinct)" if signer in t else "-"
+                                             for t in tables.values()) + " |")
+    print("| mean | " + " | ".join(f"{np.mean([a for a, _ in t.values()]):.4f} ({len(t)} signers)"
+                                     for t in tables.values()) + " |")
 
 
 def measured(path: Path | None, settings: dict, width: int, seed: int) -> dict[str, dict]:
@@ -204,6 +291,7 @@ def main() -> None:
     parser.add_argument("--held-out", nargs="+", default=None)
     parser.add_argument("--set", action="append", default=[], help="key=value override of the supervised settings")
     parser.add_argument("--width", type=int, default=8, help="base_channels when the config leaves it null")
+    parser.add_argument("--seed", type=int, default=None, help="training seed (default: the config's seed)")
     parser.add_argument("--tag", default="")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--probs", type=Path, default=None,
@@ -215,6 +303,12 @@ def main() -> None:
     parser.add_argument("--enrol", type=int, nargs="+", default=None,
                         help="with --variants: score the kept models with BatchNorm statistics from K random samples "
                              "of each held-out signer (the rest scored)")
+    parser.add_argument("--sample-norm", type=float, nargs="+", default=None, metavar="N",
+                        help="with --variants: score the kept models with each BatchNorm mixing every held-out "
+                             "sample's own statistics with the training ones at N : 1 (plain LOSO, per sample)")
+    parser.add_argument("--seeds", type=Path, nargs="+", default=None, metavar="DIR",
+                        help="train nothing: score the ensemble of every stream of every --variants DIR given "
+                             "(one per seed), under each variant")
     parser.add_argument("--ensembles", action="store_true",
                         help="train nothing: print the accuracy of every stream subset saved under --probs")
     args = parser.parse_args()
@@ -223,8 +317,11 @@ def main() -> None:
             parser.error("--ensembles reads the softmax saved under --probs")
         print_ensembles(args.probs)
         return
-    if args.enrol and args.variants is None:
-        parser.error("--enrol scores the models kept under --variants DIR")
+    if args.seeds:
+        print_seed_ensembles(args.seeds)
+        return
+    if (args.enrol or args.sample_norm) and args.variants is None:
+        parser.error("--enrol and --sample-norm score the models kept under --variants DIR")
     if args.folder is None:
         parser.error("--folder (the release's RawDataset) is required to train")
     torch.set_num_threads(1)
@@ -233,7 +330,7 @@ def main() -> None:
     # through from_config, which turns YAML lists (drop_joints, streams) into the dataclass's tuples
     cfg = sup.SupervisedConfig.from_config(deep_merge(config, {"backbone": {"pretrain": {"supervised": overrides}}}))
     arch = STGCNPPConfig(base_channels=int(cfg.base_channels or args.width))
-    seed = int(config.get("seed", 1234))
+    seed = args.seed if args.seed is not None else int(config.get("seed", 1234))
     start = time.perf_counter()
     signs = load_release(args.folder, cfg.frames)
     print(f"{len(signs.y)} samples, {len(signs.classes)} signs, {len(set(signs.signers))} signers, "
@@ -246,6 +343,15 @@ def main() -> None:
             print(f"enrol {size}: mean of {len(table)} signers plain "
                   f"{np.mean([r['plain'] for r in table.values()]):.4f} "
                   f"adabn {np.mean([r['adabn'] for r in table.values()]):.4f}", flush=True)
+        return
+    if args.variants is not None and args.sample_norm:
+        table = sample_norm_accuracies(signs, arch, cfg, args.variants, args.sample_norm)
+        for signer, row in table.items():
+            print(f"sample-norm: {signer} " + ", ".join(f"{k} {a:.3f} ({d} distinct)" for k, (a, d) in row.items()),
+                  flush=True)
+        names = list(next(iter(table.values()))) if table else []
+        print(f"sample-norm: mean of {len(table)} signers " + ", ".join(
+            f"{k} {np.mean([row[k][0] for row in table.values()]):.4f}" for k in names), flush=True)
         return
     if args.variants is not None:
         train_variants(signs, arch, cfg, seed, args.held_out or sorted(set(signs.signers.tolist())), args.variants)

@@ -85,3 +85,57 @@ def test_enrolment_scores_the_kept_models_on_the_samples_outside_the_enrolment_s
     assert table["bo"]["plain"] == pytest.approx(float((saved[rest].argmax(1) == signs.y[6:][rest]).mean()))
     with pytest.raises(ValueError, match="enrolment size 1"):
         bench.enrolment_accuracies(signs, arch, cfg, tmp_path, 1, 0)
+
+
+def test_prior_batchnorm_mixes_each_samples_own_statistics_with_the_training_ones(bench):
+    import torch
+    torch.manual_seed(0)
+    norm = torch.nn.BatchNorm2d(4)
+    norm.running_mean.uniform_(-1, 1)
+    norm.running_var.uniform_(0.5, 2)
+    norm.weight.data.uniform_(0.5, 2)
+    norm.bias.data.uniform_(-1, 1)
+    norm.eval()
+    x = torch.randn(3, 4, 6, 5) * 3 + 2
+    with torch.no_grad():
+        # a prior far stronger than one sample: the training statistics alone, as plain evaluation
+        torch.testing.assert_close(bench.PriorBatchNorm(norm, 1e9)(x), norm(x), atol=1e-4, rtol=1e-4)
+        # no prior: the sample's own statistics, as a training-mode BatchNorm over a batch of that sample alone
+        alone = torch.nn.BatchNorm2d(4).train()
+        alone.load_state_dict(norm.state_dict())
+        torch.testing.assert_close(bench.PriorBatchNorm(norm, 0.0)(x[1:2]), alone(x[1:2]), atol=1e-4, rtol=1e-4)
+        # every sample is normalised on its own: its output does not depend on the others in the batch
+        mixed = bench.PriorBatchNorm(norm, 4.0)
+        torch.testing.assert_close(mixed(x)[2:], mixed(x[2:]))
+
+
+def test_sample_statistics_wrap_every_batchnorm_of_a_copy_and_leave_the_model_as_it_was(bench, tmp_path):
+    import torch
+    signs = _tiny_signs(bench)
+    cfg = bench.sup.SupervisedConfig(frames=8, epochs=1, batch_size=4, lr=0.01, test_crops=1, streams=("joint",))
+    arch = bench.STGCNPPConfig(base_channels=8)
+    bench.train_variants(signs, arch, cfg, 0, ["ann"], tmp_path)
+    model = bench.load_model(tmp_path / "models" / "ann.joint.pt", bench.kinect20_graph(), arch, 3)
+    wrapped = bench.with_sample_statistics(model, 16.0)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len([m for m in wrapped.modules() if isinstance(m, bench.PriorBatchNorm)]) == len(norms) > 1
+    assert not any(isinstance(m, bench.PriorBatchNorm) for m in model.modules())
+    table = bench.sample_norm_accuracies(signs, arch, cfg, tmp_path, [16.0])
+    assert list(table) == ["ann"] and list(table["ann"]) == ["plain", "N16"]
+    saved = np.load(tmp_path / "plain" / "ann.joint.npy")
+    assert table["ann"]["plain"] == (pytest.approx(float((saved.argmax(1) == signs.y[:6]).mean())),
+                                     len(set(saved.argmax(1).tolist())))
+
+
+def test_seed_ensembles_average_every_stream_of_every_seed_and_leave_out_incomplete_signers(bench, tmp_path):
+    first, second = tmp_path / "seed1", tmp_path / "seed2"
+    for folder in (first / "plain", second / "plain"):
+        folder.mkdir(parents=True)
+        np.save(folder / "ann.truth.npy", np.array([0, 1]))
+    np.save(first / "plain" / "bo.truth.npy", np.array([0]))
+    np.save(first / "plain" / "bo.joint.npy", np.array([[1.0, 0.0]], np.float32))  # bo has no second seed
+    # seed 1 gets sample 0 wrong by a little, seed 2 gets it right by a lot; both get sample 1 right
+    np.save(first / "plain" / "ann.joint.npy", np.array([[0.45, 0.55], [0.1, 0.9]], np.float32))
+    np.save(second / "plain" / "ann.joint.npy", np.array([[0.9, 0.1], [0.3, 0.7]], np.float32))
+    assert bench.seed_ensemble_accuracies([first, second], "plain") == {"ann": (1.0, 2)}
+    assert bench.seed_ensemble_accuracies([first], "plain") == {"ann": (0.5, 1), "bo": (1.0, 1)}
