@@ -234,7 +234,8 @@ def sample_norm_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Sup
 
 def seed_ensemble_accuracies(folders: list[Path], variant: str) -> dict[str, tuple[float, int]]:
     """{signer: (accuracy, distinct predictions)} of the mean softmax over every stream saved under
-    ``folder``/``variant`` in each of ``folders`` (one --variants run per seed); signers missing from one are left out."""
+    ``folder``/``variant`` in each of ``folders`` (one --variants run per seed); a signer missing from one is left
+    out."""
     out = {}
     for truth_path in sorted((folders[0] / variant).glob("*.truth.npy")):
         signer = truth_path.name.split(".")[0]
@@ -362,7 +363,8 @@ def main() -> None:
     for signer in args.held_out or sorted(set(signs.signers.tolist())):
         if signer in done:  # deterministic: the same settings, width and seed give the same row
             rows.append(done[signer])
-            print(f"{args.tag} {signer}: accuracy {done[signer]['accuracy']:.3f} (measured before, {args.out})", flush=True)
+            print(f"{args.tag} {signer}: accuracy {done[signer]['accuracy']:.3f} (measured before, {args.out})",
+                  flush=True)
             continue
         row = sup.loso(signs, kinect20_graph(), arch, cfg, seed, [signer], on_stream=keep_probs(args.probs, signs))[0]
         rows.append(row)
