@@ -22,7 +22,8 @@ drawn at random (labels unused; the K are left out of the score), beside the pla
 ``--variants DIR --sample-norm N...`` also trains nothing: every BatchNorm of the kept models normalises each held-out
 sample by its own statistics mixed with the training ones at N : 1 (prediction-time BatchNorm; each sample is scored
 from itself and the training signers alone, so the protocol stays plain LOSO). ``--seeds DIR...`` scores the ensemble
-of every stream of several ``--variants`` runs (``--seed``: one per seed) under each variant.
+of every stream of several ``--variants`` runs (``--seed``: one per seed) under each variant saved there,
+``sample_norm_N<N>`` included.
 """
 
 from __future__ import annotations
@@ -213,23 +214,34 @@ def kept_signers(signs: sup.SignSet, cfg: sup.SupervisedConfig, folder: Path) ->
 
 def sample_norm_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedConfig, folder: Path,
                            priors: list[float]) -> dict[str, dict[str, tuple[float, int]]]:
-    """{signer: {"plain": (accuracy, distinct predictions), "N<prior>": ...}} of the stream ensemble kept under
-    ``folder``/models, each BatchNorm mixing every held-out sample's own statistics with the training ones."""
+    """{signer: {"plain": (accuracy, distinct predictions), "sample_norm_N<prior>": ...}} of the stream ensemble
+    kept under ``folder``/models, each BatchNorm mixing every held-out sample's own statistics with the training
+    ones. Each stream's softmax is saved as a variant of its own (``folder``/sample_norm_N<prior>/), which
+    ``--seeds`` scores."""
     graph = kinect20_graph()
     out = {}
     for signer in kept_signers(signs, cfg, folder):
         test = signs.signers == signer
-        names = ["plain"] + [f"N{p:g}" for p in priors]
+        names = ["plain"] + [sample_norm_variant(p) for p in priors]
         summed = dict.fromkeys(names, 0.0)
         for stream in cfg.streams:
             model = load_model(folder / "models" / f"{signer}.{stream}.pt", graph, arch, len(signs.classes))
             with torch.no_grad():
                 for name, prior in zip(names, [None, *priors]):
                     scored = model if prior is None else with_sample_statistics(model, prior)
-                    summed[name] = summed[name] + sup.probabilities(scored, signs.x[test], graph, cfg, stream)
+                    probs = sup.probabilities(scored, signs.x[test], graph, cfg, stream)
+                    if prior is not None:
+                        (folder / name).mkdir(exist_ok=True)
+                        np.save(folder / name / f"{signer}.truth.npy", signs.y[test])
+                        np.save(folder / name / f"{signer}.{stream}.npy", probs.astype(np.float32))
+                    summed[name] = summed[name] + probs
         out[signer] = {name: (float((p.argmax(1) == signs.y[test]).mean()), len(set(p.argmax(1).tolist())))
                        for name, p in summed.items()}
     return out
+
+
+def sample_norm_variant(prior: float) -> str:
+    return f"sample_norm_N{prior:g}"
 
 
 def seed_ensemble_accuracies(folders: list[Path], variant: str) -> dict[str, tuple[float, int]]:
@@ -263,7 +275,9 @@ def print_ensembles(folder: Path) -> None:
 
 
 def print_seed_ensembles(folders: list[Path]) -> None:
-    tables = {v: seed_ensemble_accuracies(folders, v) for v in VARIANTS if (folders[0] / v).is_dir()}
+    saved = sorted(p.name for p in folders[0].iterdir() if p.is_dir() and p.name != "models")
+    tables = {v: seed_ensemble_accuracies(folders, v) for v in [*[v for v in VARIANTS if v in saved],
+                                                                 *[v for v in saved if v not in VARIANTS]]}
     if not any(tables.values()):
         raise SystemExit(f"no held-out signer has saved softmax in every one of {', '.join(map(str, folders))}")
     signers = sorted({s for table in tables.values() for s in table})

@@ -121,7 +121,9 @@ def test_sample_statistics_wrap_every_batchnorm_of_a_copy_and_leave_the_model_as
     assert len([m for m in wrapped.modules() if isinstance(m, bench.PriorBatchNorm)]) == len(norms) > 1
     assert not any(isinstance(m, bench.PriorBatchNorm) for m in model.modules())
     table = bench.sample_norm_accuracies(signs, arch, cfg, tmp_path, [16.0])
-    assert list(table) == ["ann"] and list(table["ann"]) == ["plain", "N16"]
+    assert list(table) == ["ann"] and list(table["ann"]) == ["plain", "sample_norm_N16"]
+    probs = np.load(tmp_path / "sample_norm_N16" / "ann.joint.npy")  # kept as a variant of its own for --seeds
+    assert table["ann"]["sample_norm_N16"][0] == pytest.approx(float((probs.argmax(1) == signs.y[:6]).mean()))
     saved = np.load(tmp_path / "plain" / "ann.joint.npy")
     assert table["ann"]["plain"] == (pytest.approx(float((saved.argmax(1) == signs.y[:6]).mean())),
                                      len(set(saved.argmax(1).tolist())))
