@@ -22,7 +22,7 @@ drawn at random (labels unused; the K are left out of the score), beside the pla
 ``--variants DIR --sample-norm N...`` also trains nothing: every BatchNorm of the kept models normalises each held-out
 sample by its own statistics mixed with the training ones at N : 1 (prediction-time BatchNorm; each sample is scored
 from itself and the training signers alone, so the protocol stays plain LOSO). ``--seeds DIR...`` scores the ensemble
-of every stream of several ``--variants`` runs (``--seed``: one per seed) under each variant saved there,
+of the streams of several ``--variants`` runs (``--seed``: one per seed) under each variant saved there,
 ``sample_norm_N<N>`` included.
 """
 
@@ -244,19 +244,18 @@ def sample_norm_variant(prior: float) -> str:
     return f"sample_norm_N{prior:g}"
 
 
-def seed_ensemble_accuracies(folders: list[Path], variant: str) -> dict[str, tuple[float, int]]:
-    """{signer: (accuracy, distinct predictions)} of the mean softmax over every stream saved under
-    ``folder``/``variant`` in each of ``folders`` (one --variants run per seed); a signer missing from one is left
-    out."""
+def seed_ensemble_accuracies(folders: list[Path], variant: str,
+                             streams: tuple[str, ...]) -> dict[str, tuple[float, int]]:
+    """{signer: (accuracy, distinct predictions)} of the mean softmax of ``streams`` saved under
+    ``folder``/``variant`` in each of ``folders`` (one --variants run per seed); a signer missing one of them
+    (a run still under way) is left out."""
     out = {}
     for truth_path in sorted((folders[0] / variant).glob("*.truth.npy")):
         signer = truth_path.name.split(".")[0]
-        files = [sorted(f.glob(f"{signer}.*.npy")) for f in (folder / variant for folder in folders)]
-        files = [[p for p in found if not p.name.endswith(".truth.npy")] for found in files]
-        if not all(files) or any(len(found) != len(files[0]) for found in files):
+        files = [folder / variant / f"{signer}.{stream}.npy" for folder in folders for stream in streams]
+        if not all(p.exists() for p in files):
             continue
-        probs = sum(np.load(p) for found in files for p in found)
-        pred = probs.argmax(1)
+        pred = sum(np.load(p) for p in files).argmax(1)
         out[signer] = (float((pred == np.load(truth_path)).mean()), len(set(pred.tolist())))
     return out
 
@@ -274,14 +273,15 @@ def print_ensembles(folder: Path) -> None:
     print(f"| mean of {len(table)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
 
 
-def print_seed_ensembles(folders: list[Path]) -> None:
-    saved = sorted(p.name for p in folders[0].iterdir() if p.is_dir() and p.name != "models")
-    tables = {v: seed_ensemble_accuracies(folders, v) for v in [*[v for v in VARIANTS if v in saved],
+def print_seed_ensembles(folders: list[Path], streams: tuple[str, ...]) -> None:
+    saved = sorted((p.name for p in folders[0].iterdir() if p.is_dir() and p.name != "models"),
+                   key=lambda name: (len(name), name))  # sample_norm_N4 before sample_norm_N16
+    tables = {v: seed_ensemble_accuracies(folders, v, streams) for v in [*[v for v in VARIANTS if v in saved],
                                                                  *[v for v in saved if v not in VARIANTS]]}
     if not any(tables.values()):
         raise SystemExit(f"no held-out signer has saved softmax in every one of {', '.join(map(str, folders))}")
     signers = sorted({s for table in tables.values() for s in table})
-    print(f"| held-out signer ({len(folders)} seeds, every stream) | " + " | ".join(tables) + " |")
+    print(f"| held-out signer ({len(folders)} run(s) x {'+'.join(streams)}) | " + " | ".join(tables) + " |")
     print("|---" * (len(tables) + 1) + "|")
     for signer in signers:
         print(f"| {signer} | " + " | ".join(f"{t[signer][0]:.3f} ({t[signer][1]} distinct)" if signer in t else "-"
@@ -322,8 +322,8 @@ def main() -> None:
                         help="with --variants: score the kept models with each BatchNorm mixing every held-out "
                              "sample's own statistics with the training ones at N : 1 (plain LOSO, per sample)")
     parser.add_argument("--seeds", type=Path, nargs="+", default=None, metavar="DIR",
-                        help="train nothing: score the ensemble of every stream of every --variants DIR given "
-                             "(one per seed), under each variant")
+                        help="train nothing: score the ensemble of the streams (--set streams=...) of every "
+                             "--variants DIR given (one per seed), under each variant")
     parser.add_argument("--ensembles", action="store_true",
                         help="train nothing: print the accuracy of every stream subset saved under --probs")
     args = parser.parse_args()
@@ -332,12 +332,9 @@ def main() -> None:
             parser.error("--ensembles reads the softmax saved under --probs")
         print_ensembles(args.probs)
         return
-    if args.seeds:
-        print_seed_ensembles(args.seeds)
-        return
     if (args.enrol or args.sample_norm) and args.variants is None:
         parser.error("--enrol and --sample-norm score the models kept under --variants DIR")
-    if args.folder is None:
+    if args.folder is None and not args.seeds:
         parser.error("--folder (the release's RawDataset) is required to train")
     torch.set_num_threads(1)
     config = load_config(args.config)
@@ -346,6 +343,9 @@ def main() -> None:
     cfg = sup.SupervisedConfig.from_config(deep_merge(config, {"backbone": {"pretrain": {"supervised": overrides}}}))
     arch = STGCNPPConfig(base_channels=int(cfg.base_channels or args.width))
     seed = args.seed if args.seed is not None else int(config.get("seed", 1234))
+    if args.seeds:
+        print_seed_ensembles(args.seeds, cfg.streams)
+        return
     start = time.perf_counter()
     signs = load_release(args.folder, cfg.frames)
     print(f"{len(signs.y)} samples, {len(signs.classes)} signs, {len(set(signs.signers))} signers, "
