@@ -206,21 +206,24 @@ def with_sample_statistics(model: torch.nn.Module, prior: float) -> torch.nn.Mod
     return out.eval()
 
 
-def kept_signers(signs: sup.SignSet, cfg: sup.SupervisedConfig, folder: Path) -> list[str]:
-    """Held-out signers with a kept model for every stream of ``cfg`` under ``folder``/models."""
-    return [s for s in sorted(set(signs.signers.tolist()))
+def kept_signers(signs: sup.SignSet, cfg: sup.SupervisedConfig, folder: Path,
+                 only: list[str] | None = None) -> list[str]:
+    """Held-out signers (all, or those in ``only``) with a kept model for every stream of ``cfg`` under
+    ``folder``/models."""
+    return [s for s in sorted(set(signs.signers.tolist())) if only is None or s in only
             if all((folder / "models" / f"{s}.{stream}.pt").exists() for stream in cfg.streams)]
 
 
 def sample_norm_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedConfig, folder: Path,
-                           priors: list[float]) -> dict[str, dict[str, tuple[float, int]]]:
+                           priors: list[float], only: list[str] | None = None
+                           ) -> dict[str, dict[str, tuple[float, int]]]:
     """{signer: {"plain": (accuracy, distinct predictions), "sample_norm_N<prior>": ...}} of the stream ensemble
     kept under ``folder``/models, each BatchNorm mixing every held-out sample's own statistics with the training
     ones. Each stream's softmax is saved as a variant of its own (``folder``/sample_norm_N<prior>/), which
     ``--seeds`` scores."""
     graph = kinect20_graph()
     out = {}
-    for signer in kept_signers(signs, cfg, folder):
+    for signer in kept_signers(signs, cfg, folder, only):
         test = signs.signers == signer
         names = ["plain"] + [sample_norm_variant(p) for p in priors]
         summed = dict.fromkeys(names, 0.0)
@@ -360,7 +363,7 @@ def main() -> None:
                   f"adabn {np.mean([r['adabn'] for r in table.values()]):.4f}", flush=True)
         return
     if args.variants is not None and args.sample_norm:
-        table = sample_norm_accuracies(signs, arch, cfg, args.variants, args.sample_norm)
+        table = sample_norm_accuracies(signs, arch, cfg, args.variants, args.sample_norm, args.held_out)
         for signer, row in table.items():
             print(f"sample-norm: {signer} " + ", ".join(f"{k} {a:.3f} ({d} distinct)" for k, (a, d) in row.items()),
                   flush=True)

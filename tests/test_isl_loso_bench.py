@@ -120,6 +120,7 @@ def test_sample_statistics_wrap_every_batchnorm_of_a_copy_and_leave_the_model_as
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert len([m for m in wrapped.modules() if isinstance(m, bench.PriorBatchNorm)]) == len(norms) > 1
     assert not any(isinstance(m, bench.PriorBatchNorm) for m in model.modules())
+    assert bench.sample_norm_accuracies(signs, arch, cfg, tmp_path, [16.0], only=["bo"]) == {}  # no kept models
     table = bench.sample_norm_accuracies(signs, arch, cfg, tmp_path, [16.0])
     assert list(table) == ["ann"] and list(table["ann"]) == ["plain", "sample_norm_N16"]
     probs = np.load(tmp_path / "sample_norm_N16" / "ann.joint.npy")  # kept as a variant of its own for --seeds
