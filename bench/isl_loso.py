@@ -179,9 +179,10 @@ def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Super
 
 
 class PriorBatchNorm(torch.nn.Module):
-    """A trained BatchNorm that normalises each sample by its own statistics (over time and joints) mixed with the
-    training statistics at ``prior`` : 1 (prediction-time BatchNorm, Schneider et al. 2020, prior strength N). Each
-    sample is classified from itself and the training data alone, so the protocol stays plain LOSO."""
+    """A trained BatchNorm that normalises each sample by its own statistics (per channel over every other axis:
+    time and joints in the graph layers, time alone in the input's per-joint ``data_bn``) mixed with the training
+    statistics at ``prior`` : 1 (prediction-time BatchNorm, Schneider et al. 2020, prior strength N). Each sample is
+    classified from itself and the training data alone, so the protocol stays plain LOSO."""
 
     def __init__(self, norm: torch.nn.modules.batchnorm._BatchNorm, prior: float) -> None:
         super().__init__()
