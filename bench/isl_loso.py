@@ -74,12 +74,18 @@ def keep_probs(folder: Path | None, signs: sup.SignSet):
     """``loso``'s on_stream hook: save each held-out softmax (and the true signs) under ``folder``."""
     if folder is None:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
 
     def save(signer: str, stream: str, probs: np.ndarray) -> None:
-        np.save(folder / f"{signer}.truth.npy", signs.y[signs.signers == signer])
-        np.save(folder / f"{signer}.{stream}.npy", probs.astype(np.float32))
+        save_softmax(folder, signer, stream, signs.y[signs.signers == signer], probs)
     return save
+
+
+def save_softmax(folder: Path, signer: str, stream: str, truth: np.ndarray, probs: np.ndarray) -> None:
+    """One held-out softmax as ``folder``/<signer>.<stream>.npy beside <signer>.truth.npy: the layout that
+    ``--ensembles`` and ``--seeds`` score."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / f"{signer}.truth.npy", truth)
+    np.save(folder / f"{signer}.{stream}.npy", probs.astype(np.float32))
 
 
 def ensemble_accuracies(folder: Path) -> dict[str, dict[str, float]]:
@@ -135,9 +141,7 @@ def train_variants(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedC
                                                     cfg, seed, stream)
             accuracy = {}
             for name, probs in variant_probs(model, signs.x[test], graph, cfg, stream).items():
-                (folder / name).mkdir(parents=True, exist_ok=True)
-                np.save(folder / name / f"{signer}.truth.npy", signs.y[test])
-                np.save(folder / name / f"{signer}.{stream}.npy", probs.astype(np.float32))
+                save_softmax(folder / name, signer, stream, signs.y[test], probs)
                 accuracy[name] = round(float((probs.argmax(1) == signs.y[test]).mean()), 3)
             # the weights last and whole: with them present, the stream counts as done when resuming
             weights.parent.mkdir(parents=True, exist_ok=True)
@@ -221,24 +225,20 @@ def sample_norm_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Sup
     """{signer: {"plain": (accuracy, distinct predictions), "sample_norm_N<prior>": ...}} of the stream ensemble
     kept under ``folder``/models, each BatchNorm mixing every held-out sample's own statistics with the training
     ones. Each stream's softmax is saved as a variant of its own (``folder``/sample_norm_N<prior>/), which
-    ``--seeds`` scores."""
+    ``--seeds`` scores; "plain" is read from the softmax ``train_variants`` saved with the weights."""
     graph = kinect20_graph()
     out = {}
     for signer in kept_signers(signs, cfg, folder, only):
         test = signs.signers == signer
-        names = ["plain"] + [sample_norm_variant(p) for p in priors]
-        summed = dict.fromkeys(names, 0.0)
+        summed = {"plain": sum(np.load(folder / "plain" / f"{signer}.{stream}.npy") for stream in cfg.streams)}
         for stream in cfg.streams:
             model = load_model(folder / "models" / f"{signer}.{stream}.pt", graph, arch, len(signs.classes))
-            with torch.no_grad():
-                for name, prior in zip(names, [None, *priors]):
-                    scored = model if prior is None else with_sample_statistics(model, prior)
-                    probs = sup.probabilities(scored, signs.x[test], graph, cfg, stream)
-                    if prior is not None:
-                        (folder / name).mkdir(exist_ok=True)
-                        np.save(folder / name / f"{signer}.truth.npy", signs.y[test])
-                        np.save(folder / name / f"{signer}.{stream}.npy", probs.astype(np.float32))
-                    summed[name] = summed[name] + probs
+            for prior in priors:
+                name = sample_norm_variant(prior)
+                with torch.no_grad():
+                    probs = sup.probabilities(with_sample_statistics(model, prior), signs.x[test], graph, cfg, stream)
+                save_softmax(folder / name, signer, stream, signs.y[test], probs)
+                summed[name] = summed.get(name, 0.0) + probs
         out[signer] = {name: (float((p.argmax(1) == signs.y[test]).mean()), len(set(p.argmax(1).tolist())))
                        for name, p in summed.items()}
     return out

@@ -17,7 +17,7 @@ from hatl.landmarks import build_layout
 from hatl.models import checkpoint
 from hatl.models.graph import kinect20_graph
 from hatl.models.pretrain_supervised import (
-    SignSet, SupervisedConfig, adapt_to_signer, augment, body_frame, drop_joints, loso, mean_row, metric,
+    SignSet, SupervisedConfig, adapt_to_signer, augment, body_frame, drop_joints, loso, mean_row, metric, prepare,
     probabilities, resample, rotate_about_vertical, rotation, crop_views, stream_input, to_stream, train_classifier,
 )
 from hatl.models.stgcnpp import STGCNPPConfig
@@ -206,7 +206,7 @@ def test_adapting_to_a_real_signer_moves_the_statistics_onto_that_signers_postur
     folder = real_data_path("isl_kinect", "RawDataset")
     graph = kinect20_graph()
     names = [n for n in list_files(folder) if parse_name(n) is not None]
-    x = np.stack([resample(body_frame(read_skeleton(folder / n, n), graph), 8) for n in names]).astype(np.float32)
+    x = np.stack([prepare(read_skeleton(folder / n, n), graph, 8) for n in names])
     y_names = [parse_name(n)[0] for n in names]
     y = np.array([sorted(set(y_names)).index(v) for v in y_names])
     held_out = np.array([parse_name(n)[1] == "prateek" for n in names])
