@@ -17,8 +17,8 @@ from hatl.landmarks import build_layout
 from hatl.models import checkpoint
 from hatl.models.graph import kinect20_graph
 from hatl.models.pretrain_supervised import (
-    SignSet, SupervisedConfig, adapt_to_signer, augment, body_frame, drop_joints, loso, mean_row, metric, prepare,
-    probabilities, resample, rotate_about_vertical, rotation, crop_views, stream_input, to_stream, train_classifier,
+    SignSet, SupervisedConfig, adapt_to_signer, augment, body_frame, drop_joints, loso, mean_row,
+    metric, mix_statistics, mixstyle_hook, prepare, probabilities, resample, rotate_about_vertical, rotation, crop_views, stream_input, to_stream, train_classifier,
 )
 from hatl.models.stgcnpp import STGCNPPConfig
 
@@ -185,6 +185,40 @@ def test_loso_ensembles_one_model_per_stream():
                  held_out=["a"])
     assert alone[0]["stream_accuracy"]["joint"] == rows[0]["stream_accuracy"]["joint"]
     assert mean_row(rows)["stream_accuracy"] == rows[0]["stream_accuracy"]
+
+
+def test_mixstyle_gives_each_sample_a_mix_of_its_own_and_a_partners_feature_statistics():
+    torch.manual_seed(0)
+    x = torch.randn(6, 4, 5, 7) * torch.arange(1, 7).view(6, 1, 1, 1) + torch.arange(6).view(6, 1, 1, 1) * 10
+    mixed = mix_statistics(x)
+    mean, out_mean = x.mean(dim=(2, 3)), mixed.mean(dim=(2, 3))
+    # each sample's channel means now lie between the lowest and highest of the batch, and the pattern within a
+    # channel (what the sample does over time and joints) is the sample's own, rescaled
+    assert bool(((out_mean >= mean.min(0).values - 1e-4) & (out_mean <= mean.max(0).values + 1e-4)).all())
+    assert not torch.allclose(out_mean, mean, atol=1e-3)
+    standardised = (x - x.mean(dim=(2, 3), keepdim=True)) / x.std(dim=(2, 3), keepdim=True, correction=0)
+    out_standardised = (mixed - out_mean[..., None, None]) / mixed.std(dim=(2, 3), keepdim=True, correction=0)
+    torch.testing.assert_close(out_standardised, standardised, atol=1e-3, rtol=1e-3)
+
+
+def test_mixstyle_acts_in_training_only_and_leaves_no_trace_on_the_trained_model():
+    block = torch.nn.Identity()
+    block.register_forward_hook(mixstyle_hook(1.0))
+    x = torch.randn(4, 3, 5, 6)
+    assert not torch.equal(block(x), x)
+    block.eval()
+    assert torch.equal(block(x), x)
+    signs = toy_signs()
+    arch, graph = STGCNPPConfig(in_channels=3, base_channels=6), kinect20_graph()
+
+    def weights(p: float) -> list[torch.Tensor]:
+        model, _ = train_classifier(signs.x, signs.y, 3, graph, arch,
+                                    SupervisedConfig(frames=8, epochs=1, batch_size=8, mixstyle=p), seed=0)
+        assert not any(b._forward_hooks for b in model.backbone.gcn)  # predictions see plain features
+        return [t.detach().clone() for t in model.state_dict().values()]
+    once, again, off = weights(1.0), weights(1.0), weights(0.0)
+    assert all(torch.equal(a, b) for a, b in zip(once, again))  # seeded
+    assert not all(torch.equal(a, b) for a, b in zip(once, off))
 
 
 def test_adapting_to_a_signer_takes_the_input_statistics_from_that_signers_samples():

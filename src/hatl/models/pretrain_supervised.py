@@ -16,7 +16,8 @@ width (signers differ in size and distance). Joints named in ``drop_joints`` (co
 carry the signer's stance and not the sign) are zeroed in every sample. Training samples are augmented (seeded),
 aimed at what differs between signers: a random turn about the vertical (±``rotate``), pitch and roll
 (±``tilt``: posture), an overall scale and a per-axis scale (size, body proportions), a random temporal crop
-(timing, speed) and whole-joint dropout; the loss uses label smoothing. Held-out samples are classified by the
+(timing, speed) and whole-joint dropout; the loss uses label smoothing; ``mixstyle`` (off by default) mixes
+the early blocks' per-sample feature statistics between samples (MixStyle). Held-out samples are classified by the
 softmax averaged over ``test_crops`` temporal crops; with ``adapt_batchnorm`` (off by default) the BatchNorm
 statistics are first recomputed on the held-out signer's unlabeled samples, a protocol the report's metric names.
 The measured effect of each on the full release is in docs/validation.md section 4. The evaluation may ensemble
@@ -79,6 +80,9 @@ class SupervisedConfig:
     joint_dropout: float = 0.05  # probability of zeroing one joint for a whole training sample
     drop_joints: tuple[str, ...] = ()  # joints (graph names) zeroed in every sample: static, signer-specific parts
     label_smoothing: float = 0.1
+    # feature-statistics mixing (MixStyle) after the first MIXSTYLE_BLOCKS blocks: the probability per batch and
+    # block; 0 = off. Aimed at signers unseen in training, whose posture and proportions shift those statistics
+    mixstyle: float = 0.0
     test_crops: int = 3          # test-time average of the logits over this many temporal crops (1: the whole sample)
     # LOSO only: one model per input stream, softmax averaged (pyskl's multi-stream ensembles); the exported
     # checkpoint is always the joint stream, the input the downstream backbone reads
@@ -105,6 +109,10 @@ class SignSet:
     signers: np.ndarray
     classes: list[str]
     sample_ids: list[str]
+
+
+MIXSTYLE_BLOCKS = 3    # early blocks: their per-channel statistics carry posture and proportions more than the sign
+MIXSTYLE_ALPHA = 0.1   # Beta(alpha, alpha) mixing weights, the published MixStyle setting
 
 
 # ------------------------------------------------------------------------------------------ preparation
@@ -266,6 +274,8 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph,
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
     targets = torch.from_numpy(y)
+    hooks = [block.register_forward_hook(mixstyle_hook(cfg.mixstyle)) for block in
+             model.backbone.gcn[:MIXSTYLE_BLOCKS]] if cfg.mixstyle > 0 else []
     train_acc = 0.0
     for _ in range(cfg.epochs):
         model.train()
@@ -286,8 +296,35 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph,
             correct += int((logits.argmax(1) == targets[idx]).sum())
             seen += len(idx)
         train_acc = correct / max(seen, 1)
+    for hook in hooks:  # training only: the statistics recomputed below and every prediction see plain features
+        hook.remove()
     recalibrate_batchnorm(model, stream_input(x, graph, cfg, stream), cfg.batch_size)
     return model, train_acc
+
+
+def mix_statistics(x: torch.Tensor, alpha: float = MIXSTYLE_ALPHA, eps: float = 1e-6) -> torch.Tensor:
+    """MixStyle (Zhou et al., ICLR 2021) on block features (N, C, T, V): each sample is normalised by its own
+    per-channel mean and standard deviation over time and joints, then rescaled with a Beta(alpha, alpha) mix of
+    its own and a random other sample's. Statistics are detached, as published. Torch's global generator (seeded
+    by the trainer) draws the partners and weights, so training stays reproducible."""
+    n = x.shape[0]
+    mean = x.mean(dim=(2, 3), keepdim=True).detach()
+    std = (x.var(dim=(2, 3), keepdim=True) + eps).sqrt().detach()
+    weight = torch.distributions.Beta(alpha, alpha).sample((n, 1, 1, 1))
+    partner = torch.randperm(n)
+    mixed_mean = weight * mean + (1 - weight) * mean[partner]
+    mixed_std = weight * std + (1 - weight) * std[partner]
+    return (x - mean) / std * mixed_std + mixed_mean
+
+
+def mixstyle_hook(probability: float) -> Callable[[torch.nn.Module, Any, torch.Tensor], torch.Tensor | None]:
+    """A forward hook that mixes a training batch's feature statistics with ``probability``; in eval mode, and for
+    the other batches, the block's output passes unchanged."""
+    def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
+        if not module.training or output.shape[0] < 2 or float(torch.rand(())) >= probability:
+            return None
+        return mix_statistics(output)
+    return hook
 
 
 @torch.no_grad()
