@@ -284,6 +284,10 @@ def print_seed_ensembles(folders: list[Path], streams: tuple[str, ...]) -> None:
                                                                  *[v for v in saved if v not in VARIANTS]]}
     if not any(tables.values()):
         raise SystemExit(f"no held-out signer has saved softmax in every one of {', '.join(map(str, folders))}")
+    missing = [v for v, table in tables.items() if not table]
+    if missing:  # e.g. --sample-norm run on some of the folders only: a column of no signers says nothing
+        print(f"not scored (no held-out signer saved in every run): {', '.join(missing)}")
+    tables = {v: table for v, table in tables.items() if table}
     signers = sorted({s for table in tables.values() for s in table})
     print(f"| held-out signer ({len(folders)} run(s) x {'+'.join(streams)}) | " + " | ".join(tables) + " |")
     print("|---" * (len(tables) + 1) + "|")

@@ -146,3 +146,15 @@ def test_seed_ensembles_average_the_streams_of_every_seed_and_leave_out_incomple
     np.save(first / "plain" / "ann.bone.npy", np.array([[0.0, 1.0], [0.0, 1.0]], np.float32))
     assert bench.seed_ensemble_accuracies([first], "plain", ("joint", "bone")) == {"ann": (0.5, 1)}
     assert bench.seed_ensemble_accuracies([first, second], "plain", ("joint", "bone")) == {}
+
+
+def test_seed_table_leaves_out_a_variant_that_not_every_run_saved(bench, tmp_path, capsys):
+    first, second = tmp_path / "seed1", tmp_path / "seed2"
+    for folder, variant in ((first, "plain"), (second, "plain"), (first, "sample_norm_N16")):
+        (folder / variant).mkdir(parents=True, exist_ok=True)
+        np.save(folder / variant / "ann.truth.npy", np.array([0, 1]))
+        np.save(folder / variant / "ann.joint.npy", np.array([[0.9, 0.1], [0.2, 0.8]], np.float32))
+    bench.print_seed_ensembles([first, second], ("joint",))
+    out = capsys.readouterr().out
+    assert "not scored (no held-out signer saved in every run): sample_norm_N16" in out
+    assert "nan" not in out and "| mean | 1.0000 (1 signers) |" in out
