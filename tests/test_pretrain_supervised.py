@@ -17,8 +17,9 @@ from hatl.landmarks import build_layout
 from hatl.models import checkpoint
 from hatl.models.graph import kinect20_graph
 from hatl.models.pretrain_supervised import (
-    SignSet, SupervisedConfig, adapt_to_signer, augment, body_frame, drop_joints, loso, mean_row,
-    metric, mix_statistics, mixstyle_hook, prepare, probabilities, resample, rotate_about_vertical, rotation, crop_views, stream_input, to_stream, train_classifier,
+    SignSet, SupervisedConfig, adapt_to_signer, augment, body_frame, crop_views, drop_joints, loso, mean_row, metric,
+    mix_statistics, mixstyle_hook, prepare, probabilities, resample, rotate_about_vertical, rotation, stream_input,
+    to_stream, train_classifier,
 )
 from hatl.models.stgcnpp import STGCNPPConfig
 
