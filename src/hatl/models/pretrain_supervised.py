@@ -321,7 +321,7 @@ def mixstyle_hook(probability: float) -> Callable[[torch.nn.Module, Any, torch.T
     """A forward hook that mixes a training batch's feature statistics with ``probability``; in eval mode, and for
     the other batches, the block's output passes unchanged."""
     def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
-        if not module.training or output.shape[0] < 2 or float(torch.rand(())) >= probability:
+        if not module.training or float(torch.rand(())) >= probability:
             return None
         return mix_statistics(output)
     return hook
