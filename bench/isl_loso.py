@@ -49,7 +49,7 @@ from hatl.models.pretrain import _Classifier
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 
 
-def load_release(folder: Path, frames: int) -> sup.SignSet:
+def load_release(folder: Path, frames: int, size: str = "shoulder_width", exclude: tuple[str, ...] = ()) -> sup.SignSet:
     graph = kinect20_graph()
     xs, labels, signers, ids = [], [], [], []
     for name in list_files(folder):
@@ -61,7 +61,7 @@ def load_release(folder: Path, frames: int) -> sup.SignSet:
         seq = read_skeleton(folder / name, sample_id)
         if len(seq) == 0:
             continue
-        xs.append(sup.prepare(seq, graph, frames))
+        xs.append(sup.prepare(seq, graph, frames, size, exclude))
         labels.append(sign)
         signers.append(signer)
         ids.append(sample_id)
@@ -264,6 +264,19 @@ def seed_ensemble_accuracies(folders: list[Path], variant: str,
     return out
 
 
+def chosen_on_other_folds(tables: dict[str, dict[str, tuple[float, int]]]) -> dict[str, tuple[str, float, int]]:
+    """{signer: (variant, accuracy, distinct)}: each held-out signer scored under the variant of ``tables`` with the
+    best mean accuracy over the other signers (leave-one-fold-out choice, so a signer's own score never picks its
+    setting); only signers present in every table; ties go to the first variant."""
+    signers = sorted(set.intersection(*(set(t) for t in tables.values()))) if tables else []
+    out = {}
+    for signer in signers:
+        others = [s for s in signers if s != signer]
+        best = max(tables, key=lambda v: np.mean([tables[v][s][0] for s in others]) if others else 0.0)
+        out[signer] = (best, *tables[best][signer])
+    return out
+
+
 def print_ensembles(folder: Path) -> None:
     table = ensemble_accuracies(folder)
     if not table:
@@ -296,6 +309,12 @@ def print_seed_ensembles(folders: list[Path], streams: tuple[str, ...]) -> None:
                                              for t in tables.values()) + " |")
     print("| mean | " + " | ".join(f"{np.mean([a for a, _ in t.values()]):.4f} ({len(t)} signers)"
                                      for t in tables.values()) + " |")
+    priors = {v: t for v, t in tables.items() if v.startswith("sample_norm_N")}
+    if len(priors) > 1:  # N for prediction-time BatchNorm picked without the held-out signer's own score
+        picked = chosen_on_other_folds(priors)
+        print(f"sample_norm with N chosen on the other folds: mean {np.mean([a for _, a, _ in picked.values()]):.4f}"
+              f" ({len(picked)} signers); " + ", ".join(f"{s} {v.removeprefix('sample_norm_')} {a:.3f}"
+                                                      for s, (v, a, _) in picked.items()))
 
 
 def measured(path: Path | None, settings: dict, width: int, seed: int) -> dict[str, dict]:
@@ -355,7 +374,7 @@ def main() -> None:
         print_seed_ensembles(args.seeds, cfg.streams)
         return
     start = time.perf_counter()
-    signs = load_release(args.folder, cfg.frames)
+    signs = load_release(args.folder, cfg.frames, cfg.body_size, cfg.drop_joints)
     print(f"{len(signs.y)} samples, {len(signs.classes)} signs, {len(set(signs.signers))} signers, "
           f"loaded in {time.perf_counter() - start:.0f} s; {asdict(cfg)} width {arch.base_channels}", flush=True)
     if args.variants is not None and args.enrol:

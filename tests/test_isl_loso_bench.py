@@ -158,3 +158,18 @@ def test_seed_table_leaves_out_a_variant_that_not_every_run_saved(bench, tmp_pat
     out = capsys.readouterr().out
     assert "not scored (no held-out signer saved in every run): sample_norm_N16" in out
     assert "nan" not in out and "| mean | 1.0000 (1 signers) |" in out
+
+
+def test_setting_chosen_on_the_other_folds_never_reads_the_held_out_signers_own_score(bench):
+    # N4 is best for ann alone; N16 is best on bo and cy. ann must still get N16 (chosen on bo and cy), and so do
+    # bo (chosen on ann and cy: mean 0.65 under N4, 0.70 under N16) and cy (0.60 against 0.65)
+    tables = {"sample_norm_N4": {"ann": (1.0, 3), "bo": (0.2, 2), "cy": (0.3, 2)},
+              "sample_norm_N16": {"ann": (0.5, 2), "bo": (0.8, 3), "cy": (0.9, 3), "dee": (1.0, 1)}}
+    picked = bench.chosen_on_other_folds(tables)
+    assert picked == {"ann": ("sample_norm_N16", 0.5, 2), "bo": ("sample_norm_N16", 0.8, 3),
+                      "cy": ("sample_norm_N16", 0.9, 3)}  # dee is not in every table: left out
+    # where the other folds prefer N4, the held-out signer gets N4 even if N16 would score it higher
+    tables["sample_norm_N4"]["bo"] = (0.95, 3)
+    tables["sample_norm_N4"]["cy"] = (0.95, 3)
+    assert bench.chosen_on_other_folds(tables)["ann"] == ("sample_norm_N4", 1.0, 3)
+    assert bench.chosen_on_other_folds(tables)["bo"][0] == "sample_norm_N4"
