@@ -388,7 +388,7 @@ def isl_kinect_rung(settings: Settings, work: Path) -> Rung:
     arch = STGCNPPConfig(in_channels=int(demo_bb.get("in_channels", 3)),
                          base_channels=int(cfg.base_channels or demo_bb.get("base_channels", 64)))
     signs, graph = sup.load_signs(out / "manifest.parquet", sorted((out / "keypoints").glob("shard-*.parquet")),
-                                  cfg.frames)
+                                  cfg.frames, cfg.body_size, cfg.drop_joints)
     held = sorted(set(signs.signers.tolist()))[: settings.kinect_held_out]
     rows = sup.loso(signs, graph, arch, cfg, settings.seed, held)
     acc = 100.0 * float(np.mean([r["accuracy"] for r in rows]))

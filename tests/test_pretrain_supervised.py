@@ -17,9 +17,9 @@ from hatl.landmarks import build_layout
 from hatl.models import checkpoint
 from hatl.models.graph import kinect20_graph
 from hatl.models.pretrain_supervised import (
-    SignSet, SupervisedConfig, adapt_to_signer, augment, body_frame, crop_views, drop_joints, loso, mean_row, metric,
-    mix_statistics, mixstyle_hook, prepare, probabilities, resample, rotate_about_vertical, rotation, stream_input,
-    to_stream, train_classifier,
+    SignSet, SupervisedConfig, adapt_to_signer, augment, body_frame, crop_views, drop_joints, loso, mean_bone_length,
+    mean_row, metric, mix_statistics, mixstyle_hook, prepare, probabilities, resample, rotate_about_vertical, rotation,
+    stream_input, to_stream, train_classifier,
 )
 from hatl.models.stgcnpp import STGCNPPConfig
 
@@ -71,6 +71,51 @@ def test_body_frame_removes_position_angle_and_size():
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert a[0, 1] == pytest.approx([0, 0, 0], abs=1e-6)  # the shoulder centre is the origin
     np.testing.assert_allclose(a[0, 3] - a[0, 2], [1.0, 0.0, 0.0], atol=1e-6)  # shoulder line = unit x
+
+
+def test_body_frame_can_take_the_mean_bone_length_as_its_unit():
+    graph = kinect20_graph()
+    legs = tuple(n for n in graph.joint_names if n.endswith(("knee", "ankle", "foot")))
+    seq = np.repeat(REST[None], 4, axis=0)
+    out = body_frame(seq, graph, "bone_lengths", legs)
+    assert mean_bone_length(out, graph, legs) == pytest.approx(1.0)
+    np.testing.assert_allclose(out, body_frame(seq * 2.5, graph, "bone_lengths", legs), atol=1e-5)
+    # shoulders drawn towards the centre (a Kinect v1 fault on some recordings) shrink the shoulder width, so that
+    # unit blows the whole body up; the mean over all upper-body bones barely moves
+    narrow = seq.copy()
+    names = list(graph.joint_names)
+    for side in ("pose.left_shoulder", "pose.right_shoulder"):
+        narrow[:, names.index(side)] = seq[:, names.index(side)] * 0.2 + seq[:, graph.center] * 0.8
+    def nose_height(x: np.ndarray) -> float:
+        return float(x[0, names.index("pose.nose"), 1])
+    by_width = nose_height(body_frame(narrow, graph)) / nose_height(body_frame(seq, graph))
+    by_bones = nose_height(body_frame(narrow, graph, "bone_lengths", legs)) / nose_height(
+        body_frame(seq, graph, "bone_lengths", legs))
+    assert by_width == pytest.approx(5.0, rel=1e-4) and by_bones < 1.3
+    with pytest.raises(ValueError, match="unknown body size 'height'"):
+        body_frame(seq, graph, "height")
+    with pytest.raises(ValueError, match="no bone outside the excluded joints"):
+        mean_bone_length(seq, graph, tuple(graph.joint_names))
+
+
+@pytest.mark.real_data
+def test_bone_length_unit_keeps_real_recordings_of_one_signer_the_same_size():
+    """isl_kinect take 1 (../shared/data): with the shoulder width as unit, one signer's bones change length from
+    recording to recording far more than with the mean bone length as unit (Kinect v1's shoulder joints move)."""
+    folder = real_data_path("isl_kinect", "RawDataset")
+    graph = kinect20_graph()
+    legs = tuple(n for n in graph.joint_names if n.endswith(("knee", "ankle", "foot")))
+    names = [n for n in list_files(folder) if parse_name(n) is not None]
+    signers = np.array([parse_name(n)[1] for n in names])
+    spine = list(graph.joint_names).index("kinect.spine")
+    parent = dict(graph.inward)[spine]
+
+    def spread(size: str) -> float:  # mean over signers of the spine bone's coefficient of variation
+        x = np.stack([prepare(read_skeleton(folder / n, n), graph, 8, size, legs) for n in names])
+        length = np.linalg.norm(x[:, :, spine] - x[:, :, parent], axis=-1).mean(1)
+        return float(np.mean([length[signers == k].std() / length[signers == k].mean() for k in set(signers)]))
+    by_width, by_bones = spread("shoulder_width"), spread("bone_lengths")
+    assert by_bones < 0.6 * by_width, (by_width, by_bones)  # measured 0.070 -> 0.036 (full release: 0.265 -> 0.074)
 
 
 def test_rotation_is_about_the_vertical_axis():

@@ -80,6 +80,10 @@ class SupervisedConfig:
     joint_dropout: float = 0.05  # probability of zeroing one joint for a whole training sample
     drop_joints: tuple[str, ...] = ()  # joints (graph names) zeroed in every sample: static, signer-specific parts
     label_smoothing: float = 0.1
+    # what one unit of size is in the prepared samples: "shoulder_width" or "bone_lengths" (the mean length of the
+    # bones outside drop_joints; measured on the isl_kinect release it varies far less between one signer's files,
+    # docs/validation.md section 4)
+    body_size: str = "shoulder_width"
     # feature-statistics mixing (MixStyle) after the first MIXSTYLE_BLOCKS blocks: the probability per batch and
     # block; 0 = off. Aimed at signers unseen in training, whose posture and proportions shift those statistics
     mixstyle: float = 0.0
@@ -135,21 +139,39 @@ def rotate_about_vertical(seq: np.ndarray, angle: float) -> np.ndarray:
     return seq @ rot.T
 
 
-def body_frame(seq: np.ndarray, graph: Graph) -> np.ndarray:
-    """Centre on the graph's centre joint, turn the shoulder line onto x, scale by shoulder width."""
+BODY_SIZES = ("shoulder_width", "bone_lengths")
+
+
+def mean_bone_length(seq: np.ndarray, graph: Graph, exclude: tuple[str, ...] = ()) -> float:
+    """Mean over frames and over the graph's bones (child, parent) that touch no joint named in ``exclude``."""
+    names = list(graph.joint_names)
+    bones = [(c, p) for c, p in graph.inward if names[c] not in exclude and names[p] not in exclude]
+    if not bones:
+        raise ValueError(f"graph {graph.name} has no bone outside the excluded joints")
+    child, parent = zip(*bones)
+    return float(np.linalg.norm(seq[:, list(child)] - seq[:, list(parent)], axis=-1).mean())
+
+
+def body_frame(seq: np.ndarray, graph: Graph, size: str = "shoulder_width",
+               exclude: tuple[str, ...] = ()) -> np.ndarray:
+    """Centre on the graph's centre joint, turn the shoulder line onto x, divide by the body's size: the shoulder
+    width, or (``size="bone_lengths"``) the mean length of the bones that touch no joint in ``exclude``."""
+    if size not in BODY_SIZES:
+        raise ValueError(f"unknown body size {size!r} (known: {', '.join(BODY_SIZES)})")
     names = list(graph.joint_names)
     left, right = names.index("pose.left_shoulder"), names.index("pose.right_shoulder")
     out = seq - seq[:, graph.center].mean(axis=0)
     line = (out[:, right] - out[:, left]).mean(axis=0)  # subject's left -> right
     out = rotate_about_vertical(out, math.atan2(line[2], line[0]))
-    width = float(np.linalg.norm(line))
-    if width <= 1e-6:
-        raise ValueError("shoulders coincide: the shoulder width is zero")
-    return out / width
+    unit = float(np.linalg.norm(line)) if size == "shoulder_width" else mean_bone_length(out, graph, exclude)
+    if unit <= 1e-6:
+        raise ValueError(f"the body's size ({size}) is zero: its joints coincide")
+    return out / unit
 
 
-def prepare(seq: np.ndarray, graph: Graph, frames: int) -> np.ndarray:
-    return resample(body_frame(seq, graph), frames).astype(np.float32)
+def prepare(seq: np.ndarray, graph: Graph, frames: int, size: str = "shoulder_width",
+            exclude: tuple[str, ...] = ()) -> np.ndarray:
+    return resample(body_frame(seq, graph, size, exclude), frames).astype(np.float32)
 
 
 def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -223,8 +245,10 @@ def to_stream(x: np.ndarray, stream: str, graph: Graph) -> np.ndarray:
     raise ValueError(f"unknown input stream {stream!r} (known: {', '.join(STREAMS)})")
 
 
-def load_signs(manifest: Path, shards: list[Path], frames: int) -> tuple[SignSet, Graph]:
-    """Join keypoint shards with the manifest's gloss (= sign) and signer; every sample is prepared."""
+def load_signs(manifest: Path, shards: list[Path], frames: int, size: str = "shoulder_width",
+               exclude: tuple[str, ...] = ()) -> tuple[SignSet, Graph]:
+    """Join keypoint shards with the manifest's gloss (= sign) and signer; every sample is prepared (``size`` and
+    ``exclude`` as in :func:`body_frame`)."""
     rows = read_manifest(manifest).set_index("sample_id")
     graph: Graph | None = None
     xs, labels, signers, ids = [], [], [], []
@@ -241,7 +265,7 @@ def load_signs(manifest: Path, shards: list[Path], frames: int) -> tuple[SignSet
             if not str(row["gloss"]).strip():
                 raise InputError(manifest, rec.sample_id, "empty gloss: an isolated sign needs its label")
             try:
-                xs.append(prepare(rec.landmarks, graph, frames))
+                xs.append(prepare(rec.landmarks, graph, frames, size, exclude))
             except ValueError as err:
                 raise InputError(path, rec.sample_id, str(err)) from err
             labels.append(str(row["gloss"]))
@@ -474,7 +498,7 @@ def run(args: argparse.Namespace) -> int:
                          base_channels=int(cfg.base_channels or bb.get("base_channels", 64)))
     seed = int(config.get("seed", 1234))
     start = time.perf_counter()
-    signs, graph = load_signs(args.manifest, list(args.keypoints), cfg.frames)
+    signs, graph = load_signs(args.manifest, list(args.keypoints), cfg.frames, cfg.body_size, cfg.drop_joints)
     log.info("%d samples, %d signs, %d signers on graph %s (%d joints); %s", len(signs.y), len(signs.classes),
              len(set(signs.signers)), graph.name, graph.num_nodes, asdict(cfg))
     summary: dict[str, Any] = {
