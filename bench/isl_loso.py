@@ -49,7 +49,8 @@ from hatl.models.pretrain import _Classifier
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 
 
-def load_release(folder: Path, frames: int, size: str = "shoulder_width", exclude: tuple[str, ...] = ()) -> sup.SignSet:
+def load_release(folder: Path, frames: int, size: str = "shoulder_width",
+                 exclude: tuple[str, ...] = ()) -> sup.SignSet:
     graph = kinect20_graph()
     xs, labels, signers, ids = [], [], [], []
     for name in list_files(folder):
