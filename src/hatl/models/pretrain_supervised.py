@@ -81,8 +81,8 @@ class SupervisedConfig:
     drop_joints: tuple[str, ...] = ()  # joints (graph names) zeroed in every sample: static, signer-specific parts
     label_smoothing: float = 0.1
     # what one unit of size is in the prepared samples: "shoulder_width" or "bone_lengths" (the mean length of the
-    # bones outside drop_joints; measured on the isl_kinect release it varies far less between one signer's files,
-    # docs/validation.md section 4)
+    # bones outside drop_joints). On the isl_kinect release the latter varies far less between one signer's files,
+    # yet models trained on it do worse on new signers (docs/validation.md section 4)
     body_size: str = "shoulder_width"
     # feature-statistics mixing (MixStyle) after the first MIXSTYLE_BLOCKS blocks: the probability per batch and
     # block; 0 = off. Aimed at signers unseen in training, whose posture and proportions shift those statistics
