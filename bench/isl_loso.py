@@ -97,7 +97,7 @@ def ensemble_accuracies(folder: Path) -> dict[str, dict[str, float]]:
         signer = truth_path.name.split(".")[0]
         truth = np.load(truth_path)
         probs = {p.name.split(".")[1]: np.load(p) for p in folder.glob(f"{signer}.*.npy") if p != truth_path}
-        streams = [s for s in sup.STREAMS if s in probs]
+        streams = [s for s in sup.STREAMS if s in probs]  # single streams: a fused one's name has "+" as well
         out[signer] = {"+".join(combo): float((sum(probs[s] for s in combo).argmax(1) == truth).mean())
                        for r in range(1, len(streams) + 1) for combo in itertools.combinations(streams, r)}
     return out
@@ -152,8 +152,8 @@ def train_variants(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedC
                   f"{time.perf_counter() - start:.0f} s", flush=True)
 
 
-def load_model(path: Path, graph: Graph, arch: STGCNPPConfig, n_classes: int) -> _Classifier:
-    model = _Classifier(STGCNPP(graph.adjacency(), arch), n_classes)
+def load_model(path: Path, graph: Graph, arch: STGCNPPConfig, n_classes: int, stream: str) -> _Classifier:
+    model = _Classifier(STGCNPP(graph.adjacency(), sup.stream_arch(arch, stream)), n_classes)
     model.load_state_dict(torch.load(path))
     return model.eval()
 
@@ -173,7 +173,7 @@ def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Super
         enrol, rest = order[:size], order[size:]
         plain = adapted = np.zeros((len(rest), len(signs.classes)))
         for stream, path in paths.items():
-            model = load_model(path, graph, arch, len(signs.classes))
+            model = load_model(path, graph, arch, len(signs.classes), stream)
             plain = plain + sup.probabilities(model, signs.x[rest], graph, cfg, stream)
             sup.adapt_to_signer(model, signs.x[enrol], graph, cfg, stream)
             adapted = adapted + sup.probabilities(model, signs.x[rest], graph, cfg, stream)
@@ -233,7 +233,7 @@ def sample_norm_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Sup
         test = signs.signers == signer
         summed = {"plain": sum(np.load(folder / "plain" / f"{signer}.{stream}.npy") for stream in cfg.streams)}
         for stream in cfg.streams:
-            model = load_model(folder / "models" / f"{signer}.{stream}.pt", graph, arch, len(signs.classes))
+            model = load_model(folder / "models" / f"{signer}.{stream}.pt", graph, arch, len(signs.classes), stream)
             for prior in priors:
                 name = sample_norm_variant(prior)
                 with torch.no_grad():

@@ -115,7 +115,7 @@ def test_sample_statistics_wrap_every_batchnorm_of_a_copy_and_leave_the_model_as
     cfg = bench.sup.SupervisedConfig(frames=8, epochs=1, batch_size=4, lr=0.01, test_crops=1, streams=("joint",))
     arch = bench.STGCNPPConfig(base_channels=8)
     bench.train_variants(signs, arch, cfg, 0, ["ann"], tmp_path)
-    model = bench.load_model(tmp_path / "models" / "ann.joint.pt", bench.kinect20_graph(), arch, 3)
+    model = bench.load_model(tmp_path / "models" / "ann.joint.pt", bench.kinect20_graph(), arch, 3, "joint")
     wrapped = bench.with_sample_statistics(model, 16.0)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert len([m for m in wrapped.modules() if isinstance(m, bench.PriorBatchNorm)]) == len(norms) > 1

@@ -19,7 +19,7 @@ from hatl.models.graph import kinect20_graph
 from hatl.models.pretrain_supervised import (
     SignSet, SupervisedConfig, adapt_to_signer, augment, body_frame, crop_views, drop_joints, loso, mean_bone_length,
     mean_row, metric, mix_statistics, mixstyle_hook, prepare, probabilities, resample, rotate_about_vertical, rotation,
-    stream_input, to_stream, train_classifier,
+    stream_arch, stream_input, stream_parts, to_stream, train_classifier,
 )
 from hatl.models.stgcnpp import STGCNPPConfig
 
@@ -196,6 +196,39 @@ def test_streams_are_bones_towards_the_centre_and_frame_differences():
     np.testing.assert_array_equal(bone_motion[:, -1], 0.0)
     with pytest.raises(ValueError, match="unknown input stream 'angle'"):
         to_stream(x, "angle", graph)
+
+
+def test_a_fused_stream_stacks_its_parts_channels_for_one_network():
+    graph = kinect20_graph()
+    x = np.random.default_rng(2).normal(size=(2, 5, graph.num_nodes, 3)).astype(np.float32)
+    fused = to_stream(x, "joint+motion", graph)
+    assert fused.shape == (2, 5, graph.num_nodes, 6)
+    np.testing.assert_array_equal(fused[..., :3], x)
+    np.testing.assert_array_equal(fused[..., 3:], to_stream(x, "motion", graph))
+    arch = stream_arch(STGCNPPConfig(in_channels=3, base_channels=6), "joint+bone+motion+bone_motion")
+    assert arch.in_channels == 12 and arch.base_channels == 6
+    with pytest.raises(ValueError, match="repeated input stream in 'joint\\+joint'"):
+        stream_parts("joint+joint")
+    with pytest.raises(ValueError, match="unknown or repeated input stream in 'joint\\+angle'"):
+        to_stream(x, "joint+angle", graph)
+
+
+def test_loso_trains_a_fused_stream_as_one_model_that_reads_every_part():
+    signs = toy_signs()
+    keep = signs.signers != "c"
+    two = SignSet(signs.x[keep], signs.y[keep], signs.signers[keep], signs.classes, [])
+    cfg = SupervisedConfig(frames=8, epochs=2, batch_size=8, streams=("joint+motion",))
+    rows = loso(two, kinect20_graph(), STGCNPPConfig(in_channels=3, base_channels=6), cfg, seed=0, held_out=["a"])
+    assert list(rows[0]["stream_accuracy"]) == ["joint+motion"]
+    assert rows[0]["accuracy"] == rows[0]["stream_accuracy"]["joint+motion"]
+    model, _ = train_classifier(two.x, two.y, len(two.classes), kinect20_graph(),
+                                STGCNPPConfig(in_channels=3, base_channels=6), cfg, 0, "joint+motion")
+    assert model.backbone.data_bn.num_features == kinect20_graph().num_nodes * 6
+
+
+def test_unknown_streams_are_refused_when_the_config_is_read():
+    with pytest.raises(ValueError, match="'joint\\+foo'"):
+        SupervisedConfig.from_config({"backbone": {"pretrain": {"supervised": {"streams": ["joint", "joint+foo"]}}}})
 
 
 def test_dropped_joints_stay_zero_in_every_stream():

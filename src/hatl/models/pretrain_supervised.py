@@ -33,7 +33,7 @@ import logging
 import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -101,6 +101,8 @@ class SupervisedConfig:
         for key in ("drop_joints", "streams"):
             if key in section:
                 section[key] = tuple(section[key] or ())
+        for stream in section.get("streams", ()):
+            stream_parts(stream)  # a misspelt stream fails here, not after the first fold's training
         return cls(**section)
 
 
@@ -225,10 +227,29 @@ def crop_views(x: np.ndarray, cfg: SupervisedConfig) -> list[np.ndarray]:
 STREAMS = ("joint", "bone", "motion", "bone_motion")
 
 
+def stream_parts(stream: str) -> list[str]:
+    """The streams one network reads: ``joint`` alone, or ``joint+motion`` (their channels side by side, one
+    network: early fusion, as EfficientGCN feeds positions, velocities and bones together)."""
+    parts = stream.split("+")
+    unknown = [p for p in parts if p not in STREAMS]
+    if unknown or len(set(parts)) != len(parts):
+        raise ValueError(f"unknown or repeated input stream in {stream!r} (known: {', '.join(STREAMS)}, "
+                         f"joined with '+')")
+    return parts
+
+
+def stream_arch(arch: STGCNPPConfig, stream: str) -> STGCNPPConfig:
+    """``arch`` with as many input channels as ``stream`` stacks (3 per part for 3-channel positions)."""
+    return replace(arch, in_channels=arch.in_channels * len(stream_parts(stream)))
+
+
 def to_stream(x: np.ndarray, stream: str, graph: Graph) -> np.ndarray:
     """Joint positions (…, T, V, 3) as one of ST-GCN++'s input streams: ``joint`` (as is), ``bone`` (each joint
     minus its parent towards the centre; the centre joint 0), ``motion`` (next frame minus this one; the last
-    frame 0) or ``bone_motion`` (the motion of the bones). All keep 3 channels, so each stream is the same network."""
+    frame 0) or ``bone_motion`` (the motion of the bones). All keep 3 channels, so each stream is the same network;
+    a fused stream (``joint+motion``) concatenates its parts' channels."""
+    if "+" in stream:
+        return np.concatenate([to_stream(x, part, graph) for part in stream_parts(stream)], axis=-1)
     if stream == "joint":
         return x
     if stream == "bone":
@@ -293,7 +314,7 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph,
     rng = np.random.default_rng(seed)
     # cfg.drop_joints are zeroed by stream_input, after augmentation (which moves each joint on its own, so a
     # dropped joint contributes nothing either way)
-    model = _Classifier(STGCNPP(graph.adjacency(), arch), n_classes)
+    model = _Classifier(STGCNPP(graph.adjacency(), stream_arch(arch, stream)), n_classes)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
