@@ -89,7 +89,8 @@ class SupervisedConfig:
     mixstyle: float = 0.0
     test_crops: int = 3          # test-time average of the logits over this many temporal crops (1: the whole sample)
     # LOSO only: one model per input stream, softmax averaged (pyskl's multi-stream ensembles); the exported
-    # checkpoint is always the joint stream, the input the downstream backbone reads
+    # checkpoint is always the joint stream, the input the downstream backbone reads. "joint+motion" is one early-fused
+    # model; on isl_kinect it does worse on new signers than the same streams as separate models (docs/validation.md)
     streams: tuple[str, ...] = ("joint",)
     # LOSO only: recompute BatchNorm statistics on the held-out signer's own samples before classifying them
     # (AdaBN; labels unused). Unsupervised signer adaptation, a protocol other than plain LOSO: off by default
