@@ -202,6 +202,18 @@ def test_command_line_mappings_get_yaml_types() -> None:
     assert "isharah" not in config["datasets"]
 
 
+@pytest.mark.parametrize("streams, valid", [(["joint", "bone"], True), (["joint+motion", "bone+bone_motion"], True),
+                                             (["joint+"], False), (["joint+angle"], False), (["velocity"], False)])
+def test_the_schema_takes_single_and_plus_joined_streams_only(streams: list[str], valid: bool) -> None:
+    config = _shipped()
+    config["backbone"]["pretrain"]["supervised"]["streams"] = streams
+    if valid:
+        validate_config(config)
+    else:
+        with pytest.raises(ConfigError, match="streams"):
+            validate_config(config)
+
+
 def test_unknown_key_message_names_it_without_dumping_the_schema() -> None:
     config = _shipped()
     config["trainnig"] = {"max_epochs": 2}
