@@ -14,6 +14,11 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HATL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 _RUNNING: list[pytest.Item] = []  # the test being run, for the real_data marker check
+# The files that take longest (measured 2026-12-05 on 2 cores: 290, 265, 140, 125, 80 s), longest first. Under
+# scripts/run_tests.sh's two xdist workers (whole files each) they start first, so the short files fill in beside
+# them instead of one long file running alone at the end; test_slurm.py mostly waits on the scheduler.
+LONGEST_FILES_FIRST = ("test_slurm.py", "test_failure_drills.py", "test_ddp.py", "test_config_overlays.py",
+                       "test_learning_ladder.py")
 
 
 def nothing_may_skip() -> bool:
@@ -26,6 +31,11 @@ def skip_or_fail(reason: str) -> NoReturn:
     if nothing_may_skip():
         pytest.fail(f"HATL_REQUIRE_REAL_DATA=1 / CI, but {reason}")
     pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole and in order
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,8 @@
 scripts/slurm/start_cluster.sh installs Debian's slurm-wlm, munge, slurmdbd and MariaDB (root, apt-get), starts
 the daemons in a temporary folder, and stop_cluster.sh stops exactly those daemons by PID. The cluster carries
 the profile's own site names (partitions cpu/gpu, account hatl, one fake a100 GPU), so the profile runs unchanged.
-Skips when not root or without apt-get; under CI=true those are failures instead. About 4-5 minutes; every
-external command runs under `timeout -s KILL` (the SLURM plugin can hang and ignore SIGTERM).
+Skips when not root or without apt-get; under CI=true those are failures instead. About 5-7 minutes on 2 cores;
+every external command runs under `timeout -s KILL` (the SLURM plugin can hang and ignore SIGTERM).
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ SCRIPTS = REPO / "scripts" / "slurm"
 PROFILE = REPO / "profiles" / "slurm"
 TARGET = f"{RUN}/best.pt"  # pulls demo data, manifest, keypoints, normalise, vocab, backbone, training
 CLUSTER_START_S = 300  # includes the package installation on a fresh machine
-WORKFLOW_S = 330
+# A hang guard, not a speed target: the SLURM run took about 330 s on this 2-core machine type, and a limit of
+# 330 s killed a healthy run in CI (2026-12-05); speed belongs in bench/, so the guard sits far above it.
+WORKFLOW_S = 900
 
 pytestmark = pytest.mark.slow
 
