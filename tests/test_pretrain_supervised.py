@@ -18,8 +18,8 @@ from hatl.models import checkpoint
 from hatl.models.graph import kinect20_graph
 from hatl.models.pretrain_supervised import (
     SignSet, SupervisedConfig, adapt_to_signer, augment, body_frame, crop_views, drop_joints, loso, mean_bone_length,
-    mean_row, metric, mix_statistics, mixstyle_hook, prepare, probabilities, resample, rotate_about_vertical, rotation,
-    stream_arch, stream_input, stream_parts, to_stream, train_classifier,
+    mean_row, metric, mix_statistics, mixstyle_hook, outward_edges, prepare, probabilities, resample,
+    rotate_about_vertical, rotation, scale_bones, stream_arch, stream_input, stream_parts, to_stream, train_classifier,
 )
 from hatl.models.stgcnpp import STGCNPPConfig
 
@@ -145,6 +145,38 @@ def test_augment_is_seeded_and_off_ranges_keep_the_sample():
     assert a.shape == sample.shape and not np.allclose(a, sample)
     dropped = np.all(a == 0.0, axis=(0, 2))
     assert 0 < dropped.sum() < 20  # some joints zeroed for the whole sample, not all
+
+
+def test_scale_bones_changes_each_bone_length_by_its_factor_and_keeps_the_joint_angles():
+    graph = kinect20_graph()
+    sample = resample(body_frame(sign_take(1, np.random.default_rng(0)), graph), 8)
+    factors = np.random.default_rng(5).uniform(0.8, 1.2, graph.num_nodes)
+    out = scale_bones(sample, graph, factors)
+    np.testing.assert_array_equal(out[:, graph.center], sample[:, graph.center])  # the centre stays put
+    for child, parent in graph.inward:
+        bone, scaled = sample[:, child] - sample[:, parent], out[:, child] - out[:, parent]
+        np.testing.assert_allclose(scaled, factors[child] * bone, atol=1e-5)
+    np.testing.assert_allclose(scale_bones(sample, graph, np.ones(graph.num_nodes)), sample, atol=1e-6)
+    assert sorted(child for _, child in outward_edges(graph)) == sorted(c for c, _ in graph.inward)
+
+
+def test_bone_scale_is_drawn_only_when_on_and_needs_the_graph():
+    graph = kinect20_graph()
+    sample = resample(body_frame(sign_take(1, np.random.default_rng(0)), graph), 8)
+    off = SupervisedConfig(frames=8)
+    # off: the same draws as before the option existed, with or without the graph
+    np.testing.assert_array_equal(augment(sample, off, np.random.default_rng(2)),
+                                  augment(sample, off, np.random.default_rng(2), graph))
+    still = SupervisedConfig(frames=8, rotate=0.0, tilt=0.0, scale=0.0, axis_scale=0.0, crop=1.0, joint_dropout=0.0,
+                             bone_scale=0.3)
+    out = augment(sample, still, np.random.default_rng(2), graph)
+    child, parent = zip(*graph.inward)
+    ratio = (np.linalg.norm(out[:, list(child)] - out[:, list(parent)], axis=-1)
+             / np.linalg.norm(sample[:, list(child)] - sample[:, list(parent)], axis=-1))
+    assert np.allclose(ratio, ratio[:1], atol=1e-4)  # one factor per bone for the whole sample
+    assert 0.7 - 1e-4 <= ratio.min() < ratio.max() <= 1.3 + 1e-4
+    with pytest.raises(ValueError, match="bone_scale needs the skeleton graph"):
+        augment(sample, still, np.random.default_rng(2))
 
 
 def test_drop_joints_zeroes_named_joints_and_refuses_unknown_names():

@@ -15,7 +15,8 @@ shoulder line is the x axis (signers stand at different angles to the sensor) an
 width (signers differ in size and distance). Joints named in ``drop_joints`` (config.yaml: the static legs, which
 carry the signer's stance and not the sign) are zeroed in every sample. Training samples are augmented (seeded),
 aimed at what differs between signers: a random turn about the vertical (±``rotate``), pitch and roll
-(±``tilt``: posture), an overall scale and a per-axis scale (size, body proportions), a random temporal crop
+(±``tilt``: posture), an overall scale and a per-axis scale (size, body proportions), optionally each bone's
+length on its own (``bone_scale``, off by default: limb proportions), a random temporal crop
 (timing, speed) and whole-joint dropout; the loss uses label smoothing; ``mixstyle`` (off by default) mixes
 the early blocks' per-sample feature statistics between samples (MixStyle). Held-out samples are classified by the
 softmax averaged over ``test_crops`` temporal crops; with ``adapt_batchnorm`` (off by default) the BatchNorm
@@ -76,6 +77,7 @@ class SupervisedConfig:
     tilt: float = 0.1            # pitch and roll, radians (posture: leaning forward/sideways)
     scale: float = 0.15          # overall size (body size, distance left over after the shoulder-width scaling)
     axis_scale: float = 0.1      # independent per-axis size (body proportions: arm length vs shoulder width)
+    bone_scale: float = 0.0      # each bone's length on its own, joint angles kept (limb proportions); 0 = off
     crop: float = 0.8            # temporal crop keeps this fraction of the frames or more (speed and timing)
     joint_dropout: float = 0.05  # probability of zeroing one joint for a whole training sample
     drop_joints: tuple[str, ...] = ()  # joints (graph names) zeroed in every sample: static, signer-specific parts
@@ -187,13 +189,44 @@ def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return about_y @ about_x @ about_z
 
 
-def augment(seq: np.ndarray, cfg: SupervisedConfig, rng: np.random.Generator) -> np.ndarray:
+def outward_edges(graph: Graph) -> list[tuple[int, int]]:
+    """The graph's (parent, child) edges in an order that reaches every parent before its children, starting at
+    the centre joint."""
+    children: dict[int, list[int]] = {}
+    for child, parent in graph.inward:
+        children.setdefault(parent, []).append(child)
+    order, frontier = [], [graph.center]
+    while frontier:
+        parent = frontier.pop(0)
+        for child in children.get(parent, []):
+            order.append((parent, child))
+            frontier.append(child)
+    if len(order) != len(graph.inward):
+        raise ValueError(f"graph {graph.name}: not every joint hangs from the centre joint {graph.center}")
+    return order
+
+
+def scale_bones(seq: np.ndarray, graph: Graph, factors: np.ndarray) -> np.ndarray:
+    """(T, V, 3) positions with every bone (a joint minus its parent) times its child joint's factor, rebuilt
+    outwards from the centre joint, which stays put: other limb proportions, the same joint angles."""
+    out = seq.copy()
+    for parent, child in outward_edges(graph):
+        out[:, child] = out[:, parent] + factors[child] * (seq[:, child] - seq[:, parent])
+    return out
+
+
+def augment(seq: np.ndarray, cfg: SupervisedConfig, rng: np.random.Generator,
+            graph: Graph | None = None) -> np.ndarray:
     """A randomly cropped (time), turned, tilted, scaled and joint-dropped copy of a prepared (frames, V, 3)
-    sample; every range comes from ``cfg`` (:class:`SupervisedConfig`)."""
+    sample; every range comes from ``cfg`` (:class:`SupervisedConfig`). ``bone_scale`` needs the ``graph``."""
     frames = cfg.frames
     keep = int(round(frames * rng.uniform(cfg.crop, 1.0)))
     start = int(rng.integers(0, frames - keep + 1))
     out = resample(seq[start:start + keep], frames)
+    if cfg.bone_scale > 0:  # drawn only when on, so the other draws (and earlier results) stay as they were
+        if graph is None:
+            raise ValueError("augment: bone_scale needs the skeleton graph")
+        out = scale_bones(out, graph, rng.uniform(1 - cfg.bone_scale, 1 + cfg.bone_scale, out.shape[1]))
     rot = rotation(rng.uniform(-cfg.rotate, cfg.rotate), rng.uniform(-cfg.tilt, cfg.tilt),
                    rng.uniform(-cfg.tilt, cfg.tilt))
     size = rng.uniform(1 - cfg.scale, 1 + cfg.scale) * rng.uniform(1 - cfg.axis_scale, 1 + cfg.axis_scale, 3)
@@ -332,7 +365,7 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph,
             if len(idx) < 2:  # BatchNorm needs more than one value per channel in training mode
                 sched.step()
                 continue
-            batch = np.stack([augment(x[j], cfg, rng) for j in idx]) if cfg.augment else x[idx]
+            batch = np.stack([augment(x[j], cfg, rng, graph) for j in idx]) if cfg.augment else x[idx]
             logits = model(torch.from_numpy(stream_input(batch, graph, cfg, stream)).unsqueeze(1))
             loss = F.cross_entropy(logits, targets[idx], label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
