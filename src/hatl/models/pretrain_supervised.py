@@ -77,7 +77,9 @@ class SupervisedConfig:
     tilt: float = 0.1            # pitch and roll, radians (posture: leaning forward/sideways)
     scale: float = 0.15          # overall size (body size, distance left over after the shoulder-width scaling)
     axis_scale: float = 0.1      # independent per-axis size (body proportions: arm length vs shoulder width)
-    bone_scale: float = 0.0      # each bone's length on its own, joint angles kept (limb proportions); 0 = off
+    # each bone's length on its own, joint angles kept (limb proportions); 0 = off. On isl_kinect 0.2 did not move
+    # leave-one-signer-out accuracy (docs/validation.md section 4)
+    bone_scale: float = 0.0
     crop: float = 0.8            # temporal crop keeps this fraction of the frames or more (speed and timing)
     joint_dropout: float = 0.05  # probability of zeroing one joint for a whole training sample
     drop_joints: tuple[str, ...] = ()  # joints (graph names) zeroed in every sample: static, signer-specific parts
