@@ -22,6 +22,7 @@ from hatl.models.pretrain import (
     PretrainConfig,
     build_windows,
     dominant_gloss,
+    one_cycle,
     pose_to_coco,
     pretrain,
     window_starts,
@@ -279,3 +280,20 @@ def test_two_stage_pretraining_starts_from_an_imported_checkpoint(tmp_path):
     cfg_path.write_text(yaml.safe_dump(cfg))
     assert main(["pretrain-demo", "--config", str(cfg_path), "--data", str(data), "--init", str(init),
                  "--out", str(tmp_path / "x.pth")]) == 2  # the importer maps onto MediaPipe graphs only
+
+
+@pytest.mark.parametrize("steps", [1, 5, 9, 10, 11, 20, 100])
+def test_one_cycle_runs_every_step_count_and_peaks_after_its_warm_up(steps):
+    """10 steps at a 0.1 warm-up is the count on which torch's own schedule divides by zero."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = one_cycle(opt, 0.1, steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert len(rates) == steps and all(0 < r <= 0.1 + 1e-12 for r in rates)
+    if steps >= 10:
+        peak = int(np.argmax(rates))
+        assert rates[peak] > 0.09 and 1 <= peak <= max(2, steps // 10)
+        assert rates[-1] < 0.01  # decayed to near zero at the end

@@ -255,6 +255,18 @@ class _Classifier(nn.Module):
         return self.fc_cls(feats.mean(dim=(3, 4)).mean(dim=1))
 
 
+def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, steps: int,
+              warmup: float = 0.1) -> torch.optim.lr_scheduler.OneCycleLR:
+    """torch's one-cycle schedule over ``steps`` optimiser steps (at least one): a warm-up over the fraction
+    ``warmup`` of them, then a cosine decay. torch divides by zero when the warm-up is exactly one step (its first
+    phase then ends at step 0: 10 steps at 0.1), so such a warm-up is taken as two steps; every other step count
+    keeps ``warmup`` unchanged."""
+    steps = max(steps, 1)
+    if float(warmup * steps) - 1 == 0 and steps > 2:
+        warmup = 2 / steps
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=steps, pct_start=warmup)
+
+
 def pretrain(windows: WindowSet, arch: STGCNPPConfig, cfg: PretrainConfig, seed: int,
              init: STGCNPP | None = None) -> tuple[_Classifier, list[dict]]:
     """Train backbone + head on the windows (on their graph); returns the model and one history row per epoch.

@@ -59,7 +59,7 @@ from hatl.keypoint_store import iter_keypoints, read_layout
 from hatl.landmarks import Layout
 from hatl.models.backbone_source import pretrained_on_files
 from hatl.models.graph import coco_graph
-from hatl.models.pretrain import pose_to_coco, save_pyskl_checkpoint, trains_run_fold, window_starts
+from hatl.models.pretrain import one_cycle, pose_to_coco, save_pyskl_checkpoint, trains_run_fold, window_starts
 from hatl.models.pretrain_supervised import rotate_about_vertical
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 from hatl.provenance import provenance
@@ -340,7 +340,7 @@ def train(model: MaskedReconstructor, windows: WindowSet, cfg: MaskedConfig, see
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(windows.x)
     steps = cfg.epochs * math.ceil(n / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
+    sched = one_cycle(opt, cfg.lr, steps)
     history = []
     for epoch in range(cfg.epochs):
         model.train()
