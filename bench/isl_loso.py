@@ -16,9 +16,11 @@ subfolder each, scored afterwards with ``--ensembles --probs DIR/<variant>``): `
 ``turns`` (also averaged over the yaw turns in ``TURNS``), ``adabn`` (BatchNorm statistics recomputed on the held-out
 signer's own samples, labels unused: unsupervised signer adaptation, a different protocol from plain LOSO) and
 ``adabn_turns`` (both). Each model's weights are kept too (DIR/models/<signer>.<stream>.pt); a stream saved under
-every variant is not trained again. ``--variants DIR --enrol K...`` then trains nothing: from the kept models it
-scores the stream ensemble on each held-out signer's samples when BatchNorm statistics come from only K of them,
-drawn at random (labels unused; the K are left out of the score), beside the plain models on the same samples.
+every variant is not trained again. With ``--set average_from=F`` the models kept are the averaged weights, and
+the same runs' last weights are kept beside them as a variants folder of their own, DIR/last (one training compares
+the two). ``--variants DIR --enrol K...`` then trains nothing: from the kept models it scores the stream ensemble
+on each held-out signer's samples when BatchNorm statistics come from only K of them, drawn at random (labels
+unused; the K are left out of the score), beside the plain models on the same samples.
 ``--variants DIR --sample-norm N...`` also trains nothing: every BatchNorm of the kept models normalises each held-out
 sample by its own statistics mixed with the training ones at N : 1 (prediction-time BatchNorm; each sample is scored
 from itself and the training signers alone, so the protocol stays plain LOSO). ``--seeds DIR...`` scores the ensemble
@@ -103,6 +105,7 @@ def ensemble_accuracies(folder: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+LAST_WEIGHTS = "last"  # with average_from: the subfolder holding the same runs' last (not averaged) weights
 TURNS = (-0.15, 0.0, 0.15)  # test-time yaw views, radians: half the training augmentation's range
 VARIANTS = ("plain", "turns", "adabn", "adabn_turns")
 
@@ -138,24 +141,32 @@ def train_variants(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedC
                 print(f"{signer} {stream}: saved before under {folder}", flush=True)
                 continue
             start = time.perf_counter()
-            model, train_acc = sup.train_classifier(signs.x[~test], signs.y[~test], len(signs.classes), graph, arch,
-                                                    cfg, seed, stream)
-            accuracy = {}
-            for name, probs in variant_probs(model, signs.x[test], graph, cfg, stream).items():
-                save_softmax(folder / name, signer, stream, signs.y[test], probs)
-                accuracy[name] = round(float((probs.argmax(1) == signs.y[test]).mean()), 3)
-            # the weights last and whole: with them present, the stream counts as done when resuming
-            weights.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(weights) as tmp:
-                torch.save(model.state_dict(), tmp)
-            print(f"{signer} {stream}: train {train_acc:.3f}, held-out {accuracy}, "
-                  f"{time.perf_counter() - start:.0f} s", flush=True)
+            trained = sup.fit(signs.x[~test], signs.y[~test], len(signs.classes), graph, arch, cfg, seed, stream)
+            # with average_from the same run's last weights are kept as a variants folder of their own (LAST_WEIGHTS),
+            # first, so the folder's own weights still mark the stream as done
+            kept = [(folder / LAST_WEIGHTS, trained.last), (folder, trained.averaged)] if trained.averaged else [
+                (folder, trained.last)]
+            for where, model in kept:
+                accuracy = {}
+                for name, probs in variant_probs(model, signs.x[test], graph, cfg, stream).items():
+                    save_softmax(where / name, signer, stream, signs.y[test], probs)
+                    accuracy[name] = round(float((probs.argmax(1) == signs.y[test]).mean()), 3)
+                # the weights last and whole: with them present, the stream counts as done when resuming
+                path = where / "models" / f"{signer}.{stream}.pt"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(path) as tmp:
+                    torch.save(model.state_dict(), tmp)
+                print(f"{signer} {stream}{' (last weights)' if where != folder else ''}: train "
+                      f"{trained.train_accuracy:.3f}, held-out {accuracy}, {time.perf_counter() - start:.0f} s",
+                      flush=True)
 
 
-def load_model(path: Path, graph: Graph, arch: STGCNPPConfig, n_classes: int, stream: str) -> _Classifier:
+def load_model(path: Path, graph: Graph, arch: STGCNPPConfig, n_classes: int, stream: str,
+               own_weight: float = 0.0) -> _Classifier:
+    """A kept model in eval mode; ``own_weight``: the ``sample_statistics`` it was trained with."""
     model = _Classifier(STGCNPP(graph.adjacency(), sup.stream_arch(arch, stream)), n_classes)
     model.load_state_dict(torch.load(path))
-    return model.eval()
+    return (sup.mix_sample_statistics(model, own_weight) if own_weight > 0 else model).eval()
 
 
 def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedConfig, folder: Path,
@@ -173,7 +184,7 @@ def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Super
         enrol, rest = order[:size], order[size:]
         plain = adapted = np.zeros((len(rest), len(signs.classes)))
         for stream, path in paths.items():
-            model = load_model(path, graph, arch, len(signs.classes), stream)
+            model = load_model(path, graph, arch, len(signs.classes), stream, cfg.sample_statistics)
             plain = plain + sup.probabilities(model, signs.x[rest], graph, cfg, stream)
             sup.adapt_to_signer(model, signs.x[enrol], graph, cfg, stream)
             adapted = adapted + sup.probabilities(model, signs.x[rest], graph, cfg, stream)
@@ -183,33 +194,12 @@ def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Super
     return out
 
 
-class PriorBatchNorm(torch.nn.Module):
-    """A trained BatchNorm that normalises each sample by its own statistics (per channel over every other axis:
-    time and joints in the graph layers, time alone in the input's per-joint ``data_bn``) mixed with the training
-    statistics at ``prior`` : 1 (prediction-time BatchNorm, Schneider et al. 2020, prior strength N). Each sample is
-    classified from itself and the training data alone, so the protocol stays plain LOSO."""
-
-    def __init__(self, norm: torch.nn.modules.batchnorm._BatchNorm, prior: float) -> None:
-        super().__init__()
-        self.norm, self.prior = norm, prior
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dims = tuple(range(2, x.dim()))
-        shape = (1, -1) + (1,) * len(dims)
-        mean = (self.prior * self.norm.running_mean.view(shape) + x.mean(dims, keepdim=True)) / (self.prior + 1)
-        var = (self.prior * self.norm.running_var.view(shape) + x.var(dims, unbiased=False, keepdim=True)) / (
-            self.prior + 1)
-        return (x - mean) * torch.rsqrt(var + self.norm.eps) * self.norm.weight.view(shape) + self.norm.bias.view(shape)
-
-
 def with_sample_statistics(model: torch.nn.Module, prior: float) -> torch.nn.Module:
-    """A copy of ``model`` (eval mode) with every BatchNorm wrapped in :class:`PriorBatchNorm`."""
-    out = copy.deepcopy(model)
-    for parent in list(out.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, torch.nn.modules.batchnorm._BatchNorm):
-                setattr(parent, name, PriorBatchNorm(child, prior))
-    return out.eval()
+    """A copy of ``model`` (eval mode) whose every BatchNorm normalises each sample by its own statistics mixed with
+    the training ones at 1 : ``prior`` (prediction-time BatchNorm, Schneider et al. 2020, prior strength N; the
+    library's :class:`SampleMixedNorm` with own weight 1 / (N + 1)). Each sample is classified from itself and the
+    training data alone, so the protocol stays plain LOSO."""
+    return sup.mix_sample_statistics(copy.deepcopy(model), 1.0 / (prior + 1.0)).eval()
 
 
 def kept_signers(signs: sup.SignSet, cfg: sup.SupervisedConfig, folder: Path,
@@ -233,7 +223,8 @@ def sample_norm_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Sup
         test = signs.signers == signer
         summed = {"plain": sum(np.load(folder / "plain" / f"{signer}.{stream}.npy") for stream in cfg.streams)}
         for stream in cfg.streams:
-            model = load_model(folder / "models" / f"{signer}.{stream}.pt", graph, arch, len(signs.classes), stream)
+            model = load_model(folder / "models" / f"{signer}.{stream}.pt", graph, arch, len(signs.classes), stream,
+                               cfg.sample_statistics)
             for prior in priors:
                 name = sample_norm_variant(prior)
                 with torch.no_grad():

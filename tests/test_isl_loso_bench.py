@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -66,8 +68,23 @@ def test_every_variant_is_saved_per_held_out_signer_and_a_saved_stream_is_not_tr
 
     def refuse(*args, **kwargs):
         raise AssertionError("a stream saved under every variant was trained again")
-    monkeypatch.setattr(bench.sup, "train_classifier", refuse)
+    monkeypatch.setattr(bench.sup, "fit", refuse)
     bench.train_variants(signs, arch, cfg, 0, ["ann"], tmp_path)
+
+
+def test_averaged_weights_are_kept_with_the_same_runs_last_weights_beside_them(bench, tmp_path):
+    signs = _tiny_signs(bench)
+    cfg = bench.sup.SupervisedConfig(frames=8, epochs=2, batch_size=4, lr=0.01, test_crops=1, streams=("joint",))
+    arch = bench.STGCNPPConfig(base_channels=8)
+    bench.train_variants(signs, arch, cfg, 0, ["ann"], tmp_path / "off")
+    bench.train_variants(signs, arch, replace(cfg, average_from=0.5), 0, ["ann"], tmp_path / "on")
+    last = tmp_path / "on" / bench.LAST_WEIGHTS
+    for variant in bench.VARIANTS:  # the last weights are those of the run without averaging: the same softmax
+        assert np.array_equal(np.load(last / variant / "ann.joint.npy"),
+                              np.load(tmp_path / "off" / variant / "ann.joint.npy"))
+    assert (last / "models" / "ann.joint.pt").exists() and (tmp_path / "on" / "models" / "ann.joint.pt").exists()
+    assert not np.array_equal(np.load(tmp_path / "on" / "plain" / "ann.joint.npy"),
+                              np.load(tmp_path / "off" / "plain" / "ann.joint.npy"))
 
 
 def test_enrolment_scores_the_kept_models_on_the_samples_outside_the_enrolment_set(bench, tmp_path):
@@ -87,28 +104,6 @@ def test_enrolment_scores_the_kept_models_on_the_samples_outside_the_enrolment_s
         bench.enrolment_accuracies(signs, arch, cfg, tmp_path, 1, 0)
 
 
-def test_prior_batchnorm_mixes_each_samples_own_statistics_with_the_training_ones(bench):
-    import torch
-    torch.manual_seed(0)
-    norm = torch.nn.BatchNorm2d(4)
-    norm.running_mean.uniform_(-1, 1)
-    norm.running_var.uniform_(0.5, 2)
-    norm.weight.data.uniform_(0.5, 2)
-    norm.bias.data.uniform_(-1, 1)
-    norm.eval()
-    x = torch.randn(3, 4, 6, 5) * 3 + 2
-    with torch.no_grad():
-        # a prior far stronger than one sample: the training statistics alone, as plain evaluation
-        torch.testing.assert_close(bench.PriorBatchNorm(norm, 1e9)(x), norm(x), atol=1e-4, rtol=1e-4)
-        # no prior: the sample's own statistics, as a training-mode BatchNorm over a batch of that sample alone
-        alone = torch.nn.BatchNorm2d(4).train()
-        alone.load_state_dict(norm.state_dict())
-        torch.testing.assert_close(bench.PriorBatchNorm(norm, 0.0)(x[1:2]), alone(x[1:2]), atol=1e-4, rtol=1e-4)
-        # every sample is normalised on its own: its output does not depend on the others in the batch
-        mixed = bench.PriorBatchNorm(norm, 4.0)
-        torch.testing.assert_close(mixed(x)[2:], mixed(x[2:]))
-
-
 def test_sample_statistics_wrap_every_batchnorm_of_a_copy_and_leave_the_model_as_it_was(bench, tmp_path):
     import torch
     signs = _tiny_signs(bench)
@@ -118,8 +113,13 @@ def test_sample_statistics_wrap_every_batchnorm_of_a_copy_and_leave_the_model_as
     model = bench.load_model(tmp_path / "models" / "ann.joint.pt", bench.kinect20_graph(), arch, 3, "joint")
     wrapped = bench.with_sample_statistics(model, 16.0)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    assert len([m for m in wrapped.modules() if isinstance(m, bench.PriorBatchNorm)]) == len(norms) > 1
-    assert not any(isinstance(m, bench.PriorBatchNorm) for m in model.modules())
+    mixed = [m for m in wrapped.modules() if isinstance(m, bench.sup.SampleMixedNorm)]
+    assert len(mixed) == len(norms) > 1 and {m.own_weight for m in mixed} == {1 / 17} and not wrapped.training
+    assert not any(isinstance(m, bench.sup.SampleMixedNorm) for m in model.modules())
+    # a model trained with sample_statistics comes back as it was trained
+    trained_mixed = bench.load_model(tmp_path / "models" / "ann.joint.pt", bench.kinect20_graph(), arch, 3, "joint",
+                                     own_weight=0.2)
+    assert {m.own_weight for m in trained_mixed.modules() if isinstance(m, bench.sup.SampleMixedNorm)} == {0.2}
     assert bench.sample_norm_accuracies(signs, arch, cfg, tmp_path, [16.0], only=["bo"]) == {}  # no kept models
     table = bench.sample_norm_accuracies(signs, arch, cfg, tmp_path, [16.0])
     assert list(table) == ["ann"] and list(table["ann"]) == ["plain", "sample_norm_N16"]

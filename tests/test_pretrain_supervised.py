@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from conftest import real_data_path
 
@@ -17,9 +19,10 @@ from hatl.landmarks import build_layout
 from hatl.models import checkpoint
 from hatl.models.graph import kinect20_graph
 from hatl.models.pretrain_supervised import (
-    SignSet, SupervisedConfig, adapt_to_signer, augment, body_frame, crop_views, drop_joints, loso, mean_bone_length,
-    mean_row, metric, mix_statistics, mixstyle_hook, outward_edges, prepare, probabilities, resample,
-    rotate_about_vertical, rotation, scale_bones, stream_arch, stream_input, stream_parts, to_stream, train_classifier,
+    SignSet, SupervisedConfig, adapt_to_signer, augment, averaging_start, body_frame, crop_views, drop_joints, fit,
+    loso, mean_bone_length, mean_row, metric, mix_sample_statistics, mix_statistics, mixstyle_hook, outward_edges,
+    prepare, probabilities, resample, rotate_about_vertical, rotation, scale_bones, stream_arch, stream_input,
+    stream_parts, to_stream, train_classifier,
 )
 from hatl.models.stgcnpp import STGCNPPConfig
 
@@ -331,6 +334,109 @@ def test_mixstyle_acts_in_training_only_and_leaves_no_trace_on_the_trained_model
     once, again, off = weights(1.0), weights(1.0), weights(0.0)
     assert all(torch.equal(a, b) for a, b in zip(once, again))  # seeded
     assert not all(torch.equal(a, b) for a, b in zip(once, off))
+
+
+def _random_norm(kind: type = torch.nn.BatchNorm2d, channels: int = 4) -> torch.nn.Module:
+    torch.manual_seed(0)
+    norm = kind(channels)
+    norm.running_mean.uniform_(-1, 1)
+    norm.running_var.uniform_(0.5, 2)
+    norm.weight.data.uniform_(0.5, 2)
+    norm.bias.data.uniform_(-1, 1)
+    return norm
+
+
+def test_sample_mixed_norm_without_own_weight_is_batchnorm_in_training_and_prediction():
+    plain = _random_norm()
+    mixed = mix_sample_statistics(torch.nn.Sequential(_random_norm()), 0.0)[0]
+    for momentum in (0.1, None):  # None: the cumulative mean recalibrate_batchnorm relies on
+        plain.momentum = mixed.momentum = momentum
+        for scale in (1.0, 3.0):
+            x = torch.randn(5, 4, 6, 3) * scale + 1
+            torch.testing.assert_close(mixed.train()(x), plain.train()(x))
+        torch.testing.assert_close(mixed.running_mean, plain.running_mean)
+        torch.testing.assert_close(mixed.running_var, plain.running_var)
+        torch.testing.assert_close(mixed.eval()(x), plain.eval()(x))
+    assert list(mixed.state_dict()) == list(plain.state_dict())  # a BatchNorm's keys: checkpoints load either way
+
+
+def test_sample_mixed_norm_normalises_each_sample_by_its_own_statistics_mixed_with_the_reference():
+    norm = _random_norm()
+    x = torch.randn(3, 4, 6, 5) * 3 + 2
+    mixed = mix_sample_statistics(torch.nn.Sequential(_random_norm()), 0.2)[0].eval()
+    with torch.no_grad():
+        sample = x[1:2]
+        own_mean, own_var = sample.mean((2, 3), keepdim=True), sample.var((2, 3), unbiased=False, keepdim=True)
+        mean = 0.8 * norm.running_mean.view(1, -1, 1, 1) + 0.2 * own_mean
+        var = 0.8 * norm.running_var.view(1, -1, 1, 1) + 0.2 * own_var
+        gain, shift = norm.weight.view(1, -1, 1, 1), norm.bias.view(1, -1, 1, 1)
+        want = (sample - mean) / torch.sqrt(var + norm.eps) * gain + shift
+        torch.testing.assert_close(mixed(sample), want)
+        torch.testing.assert_close(mixed(x)[2:], mixed(x[2:]))  # at prediction each sample is normalised on its own
+        # own weight 1: the sample's statistics alone, a training-mode BatchNorm over a batch of that sample
+        alone = torch.nn.BatchNorm2d(4).train()
+        alone.load_state_dict(norm.state_dict())
+        torch.testing.assert_close(mix_sample_statistics(torch.nn.Sequential(_random_norm()), 1.0)[0].eval()(sample),
+                                   alone(sample))
+    # training: the batch's statistics take the running ones' place, and only they move the running statistics
+    mixed.train()
+    before = mixed.running_mean.clone()
+    out = mixed(x)
+    batch_mean, batch_var = x.mean((0, 2, 3), keepdim=True), x.var((0, 2, 3), unbiased=False, keepdim=True)
+    own_mean, own_var = x.mean((2, 3), keepdim=True), x.var((2, 3), unbiased=False, keepdim=True)
+    mean, var = 0.8 * batch_mean + 0.2 * own_mean, 0.8 * batch_var + 0.2 * own_var
+    want = (x - mean) / torch.sqrt(var + norm.eps) * norm.weight.view(1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1)
+    torch.testing.assert_close(out, want)
+    torch.testing.assert_close(mixed.running_mean, 0.9 * before + 0.1 * batch_mean.flatten())
+
+
+def test_training_with_sample_statistics_mixes_every_batchnorm_and_the_config_refuses_a_whole_own_weight():
+    signs = toy_signs()
+    cfg = SupervisedConfig(frames=8, epochs=1, batch_size=8, sample_statistics=0.2)
+    model, _ = train_classifier(signs.x, signs.y, 3, kinect20_graph(), STGCNPPConfig(base_channels=6), cfg, seed=0)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) > 10 and all(getattr(m, "own_weight", None) == 0.2 for m in norms)
+    with pytest.raises(ValueError, match="sample_statistics must be in"):
+        SupervisedConfig.from_config({"backbone": {"pretrain": {"supervised": {"sample_statistics": 1.0}}}})
+
+
+def test_averaging_starts_at_the_asked_fraction_of_the_steps_and_is_off_at_zero():
+    assert averaging_start(100, 0.0) is None
+    assert averaging_start(100, 0.5) == 50
+    assert averaging_start(10, 0.99) == 9  # at least the last step enters the average
+
+
+def test_weight_averaging_is_the_mean_of_the_weights_after_each_step_from_its_start_and_keeps_the_last():
+    signs = toy_signs()
+    arch, graph = STGCNPPConfig(base_channels=6), kinect20_graph()
+    cfg = SupervisedConfig(frames=8, epochs=2, batch_size=8)  # 36 samples: 5 steps per epoch, 10 in all
+    after_step: list[list[torch.Tensor]] = []
+
+    def record(optimizer: torch.optim.Optimizer, *_: object) -> None:
+        after_step.append([p.detach().clone() for p in optimizer.param_groups[0]["params"]])
+    handle = register_optimizer_step_post_hook(record)
+    try:
+        averaged = fit(signs.x, signs.y, 3, graph, arch, replace(cfg, average_from=0.6), seed=0)
+    finally:
+        handle.remove()
+    last = fit(signs.x, signs.y, 3, graph, arch, cfg, seed=0)
+    assert last.averaged is None and last.model is last.last
+    assert len(after_step) == 10
+    expected = [torch.stack(weights).mean(0) for weights in zip(*after_step[6:])]  # steps 6-9 of 0-9
+    for got, want in zip(averaged.averaged.parameters(), expected):
+        torch.testing.assert_close(got, want)
+    # averaging draws no random numbers: the last weights are exactly those of the same run without it
+    assert all(torch.equal(a, b) for a, b in zip(averaged.last.state_dict().values(), last.last.state_dict().values()))
+    assert averaged.model is averaged.averaged and not averaged.averaged.training
+    # its BatchNorm statistics are its own, recomputed on the training samples for the averaged weights
+    assert not torch.equal(averaged.averaged.backbone.data_bn.running_mean, torch.zeros(60))
+    assert not torch.equal(averaged.averaged.backbone.gcn[-1].gcn.bn.running_mean,
+                           averaged.last.backbone.gcn[-1].gcn.bn.running_mean)
+
+
+def test_weight_averaging_must_start_inside_training():
+    with pytest.raises(ValueError, match="average_from must be in \\[0, 1\\), got 1.0"):
+        SupervisedConfig.from_config({"backbone": {"pretrain": {"supervised": {"average_from": 1.0}}}})
 
 
 def test_adapting_to_a_signer_takes_the_input_statistics_from_that_signers_samples():

@@ -18,9 +18,12 @@ aimed at what differs between signers: a random turn about the vertical (±``rot
 (±``tilt``: posture), an overall scale and a per-axis scale (size, body proportions), optionally each bone's
 length on its own (``bone_scale``, off by default: limb proportions), a random temporal crop
 (timing, speed) and whole-joint dropout; the loss uses label smoothing; ``mixstyle`` (off by default) mixes
-the early blocks' per-sample feature statistics between samples (MixStyle). Held-out samples are classified by the
-softmax averaged over ``test_crops`` temporal crops; with ``adapt_batchnorm`` (off by default) the BatchNorm
-statistics are first recomputed on the held-out signer's unlabeled samples, a protocol the report's metric names.
+the early blocks' per-sample feature statistics between samples (MixStyle); ``sample_statistics`` (off by default)
+makes every BatchNorm mix each sample's own statistics into its normalisation, in training and prediction alike;
+``average_from`` (off by default) uses the mean of the weights over the last part of training. Held-out samples are
+classified by the softmax averaged over ``test_crops`` temporal crops; with ``adapt_batchnorm`` (off by default)
+the BatchNorm statistics are first recomputed on the held-out signer's unlabeled samples, a protocol the report's
+metric names.
 The measured effect of each on the full release is in docs/validation.md section 4. The evaluation may ensemble
 input streams (``streams``: joint positions, bones, motion; one model each, mean softmax, as pyskl's multi-stream
 results); the exported checkpoint reads positions.
@@ -49,7 +52,7 @@ from hatl.io import atomic_path, write_json
 from hatl.keypoint_store import iter_keypoints, read_layout
 from hatl.models.backbone_source import pretrained_on_files
 from hatl.models.graph import Graph, layout_graph
-from hatl.models.pretrain import _Classifier, pyskl_state_dict, save_pyskl_checkpoint
+from hatl.models.pretrain import _Classifier, one_cycle, pyskl_state_dict, save_pyskl_checkpoint
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 from hatl.provenance import provenance
 
@@ -96,6 +99,13 @@ class SupervisedConfig:
     # checkpoint is always the joint stream, the input the downstream backbone reads. "joint+motion" is one early-fused
     # model; on isl_kinect it does worse on new signers than the same streams as separate models (docs/validation.md)
     streams: tuple[str, ...] = ("joint",)
+    # the weights used are the mean of the weights after every optimiser step from this fraction of the steps on
+    # (stochastic weight averaging, dense as in SWAD), BatchNorm statistics recomputed for them; 0 = the last weights
+    average_from: float = 0.0
+    # LOSO only: every BatchNorm normalises each sample by its own statistics mixed with the batch's (training) or the
+    # running ones (prediction) at this weight : 1 - weight (SampleMixedNorm); 0 = plain BatchNorm. The exported
+    # checkpoint is trained without it: the downstream backbone normalises as pyskl's does
+    sample_statistics: float = 0.0
     # LOSO only: recompute BatchNorm statistics on the held-out signer's own samples before classifying them
     # (AdaBN; labels unused). Unsupervised signer adaptation, a protocol other than plain LOSO: off by default
     adapt_batchnorm: bool = False
@@ -108,6 +118,12 @@ class SupervisedConfig:
                 section[key] = tuple(section[key] or ())
         for stream in section.get("streams", ()):
             stream_parts(stream)  # a misspelt stream fails here, not after the first fold's training
+        if not 0.0 <= section.get("sample_statistics", 0.0) < 1.0:
+            raise ValueError(f"backbone.pretrain.supervised.sample_statistics must be in [0, 1), got "
+                             f"{section['sample_statistics']!r}")
+        if not 0.0 <= section.get("average_from", 0.0) < 1.0:
+            raise ValueError(f"backbone.pretrain.supervised.average_from must be in [0, 1), got "
+                             f"{section['average_from']!r}")
         return cls(**section)
 
 
@@ -342,19 +358,114 @@ def stream_input(x: np.ndarray, graph: Graph, cfg: SupervisedConfig, stream: str
     return drop_joints(to_stream(drop_joints(x, graph, cfg.drop_joints), stream, graph), graph, cfg.drop_joints)
 
 
+class SampleMixedNorm:
+    """A BatchNorm (mixed into torch's classes below) that normalises each sample by its own statistics (per channel
+    over the other axes: time and joints, or time alone in the input's per-joint ``data_bn``) mixed at
+    ``own_weight`` : 1 - ``own_weight`` with the batch's in training and the running ones at prediction: batch-instance
+    normalisation with a fixed mix (Nam & Kim 2018), and at prediction the prediction-time BatchNorm of Schneider et
+    al. (2020), so training sees what prediction does. Each sample is classified from itself and the training data
+    alone. Running statistics follow the batch's as torch's do (momentum, or a cumulative mean when it is None), and
+    parameters and buffers are BatchNorm's own, so a state dict loads either way. Written here because torch has no
+    BatchNorm that mixes in each sample's statistics."""
+
+    own_weight: float = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dims = tuple(range(2, x.dim()))
+        shape = (1, -1) + (1,) * len(dims)
+        own_mean, own_var = x.mean(dims, keepdim=True), x.var(dims, unbiased=False, keepdim=True)
+        if self.training:
+            ref_mean, ref_var = x.mean((0, *dims), keepdim=True), x.var((0, *dims), unbiased=False, keepdim=True)
+            self._track(ref_mean.flatten(), ref_var.flatten(), x.numel() // x.shape[1])
+        else:
+            ref_mean, ref_var = self.running_mean.view(shape), self.running_var.view(shape)
+        w = self.own_weight
+        mean, var = (1 - w) * ref_mean + w * own_mean, (1 - w) * ref_var + w * own_var
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
+
+    @torch.no_grad()
+    def _track(self, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
+        self.num_batches_tracked += 1
+        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        self.running_mean.mul_(1 - factor).add_(mean, alpha=factor)
+        self.running_var.mul_(1 - factor).add_(var * count / max(count - 1, 1), alpha=factor)  # unbiased, as torch
+
+
+class SampleMixedBatchNorm1d(SampleMixedNorm, torch.nn.BatchNorm1d):
+    pass
+
+
+class SampleMixedBatchNorm2d(SampleMixedNorm, torch.nn.BatchNorm2d):
+    pass
+
+
+MIXED_NORMS = {torch.nn.BatchNorm1d: SampleMixedBatchNorm1d, torch.nn.BatchNorm2d: SampleMixedBatchNorm2d}
+
+
+def mix_sample_statistics(model: torch.nn.Module, own_weight: float) -> torch.nn.Module:
+    """Every BatchNorm of ``model`` (in place) a :class:`SampleMixedNorm` with ``own_weight``, keeping its parameters,
+    statistics and mode; returns ``model``."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, SampleMixedNorm):
+                child.own_weight = own_weight
+            elif type(child) in MIXED_NORMS:
+                if not (child.affine and child.track_running_stats):
+                    raise ValueError(f"{name}: only an affine BatchNorm with running statistics can mix in each "
+                                     "sample's statistics")
+                twin = MIXED_NORMS[type(child)](child.num_features, eps=child.eps, momentum=child.momentum)
+                twin.load_state_dict(child.state_dict())
+                twin.own_weight = own_weight
+                setattr(parent, name, twin.train(child.training))
+    return model
+
+
+@dataclass
+class Trained:
+    """One training run: its last weights and, with ``average_from``, the averaged weights (each in eval mode,
+    BatchNorm statistics recomputed on the training samples), and the last epoch's train accuracy."""
+
+    last: _Classifier
+    averaged: _Classifier | None
+    train_accuracy: float
+
+    @property
+    def model(self) -> _Classifier:
+        """The weights the configuration asks for."""
+        return self.averaged if self.averaged is not None else self.last
+
+
+def averaging_start(steps: int, average_from: float) -> int | None:
+    """Index of the first optimiser step whose weights enter the average; None when averaging is off."""
+    return None if average_from <= 0 else min(int(average_from * steps), steps - 1)
+
+
 def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNPPConfig,
                      cfg: SupervisedConfig, seed: int, stream: str = "joint") -> tuple[_Classifier, float]:
     """Train backbone + head on prepared samples (positions; ``stream`` says what the network reads); returns the
     model (eval mode, BatchNorm statistics recomputed on ``x``) and the last epoch's train accuracy."""
+    trained = fit(x, y, n_classes, graph, arch, cfg, seed, stream)
+    return trained.model, trained.train_accuracy
+
+
+def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNPPConfig, cfg: SupervisedConfig,
+        seed: int, stream: str = "joint") -> Trained:
+    """:func:`train_classifier`, keeping the last weights beside the averaged ones. Averaging draws no random
+    numbers, so the last weights are those of the same run without it."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     # cfg.drop_joints are zeroed by stream_input, after augmentation (which moves each joint on its own, so a
     # dropped joint contributes nothing either way)
     model = _Classifier(STGCNPP(graph.adjacency(), stream_arch(arch, stream)), n_classes)
+    if cfg.sample_statistics > 0:
+        mix_sample_statistics(model, cfg.sample_statistics)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
+    sched = one_cycle(opt, cfg.lr, steps)
     targets = torch.from_numpy(y)
+    first_averaged = averaging_start(steps, cfg.average_from)
+    averaged = torch.optim.swa_utils.AveragedModel(model) if first_averaged is not None else None
+    step = 0
     hooks = [block.register_forward_hook(mixstyle_hook(cfg.mixstyle)) for block in
              model.backbone.gcn[:MIXSTYLE_BLOCKS]] if cfg.mixstyle > 0 else []
     train_acc = 0.0
@@ -366,6 +477,7 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph,
             idx = order[i:i + cfg.batch_size]
             if len(idx) < 2:  # BatchNorm needs more than one value per channel in training mode
                 sched.step()
+                step += 1
                 continue
             batch = np.stack([augment(x[j], cfg, rng, graph) for j in idx]) if cfg.augment else x[idx]
             logits = model(torch.from_numpy(stream_input(batch, graph, cfg, stream)).unsqueeze(1))
@@ -374,13 +486,23 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph,
             loss.backward()
             opt.step()
             sched.step()
+            if averaged is not None and step >= first_averaged:
+                averaged.update_parameters(model)
+            step += 1
             correct += int((logits.argmax(1) == targets[idx]).sum())
             seen += len(idx)
         train_acc = correct / max(seen, 1)
     for hook in hooks:  # training only: the statistics recomputed below and every prediction see plain features
         hook.remove()
-    recalibrate_batchnorm(model, stream_input(x, graph, cfg, stream), cfg.batch_size)
-    return model, train_acc
+    inputs = stream_input(x, graph, cfg, stream)
+    recalibrate_batchnorm(model, inputs, cfg.batch_size)
+    mean_model = None
+    if averaged is not None:
+        if int(averaged.n_averaged) == 0:
+            raise ValueError(f"average_from {cfg.average_from}: no optimiser step of {steps} entered the average")
+        mean_model = averaged.module  # the averaged parameters; BatchNorm statistics are recomputed for them
+        recalibrate_batchnorm(mean_model, inputs, cfg.batch_size)
+    return Trained(model, mean_model, train_acc)
 
 
 def mix_statistics(x: torch.Tensor, alpha: float = MIXSTYLE_ALPHA, eps: float = 1e-6) -> torch.Tensor:
@@ -574,7 +696,8 @@ def run(args: argparse.Namespace) -> int:
         log.info("LOSO mean accuracy %.4f over %d held-out signer(s) (chance %.4f); wrote %s, %s",
                  rows[-1]["accuracy"], len(rows) - 1, rows[-1]["chance"], args.csv, args.report)
     if args.out is not None:
-        final, final_acc = train_classifier(signs.x, signs.y, len(signs.classes), graph, arch, cfg, seed)
+        final, final_acc = train_classifier(signs.x, signs.y, len(signs.classes), graph, arch,
+                                            replace(cfg, sample_statistics=0.0), seed)  # LOSO only (see the config)
         summary["final_train_accuracy"] = final_acc
         summary["wall_seconds"] = round(time.perf_counter() - start, 1)
         save_pyskl_checkpoint(args.out, pyskl_state_dict(final), {"hatl": summary, "provenance": provenance(config),
