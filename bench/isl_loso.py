@@ -144,8 +144,8 @@ def train_variants(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedC
             trained = sup.fit(signs.x[~test], signs.y[~test], len(signs.classes), graph, arch, cfg, seed, stream)
             # with average_from the same run's last weights are kept as a variants folder of their own (LAST_WEIGHTS),
             # first, so the folder's own weights still mark the stream as done
-            kept = [(folder / LAST_WEIGHTS, trained.last), (folder, trained.averaged)] if trained.averaged else [
-                (folder, trained.last)]
+            kept = [(folder, trained.last)] if trained.averaged is None else [
+                (folder / LAST_WEIGHTS, trained.last), (folder, trained.averaged)]
             for where, model in kept:
                 accuracy = {}
                 for name, probs in variant_probs(model, signs.x[test], graph, cfg, stream).items():

@@ -121,12 +121,9 @@ class SupervisedConfig:
                 section[key] = tuple(section[key] or ())
         for stream in section.get("streams", ()):
             stream_parts(stream)  # a misspelt stream fails here, not after the first fold's training
-        if not 0.0 <= section.get("sample_statistics", 0.0) < 1.0:
-            raise ValueError(f"backbone.pretrain.supervised.sample_statistics must be in [0, 1), got "
-                             f"{section['sample_statistics']!r}")
-        if not 0.0 <= section.get("average_from", 0.0) < 1.0:
-            raise ValueError(f"backbone.pretrain.supervised.average_from must be in [0, 1), got "
-                             f"{section['average_from']!r}")
+        for key in ("sample_statistics", "average_from"):  # fractions: a whole 1 would leave nothing of the rest
+            if not 0.0 <= section.get(key, 0.0) < 1.0:
+                raise ValueError(f"backbone.pretrain.supervised.{key} must be in [0, 1), got {section[key]!r}")
         return cls(**section)
 
 
@@ -468,7 +465,6 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNP
     targets = torch.from_numpy(y)
     first_averaged = averaging_start(steps, cfg.average_from)
     averaged = torch.optim.swa_utils.AveragedModel(model) if first_averaged is not None else None
-    step = 0
     hooks = [block.register_forward_hook(mixstyle_hook(cfg.mixstyle)) for block in
              model.backbone.gcn[:MIXSTYLE_BLOCKS]] if cfg.mixstyle > 0 else []
     train_acc = 0.0
@@ -480,7 +476,6 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNP
             idx = order[i:i + cfg.batch_size]
             if len(idx) < 2:  # BatchNorm needs more than one value per channel in training mode
                 sched.step()
-                step += 1
                 continue
             batch = np.stack([augment(x[j], cfg, rng, graph) for j in idx]) if cfg.augment else x[idx]
             logits = model(torch.from_numpy(stream_input(batch, graph, cfg, stream)).unsqueeze(1))
@@ -489,9 +484,8 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNP
             loss.backward()
             opt.step()
             sched.step()
-            if averaged is not None and step >= first_averaged:
+            if averaged is not None and sched.last_epoch > first_averaged:  # last_epoch: the steps taken so far
                 averaged.update_parameters(model)
-            step += 1
             correct += int((logits.argmax(1) == targets[idx]).sum())
             seen += len(idx)
         train_acc = correct / max(seen, 1)
