@@ -497,3 +497,33 @@ def test_hatl_train_claims_a_gpu_only_when_it_must_choose(inputs, tmp_path):
         assert claims == [str(i) for i in range(runs)], errs
     else:
         assert n == 1 and claims == [] and not any(locks.glob("*.lock")), errs
+
+
+def test_supervised_pretraining_trains_and_predicts_on_cuda():
+    """backbone.pretrain.supervised.device: cuda. The CPU test's recipe (test_pretrain_supervised.py: 8 of 12 signs
+    of an unseen signer on CPU) with every CUDA-touching option on: the model stays on the GPU, the held-out signer
+    is still named, and the exported checkpoint holds CPU tensors."""
+    from dataclasses import replace
+
+    from test_pretrain_supervised import toy_signs
+
+    from hatl.models.graph import kinect20_graph
+    from hatl.models.pretrain import pyskl_state_dict
+    from hatl.models.pretrain_supervised import SupervisedConfig, fit, probabilities
+    from hatl.models.stgcnpp import STGCNPPConfig
+
+    signs = toy_signs()
+    test = signs.signers == "a"
+    cfg = SupervisedConfig(frames=8, epochs=12, batch_size=8, lr=0.01, tilt=0.0, axis_scale=0.0, joint_dropout=0.0,
+                           label_smoothing=0.0, test_crops=1, device="cuda")
+    graph, arch = kinect20_graph(), STGCNPPConfig(in_channels=3, base_channels=6)
+    trained = fit(signs.x[~test], signs.y[~test], 3, graph, arch, cfg, seed=0)
+    assert all(p.is_cuda for p in trained.model.parameters())
+    probs = probabilities(trained.model, signs.x[test], graph, cfg)
+    assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (probs.argmax(1) == signs.y[test]).mean() >= 0.5
+    assert all(not t.is_cuda for t in pyskl_state_dict(trained.model).values())
+    mixed = replace(cfg, epochs=2, sample_statistics=0.2, average_from=0.5, mixstyle=0.5)
+    both = fit(signs.x[~test], signs.y[~test], 3, graph, arch, mixed, seed=0)
+    assert both.averaged is not None and next(both.averaged.parameters()).is_cuda
+    assert probabilities(both.model, signs.x[test], graph, mixed).shape == (int(test.sum()), 3)

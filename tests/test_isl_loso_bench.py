@@ -1,12 +1,18 @@
-"""bench/isl_loso.py: scoring stream ensembles from the saved held-out softmax, without training again."""
+"""bench/isl_loso.py: scoring stream ensembles from the saved held-out softmax, without training again; and
+bench/isl_loso_grid.sh, which runs it for many folds at once."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import real_data_path
 from helpers import load_bench
 
 
@@ -173,3 +179,30 @@ def test_setting_chosen_on_the_other_folds_never_reads_the_held_out_signers_own_
     tables["sample_norm_N4"]["cy"] = (0.95, 3)
     assert bench.chosen_on_other_folds(tables)["ann"] == ("sample_norm_N4", 1.0, 3)
     assert bench.chosen_on_other_folds(tables)["bo"][0] == "sample_norm_N4"
+
+
+@pytest.mark.real_data
+def test_grid_script_trains_each_point_and_signer_and_scores_it_with_prediction_time_batchnorm(tmp_path):
+    """bench/isl_loso_grid.sh on the shared 300-file subset: one held-out signer, one width:seed point, a one-epoch
+    recipe. The point's --variants folder gets the model, every variant's softmax and the N = 16 softmax; training
+    used the other nine signers (270 samples), not only the held-out one's."""
+    folder = real_data_path("isl_kinect", "RawDataset")
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        ["bash", str(root / "bench" / "isl_loso_grid.sh"), str(folder), str(tmp_path), "--points", "8:0",
+         "--signers", "rajat", "--jobs", "1", "--streams", "joint", "--device", "cpu",
+         "--", "--set", "epochs=1", "--set", "frames=8", "--set", "test_crops=1"],
+        env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "width 8 seed 0 held out rajat: exit 0" in run.stderr
+    point = tmp_path / "w8_s0"
+    assert (point / "models" / "rajat.joint.pt").exists()
+    for variant in ("plain", "turns", "adabn", "adabn_turns", "sample_norm_N16"):
+        probs = np.load(point / variant / "rajat.joint.npy")
+        assert probs.shape == (30, 30) and np.allclose(probs.sum(1), 1.0, atol=1e-4)
+    log = (tmp_path / "logs" / "8_0_rajat.log").read_text()
+    assert "300 samples, 30 signs, 10 signers" in log
+    assert not (point / "plain" / "apurve.joint.npy").exists()  # only the signer asked for is held out
+    bad = subprocess.run(["bash", str(root / "bench" / "isl_loso_grid.sh"), str(folder), str(tmp_path), "--widht", "8"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown option --widht" in bad.stderr

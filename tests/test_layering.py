@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
     "core": (0, ("hatl", "hatl.errors", "hatl.io", "hatl.config", "hatl.provenance", "hatl.text", "hatl.folds",
-                 "hatl.landmarks", "hatl.keypoint_store", "hatl.experiment", "hatl.metrics")),
+                 "hatl.landmarks", "hatl.keypoint_store", "hatl.experiment", "hatl.metrics", "hatl.devices")),
     "data": (1, ("hatl.datasets", "hatl.demo", "hatl.keypoints", "hatl.video", "hatl.normalise", "hatl.vocab", "hatl.lm",
                  "hatl.stats", "hatl.batches")),
     "models": (2, ("hatl.models",)),

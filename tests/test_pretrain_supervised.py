@@ -15,6 +15,7 @@ from conftest import real_data_path
 
 from hatl.cli import main
 from hatl.datasets.isl_kinect import list_files, parse_name, read_skeleton
+from hatl.errors import ConfigError
 from hatl.landmarks import build_layout
 from hatl.models import checkpoint
 from hatl.models.graph import kinect20_graph
@@ -398,6 +399,18 @@ def test_training_with_sample_statistics_mixes_every_batchnorm_and_the_config_re
     assert len(norms) > 10 and all(getattr(m, "own_weight", None) == 0.2 for m in norms)
     with pytest.raises(ValueError, match="sample_statistics must be in"):
         SupervisedConfig.from_config({"backbone": {"pretrain": {"supervised": {"sample_statistics": 1.0}}}})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the refusal where torch sees no CUDA device")
+def test_the_device_is_read_from_the_config_and_cuda_without_a_gpu_is_refused_by_name():
+    assert SupervisedConfig().device == "auto"
+    section = {"backbone": {"pretrain": {"supervised": {"device": "cuda"}}}}
+    signs = toy_signs()
+    with pytest.raises(ConfigError, match="backbone.pretrain.supervised.device is 'cuda'"):
+        fit(signs.x, signs.y, 3, kinect20_graph(), STGCNPPConfig(base_channels=6),
+            replace(SupervisedConfig.from_config(section), frames=8, epochs=1, batch_size=8), seed=0)
+    with pytest.raises(ValueError, match="device must be one of"):
+        SupervisedConfig.from_config({"backbone": {"pretrain": {"supervised": {"device": "gpu"}}}})
 
 
 def test_averaging_starts_at_the_asked_fraction_of_the_steps_and_is_off_at_zero():

@@ -315,9 +315,9 @@ def pretrain(windows: WindowSet, arch: STGCNPPConfig, cfg: PretrainConfig, seed:
 
 def pyskl_state_dict(model: _Classifier) -> dict[str, torch.Tensor]:
     """Keys as in a pyskl RecognizerGCN checkpoint: backbone.* and cls_head.fc_cls.*."""
-    out = {f"backbone.{k}": v.detach().clone() for k, v in model.backbone.state_dict().items()}
-    out["cls_head.fc_cls.weight"] = model.fc_cls.weight.detach().clone()
-    out["cls_head.fc_cls.bias"] = model.fc_cls.bias.detach().clone()
+    out = {f"backbone.{k}": v.detach().cpu().clone() for k, v in model.backbone.state_dict().items()}
+    out["cls_head.fc_cls.weight"] = model.fc_cls.weight.detach().cpu().clone()
+    out["cls_head.fc_cls.bias"] = model.fc_cls.bias.detach().cpu().clone()
     return out
 
 

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from hatl.config import effective_config, load_config
 from hatl.datasets.manifest import read_manifest
+from hatl.devices import DEVICES, resolve_device
 from hatl.errors import InputError
 from hatl.io import atomic_path, write_json
 from hatl.keypoint_store import iter_keypoints, read_layout
@@ -112,6 +113,9 @@ class SupervisedConfig:
     # LOSO only: recompute BatchNorm statistics on the held-out signer's own samples before classifying them
     # (AdaBN; labels unused). Unsupervised signer adaptation, a protocol other than plain LOSO: off by default
     adapt_batchnorm: bool = False
+    # where training and prediction run: "auto" (CUDA when torch sees one, else CPU), "cpu" or "cuda". Seeded runs
+    # repeat exactly on CPU; on CUDA they repeat only to within its non-deterministic kernels
+    device: str = "auto"
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> SupervisedConfig:
@@ -124,6 +128,8 @@ class SupervisedConfig:
         for key in ("sample_statistics", "average_from"):  # fractions: a whole 1 would leave nothing of the rest
             if not 0.0 <= section.get(key, 0.0) < 1.0:
                 raise ValueError(f"backbone.pretrain.supervised.{key} must be in [0, 1), got {section[key]!r}")
+        if section.get("device", "auto") not in DEVICES:
+            raise ValueError(f"backbone.pretrain.supervised.device must be one of {DEVICES}, got {section['device']!r}")
         return cls(**section)
 
 
@@ -413,7 +419,8 @@ def mix_sample_statistics(model: torch.nn.Module, own_weight: float) -> torch.nn
                 if not (child.affine and child.track_running_stats):
                     raise ValueError(f"{name}: only an affine BatchNorm with running statistics can mix in each "
                                      "sample's statistics")
-                twin = MIXED_NORMS[type(child)](child.num_features, eps=child.eps, momentum=child.momentum)
+                twin = MIXED_NORMS[type(child)](child.num_features, eps=child.eps, momentum=child.momentum,
+                                                device=child.weight.device)
                 twin.load_state_dict(child.state_dict())
                 twin.own_weight = own_weight
                 setattr(parent, name, twin.train(child.training))
@@ -456,13 +463,15 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNP
     rng = np.random.default_rng(seed)
     # cfg.drop_joints are zeroed by stream_input, after augmentation (which moves each joint on its own, so a
     # dropped joint contributes nothing either way)
+    device = resolve_device(cfg.device, "backbone.pretrain.supervised.device")
     model = _Classifier(STGCNPP(graph.adjacency(), stream_arch(arch, stream)), n_classes)
     if cfg.sample_statistics > 0:
         mix_sample_statistics(model, cfg.sample_statistics)
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
     sched = one_cycle(opt, cfg.lr, steps)
-    targets = torch.from_numpy(y)
+    targets = torch.from_numpy(y).to(device)
     first_averaged = averaging_start(steps, cfg.average_from)
     averaged = torch.optim.swa_utils.AveragedModel(model) if first_averaged is not None else None
     hooks = [block.register_forward_hook(mixstyle_hook(cfg.mixstyle)) for block in
@@ -471,24 +480,25 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNP
     for _ in range(cfg.epochs):
         model.train()
         order = rng.permutation(len(y))
-        correct = seen = 0
+        correct, seen = torch.zeros((), dtype=torch.long, device=device), 0  # summed on the device: no sync per step
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             if len(idx) < 2:  # BatchNorm needs more than one value per channel in training mode
                 sched.step()
                 continue
             batch = np.stack([augment(x[j], cfg, rng, graph) for j in idx]) if cfg.augment else x[idx]
-            logits = model(torch.from_numpy(stream_input(batch, graph, cfg, stream)).unsqueeze(1))
-            loss = F.cross_entropy(logits, targets[idx], label_smoothing=cfg.label_smoothing)
+            labels = targets[torch.from_numpy(idx).to(device)]
+            logits = model(torch.from_numpy(stream_input(batch, graph, cfg, stream)).to(device).unsqueeze(1))
+            loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             if averaged is not None and sched.last_epoch > first_averaged:  # last_epoch: the steps taken so far
                 averaged.update_parameters(model)
-            correct += int((logits.argmax(1) == targets[idx]).sum())
+            correct += (logits.argmax(1) == labels).sum()
             seen += len(idx)
-        train_acc = correct / max(seen, 1)
+        train_acc = int(correct) / max(seen, 1)
     for hook in hooks:  # training only: the statistics recomputed below and every prediction see plain features
         hook.remove()
     inputs = stream_input(x, graph, cfg, stream)
@@ -510,8 +520,8 @@ def mix_statistics(x: torch.Tensor, alpha: float = MIXSTYLE_ALPHA, eps: float = 
     n = x.shape[0]
     mean = x.mean(dim=(2, 3), keepdim=True).detach()
     std = (x.var(dim=(2, 3), keepdim=True) + eps).sqrt().detach()
-    weight = torch.distributions.Beta(alpha, alpha).sample((n, 1, 1, 1))
-    partner = torch.randperm(n)
+    weight = torch.distributions.Beta(alpha, alpha).sample((n, 1, 1, 1)).to(x.device)
+    partner = torch.randperm(n).to(x.device)
     mixed_mean = weight * mean + (1 - weight) * mean[partner]
     mixed_std = weight * std + (1 - weight) * std[partner]
     return (x - mean) / std * mixed_std + mixed_mean
@@ -543,8 +553,9 @@ def recalibrate_batchnorm(model: torch.nn.Module, x: np.ndarray, batch_size: int
         m.reset_running_stats()
         m.momentum = None
     model.train()
+    device = device_of(model)
     for i in range(0, len(x), batch_size):
-        model(torch.from_numpy(x[i:i + batch_size]).unsqueeze(1))
+        model(torch.from_numpy(x[i:i + batch_size]).to(device).unsqueeze(1))
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
     model.eval()
@@ -562,9 +573,14 @@ def metric(cfg: SupervisedConfig) -> str:
     return METRIC + (ADAPTED if cfg.adapt_batchnorm else "")
 
 
+def device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def logits_of(model: _Classifier, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    return np.concatenate([model(torch.from_numpy(x[i:i + batch_size]).unsqueeze(1)).numpy()
+    device = device_of(model)
+    return np.concatenate([model(torch.from_numpy(x[i:i + batch_size]).to(device).unsqueeze(1)).cpu().numpy()
                            for i in range(0, len(x), batch_size)])
 
 

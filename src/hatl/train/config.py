@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from hatl.devices import resolve_device
 from hatl.errors import ConfigError
 from hatl.experiment import STRATEGIES, TEXT_ONLY_TASKS, TRAINED_TASKS, TRANSLATORS, seed_folder, trained_tasks
 from hatl.train.controller import ControllerConfig, default_release_order
@@ -189,14 +190,6 @@ class TrainConfig:
         except ValueError as err:
             raise ConfigError(f"training.hatl.release_order: {err}") from err
         return dataclasses.replace(self.controller, release_order=order if strategy == "hatl" else ())
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("training.device is 'cuda' but no CUDA device is available")
-    return torch.device(name)
 
 
 def pick_device(tc: TrainConfig, dist: DistContext) -> torch.device:

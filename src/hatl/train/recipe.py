@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from hatl import batches as D
+from hatl.devices import resolve_device
 from hatl.errors import ConfigError, HatlError
 from hatl.experiment import PAD
 from hatl.io import write_json, write_text
@@ -32,7 +33,7 @@ from hatl.provenance import provenance
 from hatl.vocab import gloss_word_ids
 from hatl.train import distributed as DU
 from hatl.train.averaging import POOL_DIR, CheckpointPool
-from hatl.train.config import METRIC_MODE, RunSpec, TrainConfig, pick_device, resolve_device
+from hatl.train.config import METRIC_MODE, RunSpec, TrainConfig, pick_device
 from hatl.train.controller import ControllerState, HatlController
 from hatl.train.dev import DevResult, epoch_message, evaluate_dev, release_value
 from hatl.train.feature_cache import FeatureCache
