@@ -167,7 +167,7 @@ def load_model(path: Path, graph: Graph, arch: STGCNPPConfig, n_classes: int, st
     """A kept model in eval mode on ``device``; ``own_weight``: the ``sample_statistics`` it was trained with."""
     model = _Classifier(STGCNPP(graph.adjacency(), sup.stream_arch(arch, stream)), n_classes)
     model.load_state_dict(torch.load(path, map_location="cpu"))
-    model.to(resolve_device(device, "--set device"))
+    model.to(resolve_device(device, "backbone.pretrain.supervised.device (--set device)"))
     return (sup.mix_sample_statistics(model, own_weight) if own_weight > 0 else model).eval()
 
 
