@@ -88,8 +88,9 @@ def save_softmax(folder: Path, signer: str, stream: str, truth: np.ndarray, prob
     """One held-out softmax as ``folder``/<signer>.<stream>.npy beside <signer>.truth.npy: the layout that
     ``--ensembles`` and ``--seeds`` score."""
     folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / f"{signer}.truth.npy", truth)
-    np.save(folder / f"{signer}.{stream}.npy", probs.astype(np.float32))
+    for name, array in ((f"{signer}.truth.npy", truth), (f"{signer}.{stream}.npy", probs.astype(np.float32))):
+        with atomic_path(folder / name) as tmp:  # a run stopped mid-write (a grid's time limit) leaves no cut file
+            np.save(tmp, array)
 
 
 def ensemble_accuracies(folder: Path) -> dict[str, dict[str, float]]:
