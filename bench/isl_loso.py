@@ -164,9 +164,10 @@ def train_variants(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedC
 
 
 def load_model(path: Path, graph: Graph, arch: STGCNPPConfig, n_classes: int, stream: str,
-               own_weight: float = 0.0, device: str = "cpu") -> _Classifier:
-    """A kept model in eval mode on ``device``; ``own_weight``: the ``sample_statistics`` it was trained with."""
-    model = _Classifier(STGCNPP(graph.adjacency(), sup.stream_arch(arch, stream)), n_classes)
+               own_weight: float = 0.0, device: str = "cpu", head: str = "mean") -> _Classifier:
+    """A kept model in eval mode on ``device``; ``own_weight`` and ``head``: the ``sample_statistics`` and ``head`` it
+    was trained with."""
+    model = _Classifier(STGCNPP(graph.adjacency(), sup.stream_arch(arch, stream)), n_classes, head)
     model.load_state_dict(torch.load(path, map_location="cpu"))
     model.to(resolve_device(device, "backbone.pretrain.supervised.device (--set device)"))
     return (sup.mix_sample_statistics(model, own_weight) if own_weight > 0 else model).eval()
@@ -187,7 +188,8 @@ def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Super
         enrol, rest = order[:size], order[size:]
         plain = adapted = np.zeros((len(rest), len(signs.classes)))
         for stream, path in paths.items():
-            model = load_model(path, graph, arch, len(signs.classes), stream, cfg.sample_statistics, cfg.device)
+            model = load_model(path, graph, arch, len(signs.classes), stream, cfg.sample_statistics, cfg.device,
+                               cfg.head)
             plain = plain + sup.probabilities(model, signs.x[rest], graph, cfg, stream)
             sup.adapt_to_signer(model, signs.x[enrol], graph, cfg, stream)
             adapted = adapted + sup.probabilities(model, signs.x[rest], graph, cfg, stream)
@@ -227,7 +229,7 @@ def sample_norm_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Sup
         summed = {"plain": sum(np.load(folder / "plain" / f"{signer}.{stream}.npy") for stream in cfg.streams)}
         for stream in cfg.streams:
             model = load_model(folder / "models" / f"{signer}.{stream}.pt", graph, arch, len(signs.classes), stream,
-                               cfg.sample_statistics, cfg.device)
+                               cfg.sample_statistics, cfg.device, cfg.head)
             for prior in priors:
                 name = sample_norm_variant(prior)
                 with torch.no_grad():

@@ -240,18 +240,30 @@ def build_windows(paths: list[Path], cfg: PretrainConfig, fold: str = MAIN) -> W
                      graph)
 
 
-class _Classifier(nn.Module):
-    """Backbone + pyskl's GCNHead (mean over persons, time and joints, then ``fc_cls``)."""
+HEADS = ("mean", "joints")
 
-    def __init__(self, backbone: STGCNPP, num_classes: int) -> None:
+
+class _Classifier(nn.Module):
+    """Backbone + a linear ``fc_cls`` over pooled features. ``head``: ``mean`` is pyskl's GCNHead (mean over persons,
+    time and joints: the pooling the downstream translator's ``frame_features`` uses per frame); ``joints`` pools
+    persons and time only and puts each joint's features side by side (C x V numbers), so the classifier sees which
+    joint did what instead of the sum over the body."""
+
+    def __init__(self, backbone: STGCNPP, num_classes: int, head: str = "mean") -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         self.backbone = backbone
-        self.fc_cls = nn.Linear(backbone.out_channels, num_classes)
+        self.head = head
+        features = backbone.out_channels * (backbone.num_joints if head == "joints" else 1)
+        self.fc_cls = nn.Linear(features, num_classes)
         nn.init.normal_(self.fc_cls.weight, std=0.01)  # GCNHead's init_std
         nn.init.zeros_(self.fc_cls.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.backbone(x)  # (N, M, C, T, V)
+        if self.head == "joints":
+            return self.fc_cls(feats.mean(dim=(1, 3)).flatten(1))  # (N, C * V), channel-major
         return self.fc_cls(feats.mean(dim=(3, 4)).mean(dim=1))
 
 

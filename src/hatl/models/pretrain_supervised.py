@@ -20,7 +20,8 @@ length on its own (``bone_scale``, off by default: limb proportions), a random t
 (timing, speed) and whole-joint dropout; the loss uses label smoothing; ``mixstyle`` (off by default) mixes
 the early blocks' per-sample feature statistics between samples (MixStyle); ``sample_statistics`` (off by default)
 makes every BatchNorm mix each sample's own statistics into its normalisation, in training and prediction alike;
-``average_from`` (off by default) uses the mean of the weights over the last part of training. Held-out samples are
+``average_from`` (off by default) uses the mean of the weights over the last part of training; ``head: joints`` (LOSO
+only) gives the classifier each joint's features instead of their mean over the body. Held-out samples are
 classified by the softmax averaged over ``test_crops`` temporal crops; with ``adapt_batchnorm`` (off by default)
 the BatchNorm statistics are first recomputed on the held-out signer's unlabeled samples, a protocol the report's
 metric names.
@@ -53,7 +54,7 @@ from hatl.io import atomic_path, write_json
 from hatl.keypoint_store import iter_keypoints, read_layout
 from hatl.models.backbone_source import pretrained_on_files
 from hatl.models.graph import Graph, layout_graph
-from hatl.models.pretrain import _Classifier, one_cycle, pyskl_state_dict, save_pyskl_checkpoint
+from hatl.models.pretrain import HEADS, _Classifier, one_cycle, pyskl_state_dict, save_pyskl_checkpoint
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 from hatl.provenance import provenance
 
@@ -110,6 +111,10 @@ class SupervisedConfig:
     # the joint stream's leave-one-signer-out accuracy from 0.764 to 0.802, no more than prediction-time BatchNorm
     # gives weights trained without it (docs/validation.md section 4)
     sample_statistics: float = 0.0
+    # LOSO only: what the classifier reads, "mean" (pyskl's GCNHead: the mean over time and joints) or "joints" (the
+    # mean over time, each joint's features side by side). The exported checkpoint is trained with "mean", the pooling
+    # over joints the downstream translator uses
+    head: str = "mean"
     # LOSO only: recompute BatchNorm statistics on the held-out signer's own samples before classifying them
     # (AdaBN; labels unused). Unsupervised signer adaptation, a protocol other than plain LOSO: off by default
     adapt_batchnorm: bool = False
@@ -128,6 +133,8 @@ class SupervisedConfig:
         for key in ("sample_statistics", "average_from"):  # fractions: a whole 1 would leave nothing of the rest
             if not 0.0 <= section.get(key, 0.0) < 1.0:
                 raise ValueError(f"backbone.pretrain.supervised.{key} must be in [0, 1), got {section[key]!r}")
+        if section.get("head", "mean") not in HEADS:
+            raise ValueError(f"backbone.pretrain.supervised.head must be one of {HEADS}, got {section['head']!r}")
         if section.get("device", "auto") not in DEVICES:
             raise ValueError(f"backbone.pretrain.supervised.device must be one of {DEVICES}, got {section['device']!r}")
         return cls(**section)
@@ -464,7 +471,7 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNP
     # cfg.drop_joints are zeroed by stream_input, after augmentation (which moves each joint on its own, so a
     # dropped joint contributes nothing either way)
     device = resolve_device(cfg.device, "backbone.pretrain.supervised.device")
-    model = _Classifier(STGCNPP(graph.adjacency(), stream_arch(arch, stream)), n_classes)
+    model = _Classifier(STGCNPP(graph.adjacency(), stream_arch(arch, stream)), n_classes, cfg.head)
     if cfg.sample_statistics > 0:
         mix_sample_statistics(model, cfg.sample_statistics)
     model.to(device)
@@ -710,7 +717,7 @@ def run(args: argparse.Namespace) -> int:
                  rows[-1]["accuracy"], len(rows) - 1, rows[-1]["chance"], args.csv, args.report)
     if args.out is not None:
         final, final_acc = train_classifier(signs.x, signs.y, len(signs.classes), graph, arch,
-                                            replace(cfg, sample_statistics=0.0), seed)  # LOSO only (see the config)
+                                            replace(cfg, sample_statistics=0.0, head="mean"), seed)  # LOSO only
         summary["final_train_accuracy"] = final_acc
         summary["wall_seconds"] = round(time.perf_counter() - start, 1)
         save_pyskl_checkpoint(args.out, pyskl_state_dict(final), {"hatl": summary, "provenance": provenance(config),
