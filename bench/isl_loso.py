@@ -164,13 +164,14 @@ def train_variants(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedC
 
 
 def load_model(path: Path, graph: Graph, arch: STGCNPPConfig, n_classes: int, stream: str,
-               own_weight: float = 0.0, device: str = "cpu", head: str = "mean") -> _Classifier:
-    """A kept model in eval mode on ``device``; ``own_weight`` and ``head``: the ``sample_statistics`` and ``head`` it
-    was trained with."""
-    model = _Classifier(STGCNPP(graph.adjacency(), sup.stream_arch(arch, stream)), n_classes, head)
+               cfg: sup.SupervisedConfig) -> _Classifier:
+    """A kept model in eval mode on ``cfg.device``, built as ``cfg`` trained it (``head``, ``sample_statistics``)."""
+    model = _Classifier(STGCNPP(graph.adjacency(), sup.stream_arch(arch, stream)), n_classes, cfg.head)
     model.load_state_dict(torch.load(path, map_location="cpu"))
-    model.to(resolve_device(device, "backbone.pretrain.supervised.device (--set device)"))
-    return (sup.mix_sample_statistics(model, own_weight) if own_weight > 0 else model).eval()
+    model.to(resolve_device(cfg.device, "backbone.pretrain.supervised.device (--set device)"))
+    if cfg.sample_statistics > 0:
+        sup.mix_sample_statistics(model, cfg.sample_statistics)
+    return model.eval()
 
 
 def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedConfig, folder: Path,
@@ -188,8 +189,7 @@ def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Super
         enrol, rest = order[:size], order[size:]
         plain = adapted = np.zeros((len(rest), len(signs.classes)))
         for stream, path in paths.items():
-            model = load_model(path, graph, arch, len(signs.classes), stream, cfg.sample_statistics, cfg.device,
-                               cfg.head)
+            model = load_model(path, graph, arch, len(signs.classes), stream, cfg)
             plain = plain + sup.probabilities(model, signs.x[rest], graph, cfg, stream)
             sup.adapt_to_signer(model, signs.x[enrol], graph, cfg, stream)
             adapted = adapted + sup.probabilities(model, signs.x[rest], graph, cfg, stream)
@@ -229,7 +229,7 @@ def sample_norm_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Sup
         summed = {"plain": sum(np.load(folder / "plain" / f"{signer}.{stream}.npy") for stream in cfg.streams)}
         for stream in cfg.streams:
             model = load_model(folder / "models" / f"{signer}.{stream}.pt", graph, arch, len(signs.classes), stream,
-                               cfg.sample_statistics, cfg.device, cfg.head)
+                               cfg)
             for prior in priors:
                 name = sample_norm_variant(prior)
                 with torch.no_grad():

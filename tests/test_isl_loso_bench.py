@@ -116,7 +116,7 @@ def test_sample_statistics_wrap_every_batchnorm_of_a_copy_and_leave_the_model_as
     cfg = bench.sup.SupervisedConfig(frames=8, epochs=1, batch_size=4, lr=0.01, test_crops=1, streams=("joint",))
     arch = bench.STGCNPPConfig(base_channels=8)
     bench.train_variants(signs, arch, cfg, 0, ["ann"], tmp_path)
-    model = bench.load_model(tmp_path / "models" / "ann.joint.pt", bench.kinect20_graph(), arch, 3, "joint")
+    model = bench.load_model(tmp_path / "models" / "ann.joint.pt", bench.kinect20_graph(), arch, 3, "joint", cfg)
     wrapped = bench.with_sample_statistics(model, 16.0)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     mixed = [m for m in wrapped.modules() if isinstance(m, bench.sup.SampleMixedNorm)]
@@ -124,7 +124,7 @@ def test_sample_statistics_wrap_every_batchnorm_of_a_copy_and_leave_the_model_as
     assert not any(isinstance(m, bench.sup.SampleMixedNorm) for m in model.modules())
     # a model trained with sample_statistics comes back as it was trained
     trained_mixed = bench.load_model(tmp_path / "models" / "ann.joint.pt", bench.kinect20_graph(), arch, 3, "joint",
-                                     own_weight=0.2)
+                                     replace(cfg, sample_statistics=0.2))
     assert {m.own_weight for m in trained_mixed.modules() if isinstance(m, bench.sup.SampleMixedNorm)} == {0.2}
     assert bench.sample_norm_accuracies(signs, arch, cfg, tmp_path, [16.0], only=["bo"]) == {}  # no kept models
     table = bench.sample_norm_accuracies(signs, arch, cfg, tmp_path, [16.0])

@@ -133,10 +133,9 @@ class SupervisedConfig:
         for key in ("sample_statistics", "average_from"):  # fractions: a whole 1 would leave nothing of the rest
             if not 0.0 <= section.get(key, 0.0) < 1.0:
                 raise ValueError(f"backbone.pretrain.supervised.{key} must be in [0, 1), got {section[key]!r}")
-        if section.get("head", "mean") not in HEADS:
-            raise ValueError(f"backbone.pretrain.supervised.head must be one of {HEADS}, got {section['head']!r}")
-        if section.get("device", "auto") not in DEVICES:
-            raise ValueError(f"backbone.pretrain.supervised.device must be one of {DEVICES}, got {section['device']!r}")
+        for key, allowed in (("head", HEADS), ("device", DEVICES)):  # refused here, before any data is read
+            if key in section and section[key] not in allowed:
+                raise ValueError(f"backbone.pretrain.supervised.{key} must be one of {allowed}, got {section[key]!r}")
         return cls(**section)
 
 
