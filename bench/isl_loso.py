@@ -25,7 +25,8 @@ unused; the K are left out of the score), beside the plain models on the same sa
 sample by its own statistics mixed with the training ones at N : 1 (prediction-time BatchNorm; each sample is scored
 from itself and the training signers alone, so the protocol stays plain LOSO). ``--seeds DIR...`` scores the ensemble
 of the streams of several ``--variants`` runs (``--seed``: one per seed) under each variant saved there,
-``sample_norm_N<N>`` included.
+``sample_norm_N<N>`` included; ``DIR:motion`` takes only that run's motion stream, so streams trained in runs of their
+own ensemble too (``--seeds joint/:joint motion/:motion``).
 """
 
 from __future__ import annotations
@@ -245,20 +246,33 @@ def sample_norm_variant(prior: float) -> str:
     return f"sample_norm_N{prior:g}"
 
 
-def seed_ensemble_accuracies(folders: list[Path], variant: str,
-                             streams: tuple[str, ...]) -> dict[str, tuple[float, int]]:
-    """{signer: (accuracy, distinct predictions)} of the mean softmax of ``streams`` saved under
-    ``folder``/``variant`` in each of ``folders`` (one --variants run per seed); a signer missing one of them
-    (a run still under way) is left out."""
+def seed_ensemble_accuracies(runs: list[tuple[Path, tuple[str, ...]]],
+                             variant: str) -> dict[str, tuple[float, int]]:
+    """{signer: (accuracy, distinct predictions)} of the mean softmax of every (folder, streams) run in ``runs``:
+    each folder's ``streams`` saved under ``folder``/``variant`` (one --variants run per seed, or per stream when
+    the streams were trained apart); a signer missing one of them (a run still under way) is left out."""
     out = {}
-    for truth_path in sorted((folders[0] / variant).glob("*.truth.npy")):
+    for truth_path in sorted((runs[0][0] / variant).glob("*.truth.npy")):
         signer = truth_path.name.split(".")[0]
-        files = [folder / variant / f"{signer}.{stream}.npy" for folder in folders for stream in streams]
+        files = [folder / variant / f"{signer}.{stream}.npy" for folder, streams in runs for stream in streams]
         if not all(p.exists() for p in files):
             continue
         pred = sum(np.load(p) for p in files).argmax(1)
         out[signer] = (float((pred == np.load(truth_path)).mean()), len(set(pred.tolist())))
     return out
+
+
+def parse_run(text: str, streams: tuple[str, ...]) -> tuple[Path, tuple[str, ...]]:
+    """``DIR`` (the streams of --set streams) or ``DIR:stream,stream`` (that run's own streams) as (folder, streams);
+    a stream the library does not know is refused, so a typo cannot score an ensemble of nothing."""
+    folder, _, own = text.rpartition(":") if ":" in text else (text, "", "")
+    chosen = tuple(own.split(",")) if own else streams
+    for stream in chosen:
+        try:
+            sup.stream_parts(stream)
+        except ValueError as err:
+            raise SystemExit(f"--seeds {text}: {err}") from None
+    return Path(folder), chosen
 
 
 def chosen_on_other_folds(tables: dict[str, dict[str, tuple[float, int]]]) -> dict[str, tuple[str, float, int]]:
@@ -287,11 +301,12 @@ def print_ensembles(folder: Path) -> None:
     print(f"| mean of {len(table)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
 
 
-def print_seed_ensembles(folders: list[Path], streams: tuple[str, ...]) -> None:
+def print_seed_ensembles(runs: list[tuple[Path, tuple[str, ...]]]) -> None:
+    folders = [folder for folder, _ in runs]
     saved = sorted((p.name for p in folders[0].iterdir() if p.is_dir() and p.name != "models"),
                    key=lambda name: (len(name), name))  # sample_norm_N4 before sample_norm_N16
-    tables = {v: seed_ensemble_accuracies(folders, v, streams) for v in [*[v for v in VARIANTS if v in saved],
-                                                                 *[v for v in saved if v not in VARIANTS]]}
+    tables = {v: seed_ensemble_accuracies(runs, v) for v in [*[v for v in VARIANTS if v in saved],
+                                                             *[v for v in saved if v not in VARIANTS]]}
     if not any(tables.values()):
         raise SystemExit(f"no held-out signer has saved softmax in every one of {', '.join(map(str, folders))}")
     missing = [v for v, table in tables.items() if not table]
@@ -299,7 +314,8 @@ def print_seed_ensembles(folders: list[Path], streams: tuple[str, ...]) -> None:
         print(f"not scored (no held-out signer saved in every run): {', '.join(missing)}")
     tables = {v: table for v, table in tables.items() if table}
     signers = sorted({s for table in tables.values() for s in table})
-    print(f"| held-out signer ({len(folders)} run(s) x {'+'.join(streams)}) | " + " | ".join(tables) + " |")
+    described = " + ".join(f"{folder.name}:{','.join(streams)}" for folder, streams in runs)
+    print(f"| held-out signer ({len(runs)} run(s): {described}) | " + " | ".join(tables) + " |")
     print("|---" * (len(tables) + 1) + "|")
     for signer in signers:
         print(f"| {signer} | " + " | ".join(f"{t[signer][0]:.3f} ({t[signer][1]} distinct)" if signer in t else "-"
@@ -345,9 +361,9 @@ def main() -> None:
     parser.add_argument("--sample-norm", type=float, nargs="+", default=None, metavar="N",
                         help="with --variants: score the kept models with each BatchNorm mixing every held-out "
                              "sample's own statistics with the training ones at N : 1 (plain LOSO, per sample)")
-    parser.add_argument("--seeds", type=Path, nargs="+", default=None, metavar="DIR",
-                        help="train nothing: score the ensemble of the streams (--set streams=...) of every "
-                             "--variants DIR given (one per seed), under each variant")
+    parser.add_argument("--seeds", nargs="+", default=None, metavar="DIR[:STREAM,...]",
+                        help="train nothing: score the ensemble of the streams (--set streams=..., or those named "
+                             "after DIR:) of every --variants DIR given (one per seed or stream), under each variant")
     parser.add_argument("--ensembles", action="store_true",
                         help="train nothing: print the accuracy of every stream subset saved under --probs")
     args = parser.parse_args()
@@ -368,7 +384,7 @@ def main() -> None:
     arch = STGCNPPConfig(base_channels=int(cfg.base_channels or args.width))
     seed = args.seed if args.seed is not None else int(config.get("seed", 1234))
     if args.seeds:
-        print_seed_ensembles(args.seeds, cfg.streams)
+        print_seed_ensembles([parse_run(text, cfg.streams) for text in args.seeds])
         return
     start = time.perf_counter()
     signs = load_release(args.folder, cfg.frames, cfg.body_size, cfg.drop_joints)

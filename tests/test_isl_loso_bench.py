@@ -146,12 +146,24 @@ def test_seed_ensembles_average_the_streams_of_every_seed_and_leave_out_incomple
     # seed 1 gets sample 0 wrong by a little, seed 2 gets it right by a lot; both get sample 1 right
     np.save(first / "plain" / "ann.joint.npy", np.array([[0.45, 0.55], [0.1, 0.9]], np.float32))
     np.save(second / "plain" / "ann.joint.npy", np.array([[0.9, 0.1], [0.3, 0.7]], np.float32))
-    assert bench.seed_ensemble_accuracies([first, second], "plain", ("joint",)) == {"ann": (1.0, 2)}
-    assert bench.seed_ensemble_accuracies([first], "plain", ("joint",)) == {"ann": (0.5, 1), "bo": (1.0, 1)}
+    joint = ("joint",)
+    assert bench.seed_ensemble_accuracies([(first, joint), (second, joint)], "plain") == {"ann": (1.0, 2)}
+    assert bench.seed_ensemble_accuracies([(first, joint)], "plain") == {"ann": (0.5, 1), "bo": (1.0, 1)}
     # a stream not saved yet (a run under way) leaves the signer out rather than scoring fewer streams
     np.save(first / "plain" / "ann.bone.npy", np.array([[0.0, 1.0], [0.0, 1.0]], np.float32))
-    assert bench.seed_ensemble_accuracies([first], "plain", ("joint", "bone")) == {"ann": (0.5, 1)}
-    assert bench.seed_ensemble_accuracies([first, second], "plain", ("joint", "bone")) == {}
+    both = ("joint", "bone")
+    assert bench.seed_ensemble_accuracies([(first, both)], "plain") == {"ann": (0.5, 1)}
+    assert bench.seed_ensemble_accuracies([(first, both), (second, both)], "plain") == {}
+    # each run may bring its own streams: seed 1's bone beside seed 2's joint
+    assert bench.seed_ensemble_accuracies([(first, ("bone",)), (second, joint)], "plain") == {"ann": (0.5, 1)}
+
+
+def test_a_run_names_its_own_streams_after_a_colon_and_an_unknown_stream_is_refused(bench):
+    assert bench.parse_run("runs/bone", ("joint", "motion")) == (Path("runs/bone"), ("joint", "motion"))
+    assert bench.parse_run("runs/bone:bone", ("joint",)) == (Path("runs/bone"), ("bone",))
+    assert bench.parse_run("c:/runs/jm:joint,motion+bone", ("joint",)) == (Path("c:/runs/jm"), ("joint", "motion+bone"))
+    with pytest.raises(SystemExit, match="runs/x:bones: unknown or repeated input stream in 'bones'"):
+        bench.parse_run("runs/x:bones", ("joint",))
 
 
 def test_seed_table_leaves_out_a_variant_that_not_every_run_saved(bench, tmp_path, capsys):
@@ -160,7 +172,7 @@ def test_seed_table_leaves_out_a_variant_that_not_every_run_saved(bench, tmp_pat
         (folder / variant).mkdir(parents=True, exist_ok=True)
         np.save(folder / variant / "ann.truth.npy", np.array([0, 1]))
         np.save(folder / variant / "ann.joint.npy", np.array([[0.9, 0.1], [0.2, 0.8]], np.float32))
-    bench.print_seed_ensembles([first, second], ("joint",))
+    bench.print_seed_ensembles([(first, ("joint",)), (second, ("joint",))])
     out = capsys.readouterr().out
     assert "not scored (no held-out signer saved in every run): sample_norm_N16" in out
     assert "nan" not in out and "| mean | 1.0000 (1 signers) |" in out
