@@ -50,7 +50,7 @@ from hatl.io import atomic_path
 from hatl.models import pretrain_supervised as sup
 from hatl.models.graph import Graph, kinect20_graph
 from hatl.models.pretrain import _Classifier
-from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
+from hatl.models.stgcnpp import STGCNPPConfig
 
 
 def load_release(folder: Path, frames: int, size: str = "shoulder_width",
@@ -167,12 +167,9 @@ def train_variants(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedC
 def load_model(path: Path, graph: Graph, arch: STGCNPPConfig, n_classes: int, stream: str,
                cfg: sup.SupervisedConfig) -> _Classifier:
     """A kept model in eval mode on ``cfg.device``, built as ``cfg`` trained it (``head``, ``sample_statistics``)."""
-    model = _Classifier(STGCNPP(graph.adjacency(), sup.stream_arch(arch, stream)), n_classes, cfg.head)
+    model = sup.new_classifier(graph, arch, n_classes, cfg, stream)
     model.load_state_dict(torch.load(path, map_location="cpu"))
-    model.to(resolve_device(cfg.device, "backbone.pretrain.supervised.device (--set device)"))
-    if cfg.sample_statistics > 0:
-        sup.mix_sample_statistics(model, cfg.sample_statistics)
-    return model.eval()
+    return model.to(resolve_device(cfg.device, "backbone.pretrain.supervised.device (--set device)")).eval()
 
 
 def enrolment_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedConfig, folder: Path,

@@ -461,6 +461,14 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph,
     return trained.model, trained.train_accuracy
 
 
+def new_classifier(graph: Graph, arch: STGCNPPConfig, n_classes: int, cfg: SupervisedConfig,
+                   stream: str = "joint") -> _Classifier:
+    """An untrained ST-GCN++ classifier for ``stream`` as ``cfg`` trains it (its ``head``, and every BatchNorm
+    mixing in each sample's statistics when ``sample_statistics`` > 0), on the CPU; a kept model's weights load into
+    it."""
+    model = _Classifier(STGCNPP(graph.adjacency(), stream_arch(arch, stream)), n_classes, cfg.head)
+    return mix_sample_statistics(model, cfg.sample_statistics) if cfg.sample_statistics > 0 else model
+
 def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNPPConfig, cfg: SupervisedConfig,
         seed: int, stream: str = "joint") -> Trained:
     """:func:`train_classifier`, keeping the last weights beside the averaged ones. Averaging draws no random
@@ -470,10 +478,7 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNP
     # cfg.drop_joints are zeroed by stream_input, after augmentation (which moves each joint on its own, so a
     # dropped joint contributes nothing either way)
     device = resolve_device(cfg.device, "backbone.pretrain.supervised.device")
-    model = _Classifier(STGCNPP(graph.adjacency(), stream_arch(arch, stream)), n_classes, cfg.head)
-    if cfg.sample_statistics > 0:
-        mix_sample_statistics(model, cfg.sample_statistics)
-    model.to(device)
+    model = new_classifier(graph, arch, n_classes, cfg, stream).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
     sched = one_cycle(opt, cfg.lr, steps)
