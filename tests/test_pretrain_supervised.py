@@ -19,7 +19,7 @@ from hatl.errors import ConfigError
 from hatl.landmarks import build_layout
 from hatl.models import checkpoint
 from hatl.models.graph import kinect20_graph
-from hatl.models.pretrain import _Classifier
+from hatl.models.pretrain import RECURRENT_HIDDEN, _Classifier
 from hatl.models.pretrain_supervised import (
     SignSet, SupervisedConfig, adapt_to_signer, augment, averaging_start, body_frame, crop_views, drop_joints, fit,
     loso, mean_bone_length, mean_row, metric, mix_sample_statistics, mix_statistics, mixstyle_hook, outward_edges,
@@ -240,16 +240,32 @@ def test_the_joints_head_tells_which_joint_moved_where_pyskls_head_sums_over_the
         SupervisedConfig.from_config({"backbone": {"pretrain": {"supervised": {"head": "max"}}}})
 
 
-def test_training_with_the_joints_head_learns_signs_of_an_unseen_signer():
-    """As the test above with ``head: joints``: measured 9/12 (seeds 0-3: 9, 9, 4, 10 of 12; the mean head 8, 8, 7, 8
-    on the same machine)."""
+def test_the_recurrent_head_tells_in_which_order_joints_moved_where_the_joints_head_averages_time():
+    torch.manual_seed(0)
+    first_then, then_first = torch.zeros(1, 1, 4, 3, 2), torch.zeros(1, 1, 4, 3, 2)
+    first_then[:, :, :2, 0], first_then[:, :, 2:, 2] = 1.0, 1.0  # joint 0 moves, then joint 2
+    then_first[:, :, 2:, 0], then_first[:, :, :2, 2] = 1.0, 1.0  # the same two movements the other way round
+    joints_head = _Classifier(_JointFeatures(), 5, "joints")
+    recurrent_head = _Classifier(_JointFeatures(), 5, "recurrent").eval()  # dropout off
+    assert torch.allclose(joints_head(first_then), joints_head(then_first))
+    assert not torch.allclose(recurrent_head(first_then), recurrent_head(then_first))
+    assert recurrent_head.head_in.in_features == 2 * 3 and recurrent_head.fc_cls.in_features == 2 * RECURRENT_HIDDEN
+    config = {"backbone": {"pretrain": {"supervised": {"head": "recurrent"}}}}
+    assert SupervisedConfig.from_config(config).head == "recurrent"
+
+
+@pytest.mark.parametrize("head", ["joints", "recurrent"])
+def test_training_with_a_per_joint_head_learns_signs_of_an_unseen_signer(head):
+    """As the test above with ``head: joints`` or ``recurrent``: measured 9/12 and 7/12 (seeds 0-3: joints 9, 9, 4, 10
+    of 12, recurrent 7, 10, 8, 8; the mean head 8, 8, 7, 8 on the same machine)."""
     signs = toy_signs()
     test = signs.signers == "a"
     cfg = SupervisedConfig(frames=8, epochs=12, batch_size=8, lr=0.01, tilt=0.0, axis_scale=0.0, joint_dropout=0.0,
-                           label_smoothing=0.0, test_crops=1, head="joints")
+                           label_smoothing=0.0, test_crops=1, head=head)
     model, _ = train_classifier(signs.x[~test], signs.y[~test], 3, kinect20_graph(),
                                 STGCNPPConfig(in_channels=3, base_channels=6), cfg, seed=0)
-    assert model.head == "joints" and model.fc_cls.in_features == 24 * 20
+    assert model.head == head and not model.training
+    assert model.fc_cls.in_features == (24 * 20 if head == "joints" else 2 * RECURRENT_HIDDEN)
     assert (probabilities(model, signs.x[test], kinect20_graph(), cfg).argmax(1) == signs.y[test]).mean() >= 0.5
 
 

@@ -240,14 +240,17 @@ def build_windows(paths: list[Path], cfg: PretrainConfig, fold: str = MAIN) -> W
                      graph)
 
 
-HEADS = ("mean", "joints")
+HEADS = ("mean", "joints", "recurrent")
+RECURRENT_HIDDEN = 128  # bench/isl_loso_reference.py's GRU width, the classifier that generalised best to new signers
 
 
 class _Classifier(nn.Module):
     """Backbone + a linear ``fc_cls`` over pooled features. ``head``: ``mean`` is pyskl's GCNHead (mean over persons,
     time and joints: the pooling the downstream translator's ``frame_features`` uses per frame); ``joints`` pools
     persons and time only and puts each joint's features side by side (C x V numbers), so the classifier sees which
-    joint did what instead of the sum over the body."""
+    joint did what instead of the sum over the body; ``recurrent`` reads those per-joint features at every remaining
+    time step through a linear layer, a bidirectional GRU and the mean of its states (then dropout 0.5), so it also
+    sees in which order things happened."""
 
     def __init__(self, backbone: STGCNPP, num_classes: int, head: str = "mean") -> None:
         super().__init__()
@@ -255,7 +258,12 @@ class _Classifier(nn.Module):
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         self.backbone = backbone
         self.head = head
-        features = backbone.out_channels * (backbone.num_joints if head == "joints" else 1)
+        features = backbone.out_channels * (1 if head == "mean" else backbone.num_joints)
+        if head == "recurrent":
+            self.head_in = nn.Linear(features, RECURRENT_HIDDEN)
+            self.head_rnn = nn.GRU(RECURRENT_HIDDEN, RECURRENT_HIDDEN, batch_first=True, bidirectional=True)
+            self.head_dropout = nn.Dropout(0.5)
+            features = 2 * RECURRENT_HIDDEN
         self.fc_cls = nn.Linear(features, num_classes)
         nn.init.normal_(self.fc_cls.weight, std=0.01)  # GCNHead's init_std
         nn.init.zeros_(self.fc_cls.bias)
@@ -264,6 +272,10 @@ class _Classifier(nn.Module):
         feats = self.backbone(x)  # (N, M, C, T, V)
         if self.head == "joints":
             return self.fc_cls(feats.mean(dim=(1, 3)).flatten(1))  # (N, C * V), channel-major
+        if self.head == "recurrent":
+            steps = feats.mean(dim=1).permute(0, 2, 1, 3).flatten(2)  # (N, T, C * V), channel-major per step
+            states, _ = self.head_rnn(torch.relu(self.head_in(steps)))
+            return self.fc_cls(self.head_dropout(states.mean(dim=1)))
         return self.fc_cls(feats.mean(dim=(3, 4)).mean(dim=1))
 
 

@@ -111,9 +111,10 @@ class SupervisedConfig:
     # the joint stream's leave-one-signer-out accuracy from 0.764 to 0.802, no more than prediction-time BatchNorm
     # gives weights trained without it (docs/validation.md section 4)
     sample_statistics: float = 0.0
-    # LOSO only: what the classifier reads, "mean" (pyskl's GCNHead: the mean over time and joints) or "joints" (the
-    # mean over time, each joint's features side by side). The exported checkpoint is trained with "mean", the pooling
-    # over joints the downstream translator uses
+    # LOSO only: what the classifier reads, "mean" (pyskl's GCNHead: the mean over time and joints), "joints" (the
+    # mean over time, each joint's features side by side) or "recurrent" (each joint's features at every time step
+    # through a bidirectional GRU). The exported checkpoint is trained with "mean", the pooling over joints the
+    # downstream translator uses
     head: str = "mean"
     # LOSO only: recompute BatchNorm statistics on the held-out signer's own samples before classifying them
     # (AdaBN; labels unused). Unsupervised signer adaptation, a protocol other than plain LOSO: off by default
