@@ -242,6 +242,9 @@ def build_windows(paths: list[Path], cfg: PretrainConfig, fold: str = MAIN) -> W
 
 HEADS = ("mean", "joints", "recurrent")
 RECURRENT_HIDDEN = 128  # bench/isl_loso_reference.py's GRU width, the classifier that generalised best to new signers
+# the reference GRU's peak learning rate: at the backbone's 0.02 (AdamW) the recurrent head fit isl_kinect's training
+# signers to 0.75-0.87 only, against 0.97 with head: joints (docs/validation.md section 4)
+RECURRENT_LR = 2e-3
 
 
 class _Classifier(nn.Module):
@@ -278,8 +281,18 @@ class _Classifier(nn.Module):
             return self.fc_cls(self.head_dropout(states.mean(dim=1)))
         return self.fc_cls(feats.mean(dim=(3, 4)).mean(dim=1))
 
+    def optimiser_groups(self, lr: float) -> list[dict[str, Any]]:
+        """Parameter groups with their peak learning rates: a recurrent head's input layer and GRU at
+        ``RECURRENT_LR`` (``lr`` when that is lower), everything else at ``lr``. One group for the other heads."""
+        if self.head != "recurrent":
+            return [{"params": list(self.parameters()), "lr": lr}]
+        recurrent = [*self.head_in.parameters(), *self.head_rnn.parameters()]
+        ids = {id(q) for q in recurrent}
+        return [{"params": [q for q in self.parameters() if id(q) not in ids], "lr": lr},
+                {"params": recurrent, "lr": min(lr, RECURRENT_LR)}]
 
-def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, steps: int,
+
+def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float | list[float], steps: int,
               warmup: float = 0.1) -> torch.optim.lr_scheduler.OneCycleLR:
     """torch's one-cycle schedule over ``steps`` optimiser steps (at least one): a warm-up over the fraction
     ``warmup`` of them, then a cosine decay. torch divides by zero when the warm-up is exactly one step (its first

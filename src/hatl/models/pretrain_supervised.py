@@ -480,9 +480,10 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNP
     # dropped joint contributes nothing either way)
     device = resolve_device(cfg.device, "backbone.pretrain.supervised.device")
     model = new_classifier(graph, arch, n_classes, cfg, stream).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = model.optimiser_groups(cfg.lr)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
-    sched = one_cycle(opt, cfg.lr, steps)
+    sched = one_cycle(opt, [group["lr"] for group in groups], steps)
     targets = torch.from_numpy(y).to(device)
     first_averaged = averaging_start(steps, cfg.average_from)
     averaged = torch.optim.swa_utils.AveragedModel(model) if first_averaged is not None else None
