@@ -268,8 +268,9 @@ def test_the_recurrent_heads_gru_trains_at_the_reference_grus_learning_rate_the_
 
 @pytest.mark.parametrize("head", ["joints", "recurrent"])
 def test_training_with_a_per_joint_head_learns_signs_of_an_unseen_signer(head):
-    """As the test above with ``head: joints`` or ``recurrent``: measured 9/12 and 7/12 (seeds 0-3: joints 9, 9, 4, 10
-    of 12, recurrent 7, 10, 8, 12; the mean head 8, 8, 7, 8 on the same machine)."""
+    """As ``test_training_learns_signs_of_an_unseen_signer`` with ``head: joints`` or ``recurrent``: measured 9/12
+    and 7/12 (seeds 0-3: joints 9, 9, 4, 10 of 12, recurrent 7, 10, 8, 12; the mean head 8, 8, 7, 8 on the same
+    machine)."""
     signs = toy_signs()
     test = signs.signers == "a"
     cfg = SupervisedConfig(frames=8, epochs=12, batch_size=8, lr=0.01, tilt=0.0, axis_scale=0.0, joint_dropout=0.0,

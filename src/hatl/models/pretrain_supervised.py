@@ -470,6 +470,7 @@ def new_classifier(graph: Graph, arch: STGCNPPConfig, n_classes: int, cfg: Super
     model = _Classifier(STGCNPP(graph.adjacency(), stream_arch(arch, stream)), n_classes, cfg.head)
     return mix_sample_statistics(model, cfg.sample_statistics) if cfg.sample_statistics > 0 else model
 
+
 def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNPPConfig, cfg: SupervisedConfig,
         seed: int, stream: str = "joint") -> Trained:
     """:func:`train_classifier`, keeping the last weights beside the averaged ones. Averaging draws no random
