@@ -26,7 +26,8 @@ sample by its own statistics mixed with the training ones at N : 1 (prediction-t
 from itself and the training signers alone, so the protocol stays plain LOSO). ``--seeds DIR...`` scores the ensemble
 of the streams of several ``--variants`` runs (``--seed``: one per seed) under each variant saved there,
 ``sample_norm_N<N>`` included; ``DIR:motion`` takes only that run's motion stream, so streams trained in runs of their
-own ensemble too (``--seeds joint/:joint motion/:motion``).
+own ensemble too (``--seeds joint/:joint motion/:motion``). ``--signing-space`` trains nothing: it prints each
+signer's median arm and hand heights, the spread that ``arm_turn`` is aimed at.
 """
 
 from __future__ import annotations
@@ -73,6 +74,20 @@ def load_release(folder: Path, frames: int, size: str = "shoulder_width",
     classes = sorted(set(labels))
     index = {c: i for i, c in enumerate(classes)}
     return sup.SignSet(np.stack(xs), np.array([index[c] for c in labels]), np.array(signers), classes, ids)
+
+
+SPACE_JOINTS = ("pose.right_elbow", "pose.right_wrist", "kinect.right_hand", "pose.left_wrist")
+
+
+def signing_space(signs: sup.SignSet, graph: Graph) -> dict[str, dict[str, float]]:
+    """Where each signer holds the arms: per signer and joint of ``SPACE_JOINTS``, the median over the signer's
+    samples of the joint's mean height (y) over the frames, in the prepared units (shoulder widths above the centre
+    joint). The ``arm_turn`` augmentation is aimed at the spread of these between signers."""
+    names = list(graph.joint_names)
+    index = [names.index(joint) for joint in SPACE_JOINTS]
+    heights = signs.x[:, :, index, 1].mean(axis=1)  # (samples, joints)
+    return {str(signer): dict(zip(SPACE_JOINTS, np.median(heights[signs.signers == signer], axis=0).tolist()))
+            for signer in sorted(set(signs.signers.tolist()))}
 
 
 def keep_probs(folder: Path | None, signs: sup.SignSet):
@@ -361,6 +376,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", default=None, metavar="DIR[:STREAM,...]",
                         help="train nothing: score the ensemble of the streams (--set streams=..., or those named "
                              "after DIR:) of every --variants DIR given (one per seed or stream), under each variant")
+    parser.add_argument("--signing-space", action="store_true",
+                        help="train nothing: print each signer's median arm and hand heights (signing_space)")
     parser.add_argument("--ensembles", action="store_true",
                         help="train nothing: print the accuracy of every stream subset saved under --probs")
     args = parser.parse_args()
@@ -387,6 +404,12 @@ def main() -> None:
     signs = load_release(args.folder, cfg.frames, cfg.body_size, cfg.drop_joints)
     print(f"{len(signs.y)} samples, {len(signs.classes)} signs, {len(set(signs.signers))} signers, "
           f"loaded in {time.perf_counter() - start:.0f} s; {asdict(cfg)} width {arch.base_channels}", flush=True)
+    if args.signing_space:
+        table = signing_space(signs, kinect20_graph())
+        print("| signer | " + " | ".join(SPACE_JOINTS) + " |\n|---" + "|---" * len(SPACE_JOINTS) + "|")
+        for signer, row in table.items():
+            print(f"| {signer} | " + " | ".join(f"{h:.2f}" for h in row.values()) + " |")
+        return
     if args.variants is not None and args.enrol:
         for size in args.enrol:
             table = enrolment_accuracies(signs, arch, cfg, args.variants, size, seed)

@@ -57,6 +57,18 @@ def _tiny_signs(bench, frames: int = 8):
     return bench.sup.SignSet(x, y, signers, ["a", "b", "c"], [f"s{i}" for i in range(n)])
 
 
+def test_signing_space_gives_each_signers_median_arm_heights(bench):
+    signs = _tiny_signs(bench)
+    names = list(bench.kinect20_graph().joint_names)
+    wrist = names.index("pose.right_wrist")
+    signs.x[:6, :, wrist, 1] = 0.5  # ann holds the right wrist half a shoulder width up, bo lower
+    signs.x[6:, :, wrist, 1] = np.linspace(-1.0, -0.2, 6)[:, None]
+    table = bench.signing_space(signs, bench.kinect20_graph())
+    assert list(table) == ["ann", "bo"] and list(table["ann"]) == list(bench.SPACE_JOINTS)
+    assert table["ann"]["pose.right_wrist"] == pytest.approx(0.5)
+    assert table["bo"]["pose.right_wrist"] == pytest.approx(-0.6)  # the median of the six samples' means
+
+
 def test_every_variant_is_saved_per_held_out_signer_and_a_saved_stream_is_not_trained_again(bench, tmp_path,
                                                                                              monkeypatch):
     signs = _tiny_signs(bench)

@@ -21,10 +21,10 @@ from hatl.models import checkpoint
 from hatl.models.graph import kinect20_graph
 from hatl.models.pretrain import RECURRENT_HIDDEN, RECURRENT_LR, _Classifier
 from hatl.models.pretrain_supervised import (
-    SignSet, SupervisedConfig, adapt_to_signer, augment, averaging_start, body_frame, crop_views, drop_joints, fit,
-    loso, mean_bone_length, mean_row, metric, mix_sample_statistics, mix_statistics, mixstyle_hook, outward_edges,
-    prepare, probabilities, resample, rotate_about_vertical, rotation, scale_bones, stream_arch, stream_input,
-    stream_parts, to_stream, train_classifier,
+    SignSet, SupervisedConfig, adapt_to_signer, augment, averaging_start, body_frame, crop_views, descendants,
+    drop_joints, fit, loso, mean_bone_length, mean_row, metric, mix_sample_statistics, mix_statistics, mixstyle_hook,
+    outward_edges, prepare, probabilities, resample, rotate_about_vertical, rotation, scale_bones, stream_arch,
+    stream_input, stream_parts, to_stream, train_classifier, turn_arms,
 )
 from hatl.models.stgcnpp import STGCNPPConfig
 
@@ -182,6 +182,47 @@ def test_bone_scale_is_drawn_only_when_on_and_needs_the_graph():
     assert 0.7 - 1e-4 <= ratio.min() < ratio.max() <= 1.3 + 1e-4
     with pytest.raises(ValueError, match="bone_scale needs the skeleton graph"):
         augment(sample, still, np.random.default_rng(2))
+
+
+def test_turn_arms_moves_only_the_arms_and_keeps_every_bone_length():
+    graph = kinect20_graph()
+    names = list(graph.joint_names)
+    sample = resample(body_frame(sign_take(0, np.random.default_rng(0)), graph), 8)
+    right_arm = [names.index(n) for n in ("pose.right_elbow", "pose.right_wrist", "kinect.right_hand")]
+    assert sorted(descendants(graph, names.index("pose.right_shoulder"))) == sorted(right_arm)
+    angles = np.array([[0.0, 0.0], [0.4, 0.0], [0.0, 0.0], [0.0, 0.3]])  # right upper arm and right forearm only
+    out = turn_arms(sample, graph, angles)
+    still = [j for j in range(graph.num_nodes) if j not in right_arm]
+    np.testing.assert_allclose(out[:, still], sample[:, still], atol=1e-6)  # the body and the left arm stay put
+    child, parent = map(list, zip(*graph.inward))
+    np.testing.assert_allclose(np.linalg.norm(out[:, child] - out[:, parent], axis=-1),
+                               np.linalg.norm(sample[:, child] - sample[:, parent], axis=-1), atol=1e-5)
+    wrist = names.index("pose.right_wrist")
+    assert np.abs(out[:, wrist] - sample[:, wrist]).max() > 0.1  # the hand is held elsewhere
+
+    def elbow_angle(x: np.ndarray) -> np.ndarray:
+        upper = x[:, names.index("pose.right_shoulder")] - x[:, names.index("pose.right_elbow")]
+        fore = x[:, wrist] - x[:, names.index("pose.right_elbow")]
+        return np.sum(upper * fore, -1) / np.linalg.norm(upper, axis=-1) / np.linalg.norm(fore, axis=-1)
+
+    only_shoulder = turn_arms(sample, graph, angles * np.array([[1], [1], [0], [0]]))
+    np.testing.assert_allclose(elbow_angle(only_shoulder), elbow_angle(sample), atol=1e-5)  # one rigid arm
+    assert np.abs(elbow_angle(out) - elbow_angle(sample)).max() > 0.01  # the forearm turned on its own
+    np.testing.assert_allclose(turn_arms(sample, graph, np.zeros((4, 2))), sample, atol=1e-6)
+
+
+def test_arm_turn_is_drawn_only_when_on_and_needs_the_graph():
+    graph = kinect20_graph()
+    sample = resample(body_frame(sign_take(1, np.random.default_rng(0)), graph), 8)
+    still = SupervisedConfig(frames=8, rotate=0.0, tilt=0.0, scale=0.0, axis_scale=0.0, crop=1.0, joint_dropout=0.0)
+    np.testing.assert_allclose(augment(sample, still, np.random.default_rng(2), graph), sample, atol=1e-6)
+    turned = replace(still, arm_turn=0.3)
+    a, b = augment(sample, turned, np.random.default_rng(2), graph), augment(sample, turned, np.random.default_rng(4),
+                                                                             graph)
+    assert not np.allclose(a, sample) and not np.allclose(a, b)  # a new pose per draw
+    np.testing.assert_array_equal(a[:, graph.center], sample[:, graph.center])
+    with pytest.raises(ValueError, match="arm_turn needs the skeleton graph"):
+        augment(sample, turned, np.random.default_rng(2))
 
 
 def test_drop_joints_zeroes_named_joints_and_refuses_unknown_names():

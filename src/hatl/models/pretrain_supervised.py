@@ -16,7 +16,8 @@ width (signers differ in size and distance). Joints named in ``drop_joints`` (co
 carry the signer's stance and not the sign) are zeroed in every sample. Training samples are augmented (seeded),
 aimed at what differs between signers: a random turn about the vertical (±``rotate``), pitch and roll
 (±``tilt``: posture), an overall scale and a per-axis scale (size, body proportions), optionally each bone's
-length on its own (``bone_scale``, off by default: limb proportions), a random temporal crop
+length on its own (``bone_scale``, off by default: limb proportions), each arm turned about its shoulder and elbow
+(``arm_turn``, off by default: where the hands are held), a random temporal crop
 (timing, speed) and whole-joint dropout; the loss uses label smoothing; ``mixstyle`` (off by default) mixes
 the early blocks' per-sample feature statistics between samples (MixStyle); ``sample_statistics`` (off by default)
 makes every BatchNorm mix each sample's own statistics into its normalisation, in training and prediction alike;
@@ -85,6 +86,10 @@ class SupervisedConfig:
     # each bone's length on its own, joint angles kept (limb proportions); 0 = off. On isl_kinect 0.2 did not move
     # leave-one-signer-out accuracy (docs/validation.md section 4)
     bone_scale: float = 0.0
+    # each upper arm turned about its shoulder and each forearm about its elbow by its own pitch and roll in ±arm_turn
+    # radians, the same for every frame: where a signer holds the hands (signing space). On the isl_kinect release the
+    # mean right-wrist height differs between signers by 0.46 shoulder widths; 0 = off
+    arm_turn: float = 0.0
     crop: float = 0.8            # temporal crop keeps this fraction of the frames or more (speed and timing)
     joint_dropout: float = 0.05  # probability of zeroing one joint for a whole training sample
     drop_joints: tuple[str, ...] = ()  # joints (graph names) zeroed in every sample: static, signer-specific parts
@@ -246,10 +251,38 @@ def scale_bones(seq: np.ndarray, graph: Graph, factors: np.ndarray) -> np.ndarra
     return out
 
 
+# the joints each arm turns about, shoulders before elbows: the upper arm and the forearm each get their own angles
+ARM_PIVOTS = ("pose.left_shoulder", "pose.right_shoulder", "pose.left_elbow", "pose.right_elbow")
+
+
+def descendants(graph: Graph, joint: int) -> list[int]:
+    """Every joint that hangs from ``joint`` (its children, their children, ...), in outward order."""
+    below = [joint]
+    for parent, child in outward_edges(graph):
+        if parent in below:
+            below.append(child)
+    return below[1:]
+
+
+def turn_arms(seq: np.ndarray, graph: Graph, angles: np.ndarray) -> np.ndarray:
+    """(T, V, 3) positions with everything below each joint of ``ARM_PIVOTS`` turned about it by ``angles[i] =
+    (pitch, roll)`` radians, shoulders first: the same movement, made higher or lower, further forward or to the
+    side, with the elbow bent more or less. Bone lengths are kept."""
+    names = list(graph.joint_names)
+    out = seq.copy()
+    for (pitch, roll), pivot_name in zip(angles, ARM_PIVOTS):
+        pivot = names.index(pivot_name)
+        below = descendants(graph, pivot)
+        centre = out[:, pivot:pivot + 1]
+        out[:, below] = centre + (out[:, below] - centre) @ rotation(0.0, pitch, roll).T.astype(seq.dtype)
+    return out
+
+
 def augment(seq: np.ndarray, cfg: SupervisedConfig, rng: np.random.Generator,
             graph: Graph | None = None) -> np.ndarray:
     """A randomly cropped (time), turned, tilted, scaled and joint-dropped copy of a prepared (frames, V, 3)
-    sample; every range comes from ``cfg`` (:class:`SupervisedConfig`). ``bone_scale`` needs the ``graph``."""
+    sample; every range comes from ``cfg`` (:class:`SupervisedConfig`). ``bone_scale`` and ``arm_turn`` need the
+    ``graph``."""
     frames = cfg.frames
     keep = int(round(frames * rng.uniform(cfg.crop, 1.0)))
     start = int(rng.integers(0, frames - keep + 1))
@@ -258,6 +291,10 @@ def augment(seq: np.ndarray, cfg: SupervisedConfig, rng: np.random.Generator,
         if graph is None:
             raise ValueError("augment: bone_scale needs the skeleton graph")
         out = scale_bones(out, graph, rng.uniform(1 - cfg.bone_scale, 1 + cfg.bone_scale, out.shape[1]))
+    if cfg.arm_turn > 0:  # likewise drawn only when on
+        if graph is None:
+            raise ValueError("augment: arm_turn needs the skeleton graph")
+        out = turn_arms(out, graph, rng.uniform(-cfg.arm_turn, cfg.arm_turn, (len(ARM_PIVOTS), 2)))
     rot = rotation(rng.uniform(-cfg.rotate, cfg.rotate), rng.uniform(-cfg.tilt, cfg.tilt),
                    rng.uniform(-cfg.tilt, cfg.tilt))
     size = rng.uniform(1 - cfg.scale, 1 + cfg.scale) * rng.uniform(1 - cfg.axis_scale, 1 + cfg.axis_scale, 3)
