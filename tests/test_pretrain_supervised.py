@@ -209,6 +209,9 @@ def test_turn_arms_moves_only_the_arms_and_keeps_every_bone_length():
     np.testing.assert_allclose(elbow_angle(only_shoulder), elbow_angle(sample), atol=1e-5)  # one rigid arm
     assert np.abs(elbow_angle(out) - elbow_angle(sample)).max() > 0.01  # the forearm turned on its own
     np.testing.assert_allclose(turn_arms(sample, graph, np.zeros((4, 2))), sample, atol=1e-6)
+    armless = replace(graph, joint_names=tuple(n.replace("elbow", "knee") for n in graph.joint_names))
+    with pytest.raises(ValueError, match="has no pose.left_elbow, pose.right_elbow to turn the arms about"):
+        turn_arms(sample, armless, angles)
 
 
 def test_arm_turn_is_drawn_only_when_on_and_needs_the_graph():
