@@ -226,6 +226,8 @@ def test_arm_turn_is_drawn_only_when_on_and_needs_the_graph():
     np.testing.assert_array_equal(a[:, graph.center], sample[:, graph.center])
     with pytest.raises(ValueError, match="arm_turn needs the skeleton graph"):
         augment(sample, turned, np.random.default_rng(2))
+    with pytest.raises(ValueError, match="bone_scale and arm_turn need the skeleton graph"):
+        augment(sample, replace(turned, bone_scale=0.1), np.random.default_rng(2))
 
 
 def test_drop_joints_zeroes_named_joints_and_refuses_unknown_names():
