@@ -292,13 +292,14 @@ def augment(seq: np.ndarray, cfg: SupervisedConfig, rng: np.random.Generator,
     start = int(rng.integers(0, frames - keep + 1))
     out = resample(seq[start:start + keep], frames)
     on_graph = [name for name in ("bone_scale", "arm_turn") if getattr(cfg, name) > 0]
-    if on_graph and graph is None:
-        raise ValueError(f"augment: {' and '.join(on_graph)} {'needs' if len(on_graph) == 1 else 'need'} "
-                         "the skeleton graph")
-    if cfg.bone_scale > 0:  # drawn only when on, so the other draws (and earlier results) stay as they were
-        out = scale_bones(out, graph, rng.uniform(1 - cfg.bone_scale, 1 + cfg.bone_scale, out.shape[1]))
-    if cfg.arm_turn > 0:  # likewise drawn only when on
-        out = turn_arms(out, graph, rng.uniform(-cfg.arm_turn, cfg.arm_turn, (len(ARM_PIVOTS), 2)))
+    if on_graph:  # drawn only when on, so the other draws (and earlier results) stay as they were
+        if graph is None:
+            raise ValueError(f"augment: {' and '.join(on_graph)} {'needs' if len(on_graph) == 1 else 'need'} "
+                             "the skeleton graph")
+        if cfg.bone_scale > 0:
+            out = scale_bones(out, graph, rng.uniform(1 - cfg.bone_scale, 1 + cfg.bone_scale, out.shape[1]))
+        if cfg.arm_turn > 0:
+            out = turn_arms(out, graph, rng.uniform(-cfg.arm_turn, cfg.arm_turn, (len(ARM_PIVOTS), 2)))
     rot = rotation(rng.uniform(-cfg.rotate, cfg.rotate), rng.uniform(-cfg.tilt, cfg.tilt),
                    rng.uniform(-cfg.tilt, cfg.tilt))
     size = rng.uniform(1 - cfg.scale, 1 + cfg.scale) * rng.uniform(1 - cfg.axis_scale, 1 + cfg.axis_scale, 3)
