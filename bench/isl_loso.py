@@ -159,7 +159,8 @@ def train_variants(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedC
                 print(f"{signer} {stream}: saved before under {folder}", flush=True)
                 continue
             start = time.perf_counter()
-            trained = sup.fit(signs.x[~test], signs.y[~test], len(signs.classes), graph, arch, cfg, seed, stream)
+            trained = sup.fit(signs.x[~test], signs.y[~test], len(signs.classes), graph, arch, cfg, seed, stream,
+                              signs.signers[~test])
             # with average_from the same run's last weights are kept as a variants folder of their own (LAST_WEIGHTS),
             # first, so the folder's own weights still mark the stream as done
             kept = [(folder, trained.last)] if trained.averaged is None else [
@@ -174,8 +175,9 @@ def train_variants(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.SupervisedC
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(path) as tmp:
                     torch.save(model.state_dict(), tmp)
+                named = "" if trained.signer_accuracy is None else f", signer named {trained.signer_accuracy:.3f}"
                 print(f"{signer} {stream}{' (last weights)' if where != folder else ''}: train "
-                      f"{trained.train_accuracy:.3f}, held-out {accuracy}, {time.perf_counter() - start:.0f} s",
+                      f"{trained.train_accuracy:.3f}{named}, held-out {accuracy}, {time.perf_counter() - start:.0f} s",
                       flush=True)
 
 

@@ -21,7 +21,8 @@ from hatl.models import checkpoint
 from hatl.models.graph import kinect20_graph
 from hatl.models.pretrain import RECURRENT_HIDDEN, RECURRENT_LR, _Classifier
 from hatl.models.pretrain_supervised import (
-    SignSet, SupervisedConfig, adapt_to_signer, augment, averaging_start, body_frame, crop_views, descendants,
+    GradientReversal, SignerAdversary, SignSet, SupervisedConfig, adapt_to_signer, adversary_weight, augment,
+    averaging_start, body_frame, crop_views, descendants,
     drop_joints, fit, loso, mean_bone_length, mean_row, metric, mix_sample_statistics, mix_statistics, mixstyle_hook,
     outward_edges, prepare, probabilities, resample, rotate_about_vertical, rotation, scale_bones, stream_arch,
     stream_input, stream_parts, to_stream, train_classifier, turn_arms,
@@ -447,6 +448,54 @@ def test_mixstyle_acts_in_training_only_and_leaves_no_trace_on_the_trained_model
     once, again, off = weights(1.0), weights(1.0), weights(0.0)
     assert all(torch.equal(a, b) for a, b in zip(once, again))  # seeded
     assert not all(torch.equal(a, b) for a, b in zip(once, off))
+
+
+def test_gradient_reversal_passes_features_unchanged_and_sends_back_the_gradient_reversed_and_weighted():
+    x = torch.randn(3, 4, requires_grad=True)
+    out = GradientReversal.apply(x, 0.25)
+    assert torch.equal(out, x)
+    (out * torch.arange(4.0)).sum().backward()
+    assert torch.equal(x.grad, -0.25 * torch.arange(4.0).expand(3, 4))
+
+
+def test_the_adversary_weight_rises_from_zero_to_its_peak_as_training_goes_on():
+    weights = [adversary_weight(0.5, p) for p in np.linspace(0, 1, 11)]
+    assert weights[0] == 0.0
+    assert all(a < b for a, b in zip(weights, weights[1:]))
+    assert weights[5] > 0.49 and weights[-1] == pytest.approx(0.5, abs=1e-4)
+
+
+def test_the_signer_adversary_reads_each_joints_features_averaged_over_persons_and_time():
+    torch.manual_seed(0)
+    adversary = SignerAdversary(features=4 * 5, signers=3)
+    feats = torch.randn(2, 1, 4, 6, 5, requires_grad=True)  # (N, M, C, T, V)
+    flat = feats.mean(dim=(1, 3)).flatten(1)
+    torch.testing.assert_close(adversary(feats, 1.0), adversary.net(flat))
+    adversary(feats, 1.0).sum().backward()  # through the reversal: the backbone is pushed the other way
+    plain = feats.detach().clone().requires_grad_(True)
+    adversary.net(plain.mean(dim=(1, 3)).flatten(1)).sum().backward()
+    torch.testing.assert_close(feats.grad, -plain.grad)
+
+
+def test_signer_adversarial_training_needs_the_signers_and_reports_how_well_they_were_named():
+    signs = toy_signs()
+    arch, graph = STGCNPPConfig(in_channels=3, base_channels=6), kinect20_graph()
+    cfg = SupervisedConfig(frames=8, epochs=2, batch_size=8, signer_adversarial=0.5)
+    with pytest.raises(ValueError, match="signer_adversarial needs each training sample's signer"):
+        fit(signs.x, signs.y, 3, graph, arch, cfg, seed=0)
+    trained = fit(signs.x, signs.y, 3, graph, arch, cfg, seed=0, signers=signs.signers)
+    again = fit(signs.x, signs.y, 3, graph, arch, cfg, seed=0, signers=signs.signers)
+    assert 0.0 <= trained.signer_accuracy <= 1.0 and trained.signer_accuracy == again.signer_accuracy  # seeded
+    assert not trained.model.backbone._forward_hooks  # predictions and the exported weights see the plain network
+    assert all(torch.equal(a, b) for a, b in zip(trained.model.state_dict().values(),
+                                                 again.model.state_dict().values()))
+    off = fit(signs.x, signs.y, 3, graph, arch, replace(cfg, signer_adversarial=0.0), seed=0, signers=signs.signers)
+    assert off.signer_accuracy is None
+    assert set(off.model.state_dict()) == set(trained.model.state_dict())  # the adversary is not part of the model
+    assert not all(torch.equal(a, b) for a, b in zip(trained.model.state_dict().values(),
+                                                     off.model.state_dict().values()))
+    rows = loso(signs, graph, arch, cfg, seed=0, held_out=["a"])  # loso gives the training signers to fit
+    assert rows[0]["distinct_predictions"] >= 1
 
 
 def _random_norm(kind: type = torch.nn.BatchNorm2d, channels: int = 4) -> torch.nn.Module:

@@ -19,7 +19,8 @@ aimed at what differs between signers: a random turn about the vertical (±``rot
 length on its own (``bone_scale``, off by default: limb proportions), each arm turned about its shoulder and elbow
 (``arm_turn``, off by default: where the hands are held), a random temporal crop
 (timing, speed) and whole-joint dropout; the loss uses label smoothing; ``mixstyle`` (off by default) mixes
-the early blocks' per-sample feature statistics between samples (MixStyle); ``sample_statistics`` (off by default)
+the early blocks' per-sample feature statistics between samples (MixStyle); ``signer_adversarial`` (off by
+default, LOSO only) trains a signer classifier against the backbone; ``sample_statistics`` (off by default)
 makes every BatchNorm mix each sample's own statistics into its normalisation, in training and prediction alike;
 ``average_from`` (off by default) uses the mean of the weights over the last part of training; ``head: joints`` (LOSO
 only) gives the classifier each joint's features instead of their mean over the body. Held-out samples are
@@ -102,6 +103,11 @@ class SupervisedConfig:
     # feature-statistics mixing (MixStyle) after the first MIXSTYLE_BLOCKS blocks: the probability per batch and
     # block; 0 = off. Aimed at signers unseen in training, whose posture and proportions shift those statistics
     mixstyle: float = 0.0
+    # LOSO only: the largest weight of a signer classifier trained against the backbone through gradient reversal
+    # (DANN, Ganin et al. 2016; the weight ramps up from 0 over training as published), so that the features the
+    # sign classifier reads carry as little of who signs as the sign allows; 0 = off. Needs each training sample's
+    # signer
+    signer_adversarial: float = 0.0
     test_crops: int = 3          # test-time average of the logits over this many temporal crops (1: the whole sample)
     # LOSO only: one model per input stream, softmax averaged (pyskl's multi-stream ensembles); the exported
     # checkpoint is always the joint stream, the input the downstream backbone reads. "joint+motion" is one early-fused
@@ -159,6 +165,7 @@ class SignSet:
 
 MIXSTYLE_BLOCKS = 3    # early blocks: their per-channel statistics carry posture and proportions more than the sign
 MIXSTYLE_ALPHA = 0.1   # Beta(alpha, alpha) mixing weights, the published MixStyle setting
+ADVERSARY_HIDDEN = 64  # the signer classifier's hidden width (one ReLU layer, as DANN's domain classifier)
 
 
 # ------------------------------------------------------------------------------------------ preparation
@@ -479,11 +486,13 @@ def mix_sample_statistics(model: torch.nn.Module, own_weight: float) -> torch.nn
 @dataclass
 class Trained:
     """One training run: its last weights and, with ``average_from``, the averaged weights (each in eval mode,
-    BatchNorm statistics recomputed on the training samples), and the last epoch's train accuracy."""
+    BatchNorm statistics recomputed on the training samples), the last epoch's train accuracy and, with
+    ``signer_adversarial``, the adversary's last-epoch accuracy at naming the signer (1 / signers: nothing left)."""
 
     last: _Classifier
     averaged: _Classifier | None
     train_accuracy: float
+    signer_accuracy: float | None = None
 
     @property
     def model(self) -> _Classifier:
@@ -497,10 +506,12 @@ def averaging_start(steps: int, average_from: float) -> int | None:
 
 
 def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNPPConfig,
-                     cfg: SupervisedConfig, seed: int, stream: str = "joint") -> tuple[_Classifier, float]:
+                     cfg: SupervisedConfig, seed: int, stream: str = "joint",
+                     signers: np.ndarray | None = None) -> tuple[_Classifier, float]:
     """Train backbone + head on prepared samples (positions; ``stream`` says what the network reads); returns the
-    model (eval mode, BatchNorm statistics recomputed on ``x``) and the last epoch's train accuracy."""
-    trained = fit(x, y, n_classes, graph, arch, cfg, seed, stream)
+    model (eval mode, BatchNorm statistics recomputed on ``x``) and the last epoch's train accuracy. ``signers``:
+    each sample's signer, which ``signer_adversarial`` needs."""
+    trained = fit(x, y, n_classes, graph, arch, cfg, seed, stream, signers)
     return trained.model, trained.train_accuracy
 
 
@@ -513,10 +524,45 @@ def new_classifier(graph: Graph, arch: STGCNPPConfig, n_classes: int, cfg: Super
     return mix_sample_statistics(model, cfg.sample_statistics) if cfg.sample_statistics > 0 else model
 
 
+class GradientReversal(torch.autograd.Function):
+    """The identity forward; backward, the gradient times ``-weight`` (DANN's reversal layer)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: float) -> torch.Tensor:
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.weight * grad, None
+
+
+class SignerAdversary(torch.nn.Module):
+    """Predicts the training signer from the backbone's last features averaged over persons and time, each joint's
+    side by side (what ``head: joints`` reads), through a gradient reversal: the adversary learns to tell signers
+    apart while the backbone learns to make that hard."""
+
+    def __init__(self, features: int, signers: int) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(features, ADVERSARY_HIDDEN), torch.nn.ReLU(),
+                                       torch.nn.Linear(ADVERSARY_HIDDEN, signers))
+
+    def forward(self, feats: torch.Tensor, weight: float) -> torch.Tensor:  # feats (N, M, C, T, V)
+        return self.net(GradientReversal.apply(feats.mean(dim=(1, 3)).flatten(1), weight))
+
+
+def adversary_weight(peak: float, progress: float) -> float:
+    """DANN's schedule: ``peak`` * (2 / (1 + exp(-10 p)) - 1) at the fraction ``progress`` of training: 0 at the
+    start, when the features mean nothing yet, near ``peak`` from the middle on."""
+    return peak * (2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0)
+
+
 def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNPPConfig, cfg: SupervisedConfig,
-        seed: int, stream: str = "joint") -> Trained:
+        seed: int, stream: str = "joint", signers: np.ndarray | None = None) -> Trained:
     """:func:`train_classifier`, keeping the last weights beside the averaged ones. Averaging draws no random
     numbers, so the last weights are those of the same run without it."""
+    if cfg.signer_adversarial > 0 and (signers is None or len(signers) != len(y)):
+        raise ValueError("signer_adversarial needs each training sample's signer (signers, one per sample)")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     # cfg.drop_joints are zeroed by stream_input, after augmentation (which moves each joint on its own, so a
@@ -524,6 +570,13 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNP
     device = resolve_device(cfg.device, "backbone.pretrain.supervised.device")
     model = new_classifier(graph, arch, n_classes, cfg, stream).to(device)
     groups = model.optimiser_groups(cfg.lr)
+    adversary, captured = None, {}
+    if cfg.signer_adversarial > 0:  # built only when on, so the random draws of runs without it stay as they were
+        signer_names, signer_index = np.unique(signers, return_inverse=True)
+        signer_targets = torch.from_numpy(signer_index).to(device)
+        backbone = model.backbone
+        adversary = SignerAdversary(backbone.out_channels * backbone.num_joints, len(signer_names)).to(device)
+        groups.append({"params": list(adversary.parameters()), "lr": cfg.lr})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * math.ceil(len(y) / cfg.batch_size)
     sched = one_cycle(opt, [group["lr"] for group in groups], steps)
@@ -532,11 +585,14 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNP
     averaged = torch.optim.swa_utils.AveragedModel(model) if first_averaged is not None else None
     hooks = [block.register_forward_hook(mixstyle_hook(cfg.mixstyle)) for block in
              model.backbone.gcn[:MIXSTYLE_BLOCKS]] if cfg.mixstyle > 0 else []
-    train_acc = 0.0
+    if adversary is not None:  # the backbone's output, for the adversary beside the head that reads it
+        hooks.append(model.backbone.register_forward_hook(lambda module, inputs, out: captured.update(feats=out)))
+    train_acc, signer_acc = 0.0, None
     for _ in range(cfg.epochs):
         model.train()
         order = rng.permutation(len(y))
         correct, seen = torch.zeros((), dtype=torch.long, device=device), 0  # summed on the device: no sync per step
+        named = torch.zeros((), dtype=torch.long, device=device)  # samples whose signer the adversary named
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             if len(idx) < 2:  # BatchNorm needs more than one value per channel in training mode
@@ -546,6 +602,12 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNP
             labels = targets[torch.from_numpy(idx).to(device)]
             logits = model(torch.from_numpy(stream_input(batch, graph, cfg, stream)).to(device).unsqueeze(1))
             loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+            if adversary is not None:
+                weight = adversary_weight(cfg.signer_adversarial, sched.last_epoch / steps)
+                who = signer_targets[torch.from_numpy(idx).to(device)]
+                guess = adversary(captured.pop("feats"), weight)
+                loss = loss + F.cross_entropy(guess, who)
+                named += (guess.argmax(1) == who).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -555,6 +617,7 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNP
             correct += (logits.argmax(1) == labels).sum()
             seen += len(idx)
         train_acc = int(correct) / max(seen, 1)
+        signer_acc = int(named) / max(seen, 1) if adversary is not None else None
     for hook in hooks:  # training only: the statistics recomputed below and every prediction see plain features
         hook.remove()
     inputs = stream_input(x, graph, cfg, stream)
@@ -565,7 +628,7 @@ def fit(x: np.ndarray, y: np.ndarray, n_classes: int, graph: Graph, arch: STGCNP
             raise ValueError(f"average_from {cfg.average_from}: no optimiser step of {steps} entered the average")
         mean_model = averaged.module  # the averaged parameters; BatchNorm statistics are recomputed for them
         recalibrate_batchnorm(mean_model, inputs, cfg.batch_size)
-    return Trained(model, mean_model, train_acc)
+    return Trained(model, mean_model, train_acc, signer_acc)
 
 
 def mix_statistics(x: torch.Tensor, alpha: float = MIXSTYLE_ALPHA, eps: float = 1e-6) -> torch.Tensor:
@@ -666,7 +729,7 @@ def loso(signs: SignSet, graph: Graph, arch: STGCNPPConfig, cfg: SupervisedConfi
         probs, stream_accuracy, train_accuracies = np.zeros((len(truth), n_classes)), {}, []
         for stream in cfg.streams:
             model, train_acc = train_classifier(signs.x[~test], signs.y[~test], n_classes, graph, arch, cfg, seed,
-                                                stream)
+                                                stream, signs.signers[~test])
             if cfg.adapt_batchnorm:
                 adapt_to_signer(model, signs.x[test], graph, cfg, stream)
             stream_probs = probabilities(model, signs.x[test], graph, cfg, stream)
@@ -766,7 +829,8 @@ def run(args: argparse.Namespace) -> int:
                  rows[-1]["accuracy"], len(rows) - 1, rows[-1]["chance"], args.csv, args.report)
     if args.out is not None:
         final, final_acc = train_classifier(signs.x, signs.y, len(signs.classes), graph, arch,
-                                            replace(cfg, sample_statistics=0.0, head="mean"), seed)  # LOSO only
+                                            replace(cfg, sample_statistics=0.0, head="mean", signer_adversarial=0.0),
+                                            seed)  # LOSO only
         summary["final_train_accuracy"] = final_acc
         summary["wall_seconds"] = round(time.perf_counter() - start, 1)
         save_pyskl_checkpoint(args.out, pyskl_state_dict(final), {"hatl": summary, "provenance": provenance(config),
