@@ -247,6 +247,12 @@ RECURRENT_HIDDEN = 128  # bench/isl_loso_reference.py's GRU width, the classifie
 RECURRENT_LR = 2e-3
 
 
+def joint_features(feats: torch.Tensor) -> torch.Tensor:
+    """Backbone output (N, M, C, T, V) averaged over persons and time, each joint's channels side by side:
+    (N, C * V), channel-major. What ``head: joints`` classifies and the signer adversary reads."""
+    return feats.mean(dim=(1, 3)).flatten(1)
+
+
 class _Classifier(nn.Module):
     """Backbone + a linear ``fc_cls`` over pooled features. ``head``: ``mean`` is pyskl's GCNHead (mean over persons,
     time and joints: the pooling the downstream translator's ``frame_features`` uses per frame); ``joints`` pools
@@ -274,7 +280,7 @@ class _Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.backbone(x)  # (N, M, C, T, V)
         if self.head == "joints":
-            return self.fc_cls(feats.mean(dim=(1, 3)).flatten(1))  # (N, C * V), channel-major
+            return self.fc_cls(joint_features(feats))
         if self.head == "recurrent":
             steps = feats.mean(dim=1).permute(0, 2, 1, 3).flatten(2)  # (N, T, C * V), channel-major per step
             states, _ = self.head_rnn(torch.relu(self.head_in(steps)))

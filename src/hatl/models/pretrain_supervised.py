@@ -56,7 +56,8 @@ from hatl.io import atomic_path, write_json
 from hatl.keypoint_store import iter_keypoints, read_layout
 from hatl.models.backbone_source import pretrained_on_files
 from hatl.models.graph import Graph, layout_graph
-from hatl.models.pretrain import HEADS, _Classifier, one_cycle, pyskl_state_dict, save_pyskl_checkpoint
+from hatl.models.pretrain import (HEADS, _Classifier, joint_features, one_cycle, pyskl_state_dict,
+                                  save_pyskl_checkpoint)
 from hatl.models.stgcnpp import STGCNPP, STGCNPPConfig
 from hatl.provenance import provenance
 
@@ -548,7 +549,7 @@ class SignerAdversary(torch.nn.Module):
                                        torch.nn.Linear(ADVERSARY_HIDDEN, signers))
 
     def forward(self, feats: torch.Tensor, weight: float) -> torch.Tensor:  # feats (N, M, C, T, V)
-        return self.net(GradientReversal.apply(feats.mean(dim=(1, 3)).flatten(1), weight))
+        return self.net(GradientReversal.apply(joint_features(feats), weight))
 
 
 def adversary_weight(peak: float, progress: float) -> float:
