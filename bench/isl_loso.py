@@ -26,8 +26,10 @@ sample by its own statistics mixed with the training ones at N : 1 (prediction-t
 from itself and the training signers alone, so the protocol stays plain LOSO). ``--seeds DIR...`` scores the ensemble
 of the streams of several ``--variants`` runs (``--seed``: one per seed) under each variant saved there,
 ``sample_norm_N<N>`` included; ``DIR:motion`` takes only that run's motion stream, so streams trained in runs of their
-own ensemble too (``--seeds joint/:joint motion/:motion``). ``--signing-space`` trains nothing: it prints each
-signer's median arm and hand heights, the spread that ``arm_turn`` is aimed at.
+own ensemble too (``--seeds joint/:joint motion/:motion``). Every ensemble (``--ensembles``, ``--seeds``,
+``--sample-norm``) combines its models' softmax by ``--set ensemble=arithmetic`` (their mean, the default) or
+``geometric`` (``SupervisedConfig.ensemble``). ``--signing-space`` trains nothing: it prints each signer's median arm
+and hand heights, the spread that ``arm_turn`` is aimed at.
 """
 
 from __future__ import annotations
@@ -109,16 +111,16 @@ def save_softmax(folder: Path, signer: str, stream: str, truth: np.ndarray, prob
             np.save(tmp, array)
 
 
-def ensemble_accuracies(folder: Path) -> dict[str, dict[str, float]]:
+def ensemble_accuracies(folder: Path, rule: str = "arithmetic") -> dict[str, dict[str, float]]:
     """Accuracy of every non-empty subset of the streams saved under ``folder`` (``--probs``), by held-out signer:
-    {signer: {"joint+motion": accuracy, ...}} (mean softmax of the subset's streams, as ``loso`` ensembles)."""
+    {signer: {"joint+motion": accuracy, ...}} (the subset's softmax combined by ``rule``, as ``loso`` ensembles)."""
     out: dict[str, dict[str, float]] = {}
     for truth_path in sorted(folder.glob("*.truth.npy")):
         signer = truth_path.name.split(".")[0]
         truth = np.load(truth_path)
         probs = {p.name.split(".")[1]: np.load(p) for p in folder.glob(f"{signer}.*.npy") if p != truth_path}
         streams = [s for s in sup.STREAMS if s in probs]  # single streams: a fused one's name has "+" as well
-        out[signer] = {"+".join(combo): float((sum(probs[s] for s in combo).argmax(1) == truth).mean())
+        out[signer] = {"+".join(combo): float((sup.combine([probs[s] for s in combo], rule).argmax(1) == truth).mean())
                        for r in range(1, len(streams) + 1) for combo in itertools.combinations(streams, r)}
     return out
 
@@ -235,13 +237,14 @@ def sample_norm_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Sup
                            ) -> dict[str, dict[str, tuple[float, int]]]:
     """{signer: {"plain": (accuracy, distinct predictions), "sample_norm_N<prior>": ...}} of the stream ensemble
     kept under ``folder``/models, each BatchNorm mixing every held-out sample's own statistics with the training
-    ones. Each stream's softmax is saved as a variant of its own (``folder``/sample_norm_N<prior>/), which
-    ``--seeds`` scores; "plain" is read from the softmax ``train_variants`` saved with the weights."""
+    ones, the streams combined by ``cfg.ensemble``. Each stream's softmax is saved as a variant of its own
+    (``folder``/sample_norm_N<prior>/), which ``--seeds`` scores; "plain" is read from the softmax ``train_variants``
+    saved with the weights."""
     graph = kinect20_graph()
     out = {}
     for signer in kept_signers(signs, cfg, folder, only):
         test = signs.signers == signer
-        summed = {"plain": sum(np.load(folder / "plain" / f"{signer}.{stream}.npy") for stream in cfg.streams)}
+        per_stream = {"plain": [np.load(folder / "plain" / f"{signer}.{stream}.npy") for stream in cfg.streams]}
         for stream in cfg.streams:
             model = load_model(folder / "models" / f"{signer}.{stream}.pt", graph, arch, len(signs.classes), stream,
                                cfg)
@@ -250,9 +253,10 @@ def sample_norm_accuracies(signs: sup.SignSet, arch: STGCNPPConfig, cfg: sup.Sup
                 with torch.no_grad():
                     probs = sup.probabilities(with_sample_statistics(model, prior), signs.x[test], graph, cfg, stream)
                 save_softmax(folder / name, signer, stream, signs.y[test], probs)
-                summed[name] = summed.get(name, 0.0) + probs
-        out[signer] = {name: (float((p.argmax(1) == signs.y[test]).mean()), len(set(p.argmax(1).tolist())))
-                       for name, p in summed.items()}
+                per_stream.setdefault(name, []).append(probs)
+        preds = {name: sup.combine(probs, cfg.ensemble).argmax(1) for name, probs in per_stream.items()}
+        out[signer] = {name: (float((pred == signs.y[test]).mean()), len(set(pred.tolist())))
+                       for name, pred in preds.items()}
     return out
 
 
@@ -260,9 +264,10 @@ def sample_norm_variant(prior: float) -> str:
     return f"sample_norm_N{prior:g}"
 
 
-def seed_ensemble_accuracies(runs: list[tuple[Path, tuple[str, ...]]],
-                             variant: str) -> dict[str, tuple[float, int]]:
-    """{signer: (accuracy, distinct predictions)} of the mean softmax of every (folder, streams) run in ``runs``:
+def seed_ensemble_accuracies(runs: list[tuple[Path, tuple[str, ...]]], variant: str,
+                             rule: str = "arithmetic") -> dict[str, tuple[float, int]]:
+    """{signer: (accuracy, distinct predictions)} of the softmax, combined by ``rule``, of every (folder, streams)
+    run in ``runs``:
     each folder's ``streams`` saved under ``folder``/``variant`` (one --variants run per seed, or per stream when
     the streams were trained apart); a signer missing one of them (a run still under way) is left out."""
     out = {}
@@ -271,7 +276,7 @@ def seed_ensemble_accuracies(runs: list[tuple[Path, tuple[str, ...]]],
         files = [folder / variant / f"{signer}.{stream}.npy" for folder, streams in runs for stream in streams]
         if not all(p.exists() for p in files):
             continue
-        pred = sum(np.load(p) for p in files).argmax(1)
+        pred = sup.combine([np.load(p) for p in files], rule).argmax(1)
         out[signer] = (float((pred == np.load(truth_path)).mean()), len(set(pred.tolist())))
     return out
 
@@ -302,12 +307,12 @@ def chosen_on_other_folds(tables: dict[str, dict[str, tuple[float, int]]]) -> di
     return out
 
 
-def print_ensembles(folder: Path) -> None:
-    table = ensemble_accuracies(folder)
+def print_ensembles(folder: Path, rule: str = "arithmetic") -> None:
+    table = ensemble_accuracies(folder, rule)
     if not table:
         raise SystemExit(f"no saved softmax (*.truth.npy) under {folder}")
     combos = sorted({c for row in table.values() for c in row}, key=lambda c: (c.count("+"), c))
-    print("| held-out signer | " + " | ".join(combos) + " |")
+    print(f"| held-out signer ({rule} mean) | " + " | ".join(combos) + " |")
     print("|---" * (len(combos) + 1) + "|")
     for signer, row in table.items():
         print(f"| {signer} | " + " | ".join(f"{row[c]:.3f}" if c in row else "-" for c in combos) + " |")
@@ -315,11 +320,11 @@ def print_ensembles(folder: Path) -> None:
     print(f"| mean of {len(table)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
 
 
-def print_seed_ensembles(runs: list[tuple[Path, tuple[str, ...]]]) -> None:
+def print_seed_ensembles(runs: list[tuple[Path, tuple[str, ...]]], rule: str = "arithmetic") -> None:
     folders = [folder for folder, _ in runs]
     saved = sorted((p.name for p in folders[0].iterdir() if p.is_dir() and p.name != "models"),
                    key=lambda name: (len(name), name))  # sample_norm_N4 before sample_norm_N16
-    tables = {v: seed_ensemble_accuracies(runs, v) for v in [*[v for v in VARIANTS if v in saved],
+    tables = {v: seed_ensemble_accuracies(runs, v, rule) for v in [*[v for v in VARIANTS if v in saved],
                                                              *[v for v in saved if v not in VARIANTS]]}
     if not any(tables.values()):
         raise SystemExit(f"no held-out signer has saved softmax in every one of {', '.join(map(str, folders))}")
@@ -329,7 +334,7 @@ def print_seed_ensembles(runs: list[tuple[Path, tuple[str, ...]]]) -> None:
     tables = {v: table for v, table in tables.items() if table}
     signers = sorted({s for table in tables.values() for s in table})
     described = " + ".join(f"{folder.name}:{','.join(streams)}" for folder, streams in runs)
-    print(f"| held-out signer ({len(runs)} run(s): {described}) | " + " | ".join(tables) + " |")
+    print(f"| held-out signer ({len(runs)} run(s), {rule} mean: {described}) | " + " | ".join(tables) + " |")
     print("|---" * (len(tables) + 1) + "|")
     for signer in signers:
         print(f"| {signer} | " + " | ".join(f"{t[signer][0]:.3f} ({t[signer][1]} distinct)" if signer in t else "-"
@@ -383,14 +388,11 @@ def main() -> None:
     parser.add_argument("--ensembles", action="store_true",
                         help="train nothing: print the accuracy of every stream subset saved under --probs")
     args = parser.parse_args()
-    if args.ensembles:
-        if args.probs is None:
-            parser.error("--ensembles reads the softmax saved under --probs")
-        print_ensembles(args.probs)
-        return
+    if args.ensembles and args.probs is None:
+        parser.error("--ensembles reads the softmax saved under --probs")
     if (args.enrol or args.sample_norm) and args.variants is None:
         parser.error("--enrol and --sample-norm score the models kept under --variants DIR")
-    if args.folder is None and not args.seeds:
+    if args.folder is None and not (args.seeds or args.ensembles):
         parser.error("--folder (the release's RawDataset) is required to train")
     torch.set_num_threads(1)
     config = load_config(args.config)
@@ -399,8 +401,11 @@ def main() -> None:
     cfg = sup.SupervisedConfig.from_config(deep_merge(config, {"backbone": {"pretrain": {"supervised": overrides}}}))
     arch = STGCNPPConfig(base_channels=int(cfg.base_channels or args.width))
     seed = args.seed if args.seed is not None else int(config.get("seed", 1234))
+    if args.ensembles:
+        print_ensembles(args.probs, cfg.ensemble)
+        return
     if args.seeds:
-        print_seed_ensembles([parse_run(text, cfg.streams) for text in args.seeds])
+        print_seed_ensembles([parse_run(text, cfg.streams) for text in args.seeds], cfg.ensemble)
         return
     start = time.perf_counter()
     signs = load_release(args.folder, cfg.frames, cfg.body_size, cfg.drop_joints)

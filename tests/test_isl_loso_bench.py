@@ -170,6 +170,20 @@ def test_seed_ensembles_average_the_streams_of_every_seed_and_leave_out_incomple
     assert bench.seed_ensemble_accuracies([(first, ("bone",)), (second, joint)], "plain") == {"ann": (0.5, 1)}
 
 
+def test_saved_ensembles_are_combined_by_the_rule_asked(bench, tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    np.save(plain / "ann.truth.npy", np.array([1]))
+    # joint is sure of sign 0, bone all but rules it out: only the geometric mean settles on sign 1, the true one
+    np.save(plain / "ann.joint.npy", np.array([[0.8, 0.2, 0.0]], np.float32))
+    np.save(plain / "ann.bone.npy", np.array([[0.0001, 0.3, 0.6999]], np.float32))
+    runs = [(tmp_path, ("joint",)), (tmp_path, ("bone",))]
+    assert bench.seed_ensemble_accuracies(runs, "plain") == {"ann": (0.0, 1)}
+    assert bench.seed_ensemble_accuracies(runs, "plain", "geometric") == {"ann": (1.0, 1)}
+    assert bench.ensemble_accuracies(plain, "geometric")["ann"]["joint+bone"] == 1.0
+    assert bench.ensemble_accuracies(plain)["ann"]["joint+bone"] == 0.0
+
+
 def test_a_run_names_its_own_streams_after_a_colon_and_an_unknown_stream_is_refused(bench):
     assert bench.parse_run("runs/bone", ("joint", "motion")) == (Path("runs/bone"), ("joint", "motion"))
     assert bench.parse_run("runs/bone:bone", ("joint",)) == (Path("runs/bone"), ("bone",))

@@ -22,7 +22,7 @@ from hatl.models.graph import kinect20_graph
 from hatl.models.pretrain import RECURRENT_HIDDEN, RECURRENT_LR, _Classifier
 from hatl.models.pretrain_supervised import (
     GradientReversal, SignerAdversary, SignSet, SupervisedConfig, adapt_to_signer, adversary_weight, augment,
-    averaging_start, body_frame, crop_views, descendants,
+    averaging_start, body_frame, combine, crop_views, descendants,
     drop_joints, fit, loso, mean_bone_length, mean_row, metric, mix_sample_statistics, mix_statistics, mixstyle_hook,
     outward_edges, prepare, probabilities, resample, rotate_about_vertical, rotation, scale_bones, stream_arch,
     stream_input, stream_parts, to_stream, train_classifier, turn_arms,
@@ -60,6 +60,13 @@ def toy_signs(frames: int = 8) -> SignSet:
                 ys.append(sign)
                 signers.append(signer)
     return SignSet(np.stack(xs), np.array(ys), np.array(signers), ["down", "left", "up"], [str(i) for i in range(36)])
+
+
+def two_signers() -> SignSet:
+    """The toy set without signer c: one signer to train on, one to hold out."""
+    signs = toy_signs()
+    keep = signs.signers != "c"
+    return SignSet(signs.x[keep], signs.y[keep], signs.signers[keep], signs.classes, [])
 
 
 def test_resample_interpolates_linearly():
@@ -363,9 +370,7 @@ def test_a_fused_stream_stacks_its_parts_channels_for_one_network():
 
 
 def test_loso_trains_a_fused_stream_as_one_model_that_reads_every_part():
-    signs = toy_signs()
-    keep = signs.signers != "c"
-    two = SignSet(signs.x[keep], signs.y[keep], signs.signers[keep], signs.classes, [])
+    two = two_signers()
     cfg = SupervisedConfig(frames=8, epochs=2, batch_size=8, streams=("joint+motion",))
     rows = loso(two, kinect20_graph(), STGCNPPConfig(in_channels=3, base_channels=6), cfg, seed=0, held_out=["a"])
     assert list(rows[0]["stream_accuracy"]) == ["joint+motion"]
@@ -394,9 +399,7 @@ def test_dropped_joints_stay_zero_in_every_stream():
 def test_loso_ensembles_one_model_per_stream():
     """Each stream's model is the one the single-stream evaluation trains; the row's accuracy is their mean
     softmax's and ``stream_accuracy`` gives each alone."""
-    signs = toy_signs()
-    keep = signs.signers != "c"
-    two = SignSet(signs.x[keep], signs.y[keep], signs.signers[keep], signs.classes, [])
+    two = two_signers()
     arch = STGCNPPConfig(in_channels=3, base_channels=6)
     seen: dict[tuple[str, str], np.ndarray] = {}
     cfg = SupervisedConfig(frames=8, epochs=2, batch_size=8, streams=("joint", "motion"))
@@ -413,6 +416,44 @@ def test_loso_ensembles_one_model_per_stream():
                  held_out=["a"])
     assert alone[0]["stream_accuracy"]["joint"] == rows[0]["stream_accuracy"]["joint"]
     assert mean_row(rows)["stream_accuracy"] == rows[0]["stream_accuracy"]
+
+
+def test_the_arithmetic_rule_is_the_mean_and_the_geometric_one_the_normalised_mean_log_probability():
+    sure = np.array([[0.8, 0.2, 0.0]])      # sure of sign 0, rules out sign 2 (an underflowed 0)
+    other = np.array([[0.0001, 0.3, 0.6999]])  # all but rules out sign 0
+    np.testing.assert_allclose(combine([sure, other]), [[0.40005, 0.25, 0.34995]])
+    geometric = combine([sure, other], "geometric")
+    floor = 1e-9  # the 0 is taken as this, so the product stays finite
+    expected = np.sqrt(np.array([0.8 * 0.0001, 0.2 * 0.3, floor * 0.6999]))
+    np.testing.assert_allclose(geometric, [expected / expected.sum()])
+    # the mean follows the one sure model; the geometric mean takes the sign neither model finds unlikely
+    assert combine([sure, other]).argmax() == 0 and geometric.argmax() == 1
+    np.testing.assert_allclose(combine([other], "geometric"), other)  # one model: its own softmax
+    with pytest.raises(ValueError, match="ensemble rule must be one of"):
+        combine([sure], "median")
+    with pytest.raises(ValueError, match="no softmax"):
+        combine([], "geometric")
+
+
+def test_an_unknown_ensemble_rule_is_refused_when_the_config_is_read():
+    section = {"backbone": {"pretrain": {"supervised": {"ensemble": "median"}}}}
+    with pytest.raises(ValueError, match="supervised.ensemble must be one of"):
+        SupervisedConfig.from_config(section)
+    section["backbone"]["pretrain"]["supervised"]["ensemble"] = "geometric"
+    assert SupervisedConfig.from_config(section).ensemble == "geometric"
+
+
+def test_loso_combines_the_streams_by_the_configured_rule():
+    two = two_signers()
+    arch = STGCNPPConfig(in_channels=3, base_channels=6)
+    seen: dict[str, np.ndarray] = {}
+    cfg = SupervisedConfig(frames=8, epochs=2, batch_size=8, streams=("joint", "motion"), ensemble="geometric")
+    row = loso(two, kinect20_graph(), arch, cfg, seed=0, held_out=["a"],
+               on_stream=lambda signer, stream, probs: seen.__setitem__(stream, probs))[0]
+    truth = two.y[two.signers == "a"]
+    pred = combine([seen["joint"], seen["motion"]], "geometric").argmax(1)
+    assert row["accuracy"] == pytest.approx((pred == truth).mean())
+    assert row["distinct_predictions"] == len(set(pred.tolist()))
 
 
 def test_mixstyle_gives_each_sample_a_mix_of_its_own_and_a_partners_feature_statistics():
@@ -648,9 +689,7 @@ def test_adapting_to_a_real_signer_moves_the_statistics_onto_that_signers_postur
 
 
 def test_loso_adapts_batchnorm_to_the_held_out_signer_only_when_asked():
-    signs = toy_signs()
-    keep = signs.signers != "c"
-    two = SignSet(signs.x[keep], signs.y[keep], signs.signers[keep], signs.classes, [])
+    two = two_signers()
     arch = STGCNPPConfig(in_channels=3, base_channels=6)
     seen: dict[bool, np.ndarray] = {}
     for adapt in (False, True):
@@ -663,9 +702,7 @@ def test_loso_adapts_batchnorm_to_the_held_out_signer_only_when_asked():
 
 
 def test_loso_rows_and_floors():
-    signs = toy_signs()
-    keep = signs.signers != "c"
-    two = SignSet(signs.x[keep], signs.y[keep], signs.signers[keep], signs.classes, [])
+    two = two_signers()
     cfg = SupervisedConfig(frames=8, epochs=1, batch_size=8)
     rows = loso(two, kinect20_graph(), STGCNPPConfig(in_channels=3, base_channels=6), cfg, seed=0)
     assert [r["held_out_signer"] for r in rows] == ["a", "b"]
