@@ -27,8 +27,8 @@ from itself and the training signers alone, so the protocol stays plain LOSO). `
 of the streams of several ``--variants`` runs (``--seed``: one per seed) under each variant saved there,
 ``sample_norm_N<N>`` included; ``DIR:motion`` takes only that run's motion stream, so streams trained in runs of their
 own ensemble too (``--seeds joint/:joint motion/:motion``). Every ensemble (``--ensembles``, ``--seeds``,
-``--sample-norm``) combines its models' softmax by ``--set ensemble=arithmetic`` (their mean, the default) or
-``geometric`` (``SupervisedConfig.ensemble``). ``--signing-space`` trains nothing: it prints each signer's median arm
+``--sample-norm``) combines its models' softmax by the config's ``ensemble`` (``geometric`` in config.yaml), or
+``--set ensemble=arithmetic`` for their mean. ``--signing-space`` trains nothing: it prints each signer's median arm
 and hand heights, the spread that ``arm_turn`` is aimed at.
 """
 

@@ -28,8 +28,8 @@ classified by the softmax averaged over ``test_crops`` temporal crops; with ``ad
 the BatchNorm statistics are first recomputed on the held-out signer's unlabeled samples, a protocol the report's
 metric names.
 The measured effect of each on the full release is in docs/validation.md section 4. The evaluation may ensemble
-input streams (``streams``: joint positions, bones, motion; one model each, mean softmax, as pyskl's multi-stream
-results); the exported checkpoint reads positions.
+input streams (``streams``: joint positions, bones, motion; one model each, as pyskl's multi-stream results; their
+softmax combined by ``ensemble``); the exported checkpoint reads positions.
 """
 
 from __future__ import annotations
@@ -110,13 +110,14 @@ class SupervisedConfig:
     # signer
     signer_adversarial: float = 0.0
     test_crops: int = 3          # test-time average of the logits over this many temporal crops (1: the whole sample)
-    # LOSO only: one model per input stream, softmax averaged (pyskl's multi-stream ensembles); the exported
-    # checkpoint is always the joint stream, the input the downstream backbone reads. "joint+motion" is one early-fused
-    # model; on isl_kinect it does worse on new signers than the same streams as separate models (docs/validation.md)
+    # LOSO only: one model per input stream, softmax combined by ``ensemble`` (pyskl's multi-stream ensembles); the
+    # exported checkpoint is always the joint stream, the input the downstream backbone reads. "joint+motion" is one
+    # early-fused model; on isl_kinect it does worse on new signers than the same streams as separate models
+    # (docs/validation.md)
     streams: tuple[str, ...] = ("joint",)
     # LOSO only: how the streams' softmax are combined, "arithmetic" (their mean, as pyskl) or "geometric" (the
     # normalised exponential of their mean log-probability: a sign any one model finds unlikely loses more). On the
-    # isl_kinect release 16 models scored 0.897 geometric against 0.890 arithmetic (docs/validation.md section 4)
+    # isl_kinect release 20 models score 0.898 geometric against 0.890 arithmetic (docs/validation.md section 4)
     ensemble: str = "arithmetic"
     # the weights used are the mean of the weights after every optimiser step from this fraction of the steps on
     # (stochastic weight averaging, dense as in SWAD), BatchNorm statistics recomputed for them; 0 = the last weights.
