@@ -267,9 +267,8 @@ def sample_norm_variant(prior: float) -> str:
 def seed_ensemble_accuracies(runs: list[tuple[Path, tuple[str, ...]]], variant: str,
                              rule: str = "arithmetic") -> dict[str, tuple[float, int]]:
     """{signer: (accuracy, distinct predictions)} of the softmax, combined by ``rule``, of every (folder, streams)
-    run in ``runs``:
-    each folder's ``streams`` saved under ``folder``/``variant`` (one --variants run per seed, or per stream when
-    the streams were trained apart); a signer missing one of them (a run still under way) is left out."""
+    run in ``runs``: each folder's ``streams`` saved under ``folder``/``variant`` (one --variants run per seed, or per
+    stream when the streams were trained apart); a signer missing one of them (a run still under way) is left out."""
     out = {}
     for truth_path in sorted((runs[0][0] / variant).glob("*.truth.npy")):
         signer = truth_path.name.split(".")[0]
@@ -325,7 +324,7 @@ def print_seed_ensembles(runs: list[tuple[Path, tuple[str, ...]]], rule: str = "
     saved = sorted((p.name for p in folders[0].iterdir() if p.is_dir() and p.name != "models"),
                    key=lambda name: (len(name), name))  # sample_norm_N4 before sample_norm_N16
     tables = {v: seed_ensemble_accuracies(runs, v, rule) for v in [*[v for v in VARIANTS if v in saved],
-                                                             *[v for v in saved if v not in VARIANTS]]}
+                                                                   *[v for v in saved if v not in VARIANTS]]}
     if not any(tables.values()):
         raise SystemExit(f"no held-out signer has saved softmax in every one of {', '.join(map(str, folders))}")
     missing = [v for v, table in tables.items() if not table]
