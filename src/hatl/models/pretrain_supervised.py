@@ -367,7 +367,6 @@ def combine(probs: list[np.ndarray], rule: str = "arithmetic") -> np.ndarray:
     return unnormalised / unnormalised.sum(1, keepdims=True)
 
 
-
 def stream_parts(stream: str) -> list[str]:
     """The streams one network reads: ``joint`` alone, or ``joint+motion`` (their channels side by side, one
     network: early fusion, as EfficientGCN feeds positions, velocities and bones together)."""
